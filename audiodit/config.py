@@ -1,0 +1,103 @@
+"""The project's configuration: one typed dataclass per component, composed into `Config`.
+
+Model configs (VAE, DiT, text encoder) live beside their models; the others live here.
+YAML files in `configs/` fill a `Config`; `key=value` overrides (`dit.depth=12`) refine it.
+
+    cfg = load_config("configs/dit_tiny.yaml", ["training.max_steps=10"])
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from audiodit.conditioners import TextEncoderConfig
+from audiodit.configuration import ConfigError, apply_overrides, from_dict, load_yaml
+from audiodit.models.dit import DiTConfig
+from audiodit.models.vae import VAEConfig
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 48000  # every waveform inside audiodit is at this rate (Hz)
+    channels: int = 2  # stereo; mono is duplicated, more channels are down-mixed on load
+    normalize: Literal["none", "peak", "loudness"] = "none"  # level normalisation on load
+    target_db: float = -1.0  # peak dBFS for "peak", or RMS dBFS for "loudness"
+
+    def __post_init__(self):
+        if self.sample_rate <= 0:
+            raise ConfigError(f"audio.sample_rate must be positive, got {self.sample_rate}")
+        if self.channels != 2:
+            raise ConfigError(f"audio.channels must be 2 (stereo), got {self.channels}")
+
+
+@dataclass
+class DiffusionConfig:
+    # Rectified flow: x_t = (1 - t) x_0 + t noise, the model predicts v = noise - x_0.
+    timestep_sampling: Literal["logit_normal", "uniform"] = "logit_normal"  # SD3 paper §3.1
+    logit_mean: float = 0.0  # mean of the logit-normal t distribution
+    logit_std: float = 1.0  # std of the logit-normal t distribution
+    scheduler: str = "FlowMatchEulerDiscreteScheduler"  # diffusers scheduler used for sampling
+    num_inference_steps: int = 50  # default sampling steps
+    guidance_scale: float = 4.0  # default classifier-free guidance scale
+    shift: float = 1.0  # flow-matching timestep shift used by the scheduler
+
+
+@dataclass
+class DataConfig:
+    train_dir: str = ""  # folder of audio + captions (stage vae/dit) or pre-encoded shards
+    val_dir: str = ""  # optional validation folder
+    format: Literal["folder", "latents", "webdataset"] = "folder"  # how train_dir is stored
+    clip_seconds: float = 10.0  # length of random training crops (seconds)
+    min_seconds: float = 1.0  # shorter files are skipped (counted as bad)
+    batch_size: int = 8  # clips per process per step
+    num_workers: int = 0  # DataLoader workers
+    shuffle_buffer: int = 1000  # webdataset shuffle buffer (samples)
+
+
+@dataclass
+class TrainingConfig:
+    output_dir: str = "runs/default"  # checkpoints, logs and exported pipelines go here
+    seed: int = 0  # global seed (per-process seeds derive from it)
+    max_steps: int = 1000  # optimizer steps
+    lr: float = 1e-4  # peak learning rate (AdamW)
+    weight_decay: float = 0.01  # AdamW weight decay
+    betas: tuple[float, float] = (0.9, 0.99)  # AdamW betas
+    warmup_steps: int = 100  # linear warm-up steps
+    lr_schedule: Literal["cosine", "constant", "linear"] = "cosine"  # decay after warm-up
+    grad_clip: float = 1.0  # max gradient norm (0 disables)
+    grad_accum_steps: int = 1  # gradient accumulation
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # accelerate mixed precision
+    ema_decay: float = 0.999  # EMA of weights (0 disables)
+    gradient_checkpointing: bool = False  # trade compute for memory in the DiT
+    compile: bool = False  # torch.compile the trained model
+    checkpoint_every: int = 500  # steps between checkpoints
+    keep_checkpoints: int = 3  # keep the last K checkpoints
+    log_every: int = 10  # steps between scalar logs
+    sample_every: int = 0  # steps between generated audio logs (0 disables)
+    max_nonfinite_in_a_row: int = 10  # stop after this many non-finite losses in a row
+    adversarial_start_step: int = 2000  # VAE stage: switch the discriminator on after this
+
+
+@dataclass
+class Config:
+    stage: Literal["vae", "dit"] = "dit"  # which model train.py trains
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    vae_path: str = ""  # dit stage: directory of a trained VAE (save_pretrained format)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Read `path` (YAML) into a `Config`, then apply `key=value` overrides."""
+    cfg = load_yaml(Config, path) if path else Config()
+    return apply_overrides(cfg, list(overrides or []))
+
+
+def config_from_dict(data: dict) -> Config:
+    return from_dict(Config, data)
