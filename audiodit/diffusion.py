@@ -1,0 +1,66 @@
+"""Rectified-flow (flow-matching) objective shared by the trainer and the pipeline.
+
+Convention (the one diffusers' `FlowMatchEulerDiscreteScheduler` integrates):
+
+    x_t = (1 - t) * x_0 + t * noise,      t in [0, 1], t = 1 is pure noise
+    v   = d x_t / d t = noise - x_0       (the model's target)
+
+Training draws t from a logit-normal distribution, which puts more weight on the middle of the
+path where the velocity is hardest to predict (Esser et al. 2024, "Scaling Rectified Flow
+Transformers", SD3 paper §3.1). The loss is a mean squared error over real latent frames only:
+padding frames (`frame_mask == False`) contribute nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from audiodit.config import DiffusionConfig
+
+
+class FlowMatching:
+    """Timestep sampling, noising and the masked velocity loss of rectified flow."""
+
+    def __init__(self, config: DiffusionConfig | None = None):
+        self.config = config or DiffusionConfig()
+
+    def sample_timesteps(
+        self, batch_size: int, device=None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """t for each item, shape (B,), in (0, 1)."""
+        cfg = self.config
+        if cfg.timestep_sampling == "logit_normal":
+            normal = torch.randn(batch_size, generator=generator, device=device)
+            return torch.sigmoid(cfg.logit_mean + cfg.logit_std * normal)
+        return torch.rand(batch_size, generator=generator, device=device)
+
+    @staticmethod
+    def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t for latents (B, C, T) and t (B,)."""
+        t = t.to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))  # (B, 1, 1)
+        return (1 - t) * x0 + t * noise
+
+    @staticmethod
+    def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return noise - x0
+
+    @staticmethod
+    def loss(
+        prediction: torch.Tensor,
+        x0: torch.Tensor,
+        noise: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean squared velocity error over real frames. prediction/x0/noise: (B, C, T);
+        frame_mask: (B, T) bool, True = real frame."""
+        error = (prediction.float() - (noise - x0).float()).pow(2)  # (B, C, T)
+        if frame_mask is None:
+            return error.mean()
+        weight = frame_mask.to(error.dtype).unsqueeze(1).expand_as(error)  # (B, C, T)
+        return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+    @staticmethod
+    def predict_x0(x_t: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Invert x_t = x_0 + t v for x_0 (used by editing modes and previews)."""
+        t = t.to(x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))
+        return x_t - t * velocity
