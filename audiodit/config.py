@@ -22,8 +22,8 @@ from audiodit.models.vae import VAEConfig
 class AudioConfig:
     sample_rate: int = 48000  # every waveform inside audiodit is at this rate (Hz)
     channels: int = 2  # stereo; mono is duplicated, more channels are down-mixed on load
-    normalize: Literal["none", "peak", "loudness"] = "none"  # level normalisation on load
-    target_db: float = -1.0  # peak dBFS for "peak", or RMS dBFS for "loudness"
+    normalize: Literal["none", "peak", "rms"] = "none"  # level normalisation on load
+    target_db: float = -1.0  # peak dBFS for "peak", or RMS dBFS for "rms"
 
     def __post_init__(self):
         if self.sample_rate <= 0:

@@ -1,0 +1,512 @@
+"""`AudioDiTPipeline`: text -> stereo 48 kHz audio, plus audio-to-audio, inpainting, continuation
+and interpolation, written in the shape of diffusers' `StableAudioPipeline`.
+
+Components: `vae` (AudioVAE), `transformer` (AudioDiTModel), `text_encoder` (a conditioner from
+`audiodit.conditioners`) and `scheduler` (any diffusers flow-matching scheduler, by default
+`FlowMatchEulerDiscreteScheduler`). The transformer works on `vae latents * scaling_factor` and
+predicts the rectified-flow velocity (see `audiodit.diffusion`).
+
+Example:
+    >>> from audiodit.pipeline import AudioDiTPipeline
+    >>> pipe = AudioDiTPipeline.from_pretrained("models/audiodit-small")  # doctest: +SKIP
+    >>> out = pipe("A Bach chorale in D minor for organ, 80 BPM", audio_end_in_s=10.0)  # doctest: +SKIP
+    >>> out.audios.shape  # (1, 2, 480000): batch, stereo, samples at 48 kHz  # doctest: +SKIP
+
+Timing: the generated clip lasts `audio_end_in_s - audio_start_in_s` seconds; the transformer is
+conditioned on `seconds_start = audio_start_in_s` and `seconds_total = audio_end_in_s`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from audiodit.conditioners import TextEncoderOutput
+
+# Latent frames over which inpainting/continuation blend generated and kept material, so seams
+# do not click: a raised-cosine ramp instead of a step (0.24 s at 25 Hz).
+SEAM_FRAMES = 6
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
+    """Spherical interpolation between two noise tensors: keeps the Gaussian's norm, which a
+    straight line between two noises would shrink in the middle."""
+    a_flat, b_flat = a.flatten().double(), b.flatten().double()
+    cos = torch.dot(a_flat, b_flat) / (a_flat.norm() * b_flat.norm())
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-4:
+        return ((1 - weight) * a + weight * b).to(a.dtype)
+    mixed = (torch.sin((1 - weight) * omega) * a_flat + torch.sin(weight * omega) * b_flat) / torch.sin(omega)
+    return mixed.view_as(a).to(a.dtype)
+
+
+def _pad_tokens(outputs: list[TextEncoderOutput]) -> TextEncoderOutput:
+    """Concatenate text encoder outputs along the batch, padding token length (mask False)."""
+    length = max(o.embeddings.shape[1] for o in outputs)
+    embeddings, masks = [], []
+    for o in outputs:
+        pad = length - o.embeddings.shape[1]
+        embeddings.append(torch.nn.functional.pad(o.embeddings, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(o.mask, (0, pad), value=False))
+    return TextEncoderOutput(
+        embeddings=torch.cat(embeddings), mask=torch.cat(masks), pooled=torch.cat([o.pooled for o in outputs])
+    )
+
+
+class AudioDiTPipeline(DiffusionPipeline):
+    """Text-to-audio with a latent diffusion transformer over spacetime patches.
+
+    Args:
+        vae: `AudioVAE`, stereo 48 kHz waveform <-> latent sequence.
+        transformer: `AudioDiTModel`, predicts the flow-matching velocity of scaled latents.
+        text_encoder: a text conditioner (CLIP via open_clip or CLAP via transformers).
+        scheduler: a diffusers flow-matching scheduler.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae,
+        transformer,
+        text_encoder,
+        scheduler,
+        default_num_inference_steps: int = 50,
+        default_guidance_scale: float = 4.0,
+    ):
+        super().__init__()
+        self.register_modules(vae=vae, transformer=transformer, text_encoder=text_encoder, scheduler=scheduler)
+        # Sampling defaults chosen for the trained model travel with it in model_index.json.
+        self.register_to_config(
+            default_num_inference_steps=default_num_inference_steps, default_guidance_scale=default_guidance_scale
+        )
+
+    @property
+    def default_num_inference_steps(self) -> int:
+        return int(self.config.default_num_inference_steps)
+
+    @property
+    def default_guidance_scale(self) -> float:
+        return float(self.config.default_guidance_scale)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sampling_rate(self) -> int:
+        return self.vae.sampling_rate
+
+    @property
+    def max_audio_length_s(self) -> float:
+        return float(self.transformer.config.max_seconds)
+
+    @property
+    def latent_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    def _num_train_timesteps(self) -> float:
+        return float(getattr(self.scheduler.config, "num_train_timesteps", 1000))
+
+    # ------------------------------------------------------------------ 1. inputs
+    def check_inputs(
+        self,
+        prompt,
+        audio_start_in_s,
+        audio_end_in_s,
+        num_inference_steps,
+        guidance_scale,
+        negative_prompt=None,
+        strength=1.0,
+        initial_audio=None,
+        inpaint_range=None,
+        continuation_in_s=None,
+        latents=None,
+        prompt_embeds=None,
+        callback_on_step_end_tensor_inputs=None,
+    ):
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("Provide `prompt` (a string or a list of strings) or `prompt_embeds`.")
+        if prompt is not None and not isinstance(prompt, (str, list)):
+            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt).__name__}.")
+        if isinstance(prompt, list) and (not prompt or not all(isinstance(p, str) for p in prompt)):
+            raise ValueError("`prompt` list must hold at least one string and only strings.")
+        if negative_prompt is not None and prompt is not None:
+            negatives = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
+            prompts = [prompt] if isinstance(prompt, str) else prompt
+            if len(negatives) not in (1, len(prompts)):
+                raise ValueError(
+                    f"`negative_prompt` has {len(negatives)} entries but `prompt` has {len(prompts)}."
+                )
+        if audio_start_in_s < 0:
+            raise ValueError(f"`audio_start_in_s` must be >= 0, got {audio_start_in_s}.")
+        duration = audio_end_in_s - audio_start_in_s
+        if duration <= 0:
+            raise ValueError(
+                f"`audio_end_in_s` ({audio_end_in_s}) must be greater than `audio_start_in_s` ({audio_start_in_s})."
+            )
+        if continuation_in_s is None and duration > self.max_audio_length_s + 1e-6:
+            raise ValueError(
+                f"the requested duration ({duration:g} s) exceeds this model's maximum of "
+                f"{self.max_audio_length_s:g} s; use `continuation_in_s` to extend a clip instead."
+            )
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps}.")
+        if guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale}.")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
+        if strength < 1.0 and initial_audio is None:
+            raise ValueError("`strength` < 1 needs `initial_audio` (audio-to-audio).")
+        if inpaint_range is not None:
+            if initial_audio is None:
+                raise ValueError("`inpaint_range` needs `initial_audio`.")
+            start, end = inpaint_range
+            if not 0 <= start < end:
+                raise ValueError(f"`inpaint_range` must satisfy 0 <= start < end, got {inpaint_range}.")
+        if continuation_in_s is not None:
+            if initial_audio is None:
+                raise ValueError("`continuation_in_s` needs `initial_audio` (the clip to extend).")
+            if not 0 < continuation_in_s < self.max_audio_length_s:
+                raise ValueError(
+                    f"`continuation_in_s` must be in (0, {self.max_audio_length_s}), got {continuation_in_s}."
+                )
+            if inpaint_range is not None or strength < 1.0:
+                raise ValueError("`continuation_in_s` cannot be combined with `inpaint_range` or `strength`.")
+        if initial_audio is not None:
+            if not torch.is_tensor(initial_audio) or initial_audio.dim() not in (2, 3):
+                raise ValueError("`initial_audio` must be a tensor of shape (2, samples) or (batch, 2, samples).")
+            if initial_audio.shape[-2] != 2:
+                raise ValueError(f"`initial_audio` must be stereo, got {initial_audio.shape[-2]} channels.")
+            if initial_audio.shape[-1] == 0:
+                raise ValueError("`initial_audio` is empty.")
+        if latents is not None and latents.dim() != 3:
+            raise ValueError(f"`latents` must have shape (batch, channels, frames), got {tuple(latents.shape)}.")
+        for name in callback_on_step_end_tensor_inputs or []:
+            if name not in self._callback_tensor_inputs:
+                raise ValueError(f"`callback_on_step_end_tensor_inputs` may hold {self._callback_tensor_inputs}, got {name}.")
+
+    # ------------------------------------------------------------------ 2. text
+    @torch.no_grad()
+    def encode_prompt(
+        self,
+        prompt: str | list[str],
+        device,
+        num_waveforms_per_prompt: int = 1,
+        do_classifier_free_guidance: bool = True,
+        negative_prompt: str | list[str] | None = None,
+    ) -> tuple[TextEncoderOutput, TextEncoderOutput | None]:
+        """Encode prompts (and the unconditional branch). Each output has batch
+        `len(prompt) * num_waveforms_per_prompt`; the unconditional one is the encoder's null
+        embedding unless a negative prompt is given."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        cond = self.text_encoder.encode(prompts, device=device)
+        cond = self._repeat(cond, num_waveforms_per_prompt)
+        if not do_classifier_free_guidance:
+            return cond, None
+        if negative_prompt is None:
+            uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device)
+        else:
+            negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+            if len(negatives) == 1:
+                negatives = negatives * len(prompts)
+            uncond = self._repeat(self.text_encoder.encode(negatives, device=device), num_waveforms_per_prompt)
+        return cond, uncond
+
+    @staticmethod
+    def _repeat(output: TextEncoderOutput, times: int) -> TextEncoderOutput:
+        return TextEncoderOutput(
+            embeddings=output.embeddings.repeat_interleave(times, dim=0),
+            mask=output.mask.repeat_interleave(times, dim=0),
+            pooled=output.pooled.repeat_interleave(times, dim=0),
+        )
+
+    # ------------------------------------------------------------------ 3. latents
+    def prepare_latents(self, batch_size, num_frames, dtype, device, generator=None, latents=None):
+        """Initial Gaussian noise (B, C, T). A list of generators gives one seed per waveform."""
+        shape = (batch_size, self.transformer.config.in_channels, num_frames)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"Got {len(generator)} generators for {batch_size} waveforms; pass one per waveform.")
+        if latents is None:
+            return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if tuple(latents.shape) != shape:
+            raise ValueError(f"`latents` must have shape {shape}, got {tuple(latents.shape)}.")
+        return latents.to(device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def encode_audio(self, audio: torch.Tensor, device, dtype) -> torch.Tensor:
+        """Waveform (B, 2, S) -> scaled latents (B, C, T) (the posterior mode)."""
+        posterior = self.vae.encode(audio.to(device=device, dtype=self.vae.dtype)).latent_dist
+        return (posterior.mode() * self.latent_scale).to(dtype)
+
+    def _frames(self, seconds: float) -> int:
+        return self.vae.latent_frames(int(round(seconds * self.sampling_rate)))
+
+    def _keep_mask(self, num_frames: int, keep_ranges: list[tuple[int, int]], device, dtype) -> torch.Tensor:
+        """(1, 1, T) weights: 1 where the input is kept, 0 where it is regenerated, raised-cosine
+        ramps of SEAM_FRAMES inside the regenerated side of each boundary."""
+        keep = torch.zeros(num_frames, dtype=torch.float64)
+        for start, end in keep_ranges:
+            keep[max(start, 0) : min(end, num_frames)] = 1.0
+        ramp = 0.5 * (1 + torch.cos(torch.linspace(0, math.pi, SEAM_FRAMES + 2, dtype=torch.float64)[1:-1]))
+        soft = keep.clone()
+        for index in range(num_frames):
+            if keep[index] == 1:
+                continue
+            left = next((d for d in range(1, SEAM_FRAMES + 1) if index - d >= 0 and keep[index - d] == 1), None)
+            right = next((d for d in range(1, SEAM_FRAMES + 1) if index + d < num_frames and keep[index + d] == 1), None)
+            distances = [d for d in (left, right) if d is not None]
+            if distances:
+                soft[index] = ramp[min(distances) - 1]
+        return soft.to(device=device, dtype=dtype).view(1, 1, -1)
+
+    # ------------------------------------------------------------------ __call__
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        audio_end_in_s: float | None = None,
+        audio_start_in_s: float = 0.0,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 4.0,
+        negative_prompt: str | list[str] | None = None,
+        guidance_rescale: float = 0.0,
+        num_waveforms_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: TextEncoderOutput | None = None,
+        initial_audio: torch.Tensor | None = None,
+        strength: float = 1.0,
+        inpaint_range: tuple[float, float] | None = None,
+        continuation_in_s: float | None = None,
+        output_type: str = "pt",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ):
+        """Generate audio.
+
+        Args:
+            prompt: text prompt(s).
+            audio_end_in_s / audio_start_in_s: timing; duration = end - start seconds (default: 10 s,
+                capped at the model maximum; for editing, the initial audio's duration).
+            num_inference_steps, guidance_scale, negative_prompt: as in diffusers.
+            guidance_rescale: rescale the guided velocity's std towards the conditional one
+                (Lin et al. 2023, "Common Diffusion Noise Schedules are Flawed", §3.4); 0 disables.
+            num_waveforms_per_prompt: variations per prompt.
+            generator: a generator, or one per waveform (per-sample seeds).
+            latents: initial noise (B, C, T) instead of drawing it.
+            prompt_embeds: precomputed `TextEncoderOutput` for the conditional branch.
+            initial_audio: stereo 48 kHz waveform (2, S) or (B, 2, S) for editing modes.
+            strength: audio-to-audio, in (0, 1]: how far the initial audio is noised (1 = ignore it).
+            inpaint_range: (start_s, end_s) of `initial_audio` to regenerate; the rest is kept.
+            continuation_in_s: extend `initial_audio` by this many seconds, conditioned on its end.
+            output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
+            callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
+
+        Returns:
+            `AudioPipelineOutput(audios=...)` or a tuple `(audios,)`.
+        """
+        default_duration = min(10.0, self.max_audio_length_s)
+        if initial_audio is not None and initial_audio.dim() == 2:
+            initial_audio = initial_audio.unsqueeze(0)
+        if audio_end_in_s is None:
+            if initial_audio is not None:
+                audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate
+            else:
+                audio_end_in_s = audio_start_in_s + default_duration
+        if continuation_in_s is not None:
+            audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
+
+        # 1. Check inputs
+        self.check_inputs(
+            prompt, audio_start_in_s, audio_end_in_s, num_inference_steps, guidance_scale, negative_prompt,
+            strength, initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
+            callback_on_step_end_tensor_inputs,
+        )
+        if continuation_in_s is not None:
+            return self._continue(
+                prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
+                negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
+                callback_on_step_end,
+            )
+        device = self._execution_device
+        do_cfg = guidance_scale > 1.0
+
+        # 2. Encode prompt
+        if prompt_embeds is None:
+            cond, uncond = self.encode_prompt(prompt, device, num_waveforms_per_prompt, do_cfg, negative_prompt)
+        else:
+            cond = prompt_embeds
+            uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device) if do_cfg else None
+        batch_size = cond.pooled.shape[0]
+        text = _pad_tokens([uncond, cond]) if do_cfg else cond
+        dtype = self.transformer.dtype
+
+        # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        start_index = 0
+        if strength < 1.0:
+            start_index = min(int(round(num_inference_steps * (1.0 - strength))), num_inference_steps - 1)
+            timesteps = timesteps[start_index * self.scheduler.order :]
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(start_index * self.scheduler.order)
+        t_scale = self._num_train_timesteps()
+
+        # 4. Prepare latents
+        duration = audio_end_in_s - audio_start_in_s
+        num_samples = int(round(duration * self.sampling_rate))
+        num_frames = self.vae.latent_frames(num_samples)
+        noise = self.prepare_latents(batch_size, num_frames, dtype, device, generator, latents)
+        known, keep_mask = None, None
+        if initial_audio is not None:
+            audio = initial_audio[..., :num_samples]
+            audio = torch.nn.functional.pad(audio, (0, num_samples - audio.shape[-1]))
+            if audio.shape[0] not in (1, batch_size):
+                raise ValueError(f"`initial_audio` has batch {audio.shape[0]}, expected 1 or {batch_size}.")
+            known = self.encode_audio(audio, device, dtype).expand(batch_size, -1, -1)  # (B, C, T)
+            if inpaint_range is not None:
+                start_frame = int(inpaint_range[0] * self.vae.latent_rate)
+                end_frame = math.ceil(inpaint_range[1] * self.vae.latent_rate)
+                keep_mask = self._keep_mask(num_frames, [(0, start_frame), (end_frame, num_frames)], device, dtype)
+        latents = noise
+        if known is not None and strength < 1.0:
+            t_start = (timesteps[0] / t_scale).to(dtype)
+            latents = (1 - t_start) * known + t_start * noise  # (B, C, T)
+
+        # 5. Denoising loop
+        seconds_start = torch.full((batch_size,), float(audio_start_in_s), device=device)
+        seconds_total = torch.full((batch_size,), float(audio_end_in_s), device=device)
+        if do_cfg:
+            seconds_start, seconds_total = seconds_start.repeat(2), seconds_total.repeat(2)
+        with self.progress_bar(total=len(timesteps)) as progress:
+            for step, timestep in enumerate(timesteps):
+                model_input = torch.cat([latents, latents]) if do_cfg else latents  # (2B | B, C, T)
+                t_model = (timestep / t_scale).expand(model_input.shape[0]).to(dtype)
+                velocity = self.transformer(
+                    model_input,
+                    timestep=t_model,
+                    encoder_hidden_states=text.embeddings.to(dtype),
+                    encoder_attention_mask=text.mask,
+                    pooled_text=text.pooled.to(dtype),
+                    seconds_start=seconds_start,
+                    seconds_total=seconds_total,
+                ).sample  # (2B | B, C, T)
+                if do_cfg:
+                    v_uncond, v_cond = velocity.chunk(2)
+                    velocity = v_uncond + guidance_scale * (v_cond - v_uncond)
+                    if guidance_rescale > 0:
+                        ratio = v_cond.std(dim=(1, 2), keepdim=True) / velocity.std(dim=(1, 2), keepdim=True)
+                        velocity = guidance_rescale * velocity * ratio + (1 - guidance_rescale) * velocity
+                latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
+                if keep_mask is not None:
+                    # RePaint-style: the kept range follows the input's own path at the new noise level.
+                    t_next = timesteps[step + 1] / t_scale if step + 1 < len(timesteps) else torch.zeros(())
+                    t_next = t_next.to(device=device, dtype=dtype)
+                    known_t = (1 - t_next) * known + t_next * noise
+                    latents = keep_mask * known_t + (1 - keep_mask) * latents
+                if callback_on_step_end is not None:
+                    names = callback_on_step_end_tensor_inputs or ["latents"]
+                    outputs = callback_on_step_end(self, step, timestep, {name: locals()[name] for name in names})
+                    latents = (outputs or {}).get("latents", latents)
+                progress.update()
+
+        # 6. Decode
+        return self._finish(latents, num_samples, output_type, return_dict)
+
+    def _finish(self, latents, num_samples, output_type, return_dict):
+        if output_type == "latent":
+            audios = latents
+        else:
+            waveform = self.vae.decode((latents / self.latent_scale).to(self.vae.dtype), length=num_samples).sample
+            audios = waveform.float()
+            if output_type == "np":
+                audios = audios.cpu().numpy()
+            elif output_type != "pt":
+                raise ValueError(f"`output_type` must be 'pt', 'np' or 'latent', got {output_type!r}.")
+        self.maybe_free_model_hooks()
+        return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
+
+    # ------------------------------------------------------------------ editing helpers
+    def _continue(
+        self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
+        negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
+        callback_on_step_end,
+    ):
+        """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
+        seconds (the context) followed by new frames, then splice the new part after the clip."""
+        clip_s = initial_audio.shape[-1] / self.sampling_rate
+        context_s = min(clip_s, self.max_audio_length_s - continuation_in_s)
+        context_samples = int(round(context_s * self.sampling_rate))
+        context = initial_audio[..., initial_audio.shape[-1] - context_samples :]  # (B, 2, S_context)
+        window = torch.nn.functional.pad(context, (0, int(round(continuation_in_s * self.sampling_rate))))
+        window_s = window.shape[-1] / self.sampling_rate
+        # The window starts where the context starts inside the original piece.
+        window_start_s = audio_start_in_s + clip_s - context_s
+        generated = self(
+            prompt=prompt, audio_start_in_s=window_start_s, audio_end_in_s=window_start_s + window_s,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
+            guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
+            initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
+            callback_on_step_end=callback_on_step_end,
+        ).audios  # (B, 2, S_window)
+        # The context comes back as its VAE reconstruction: keep the original clip bit-exact and
+        # append only the new seconds.
+        original = initial_audio.to(generated).expand(generated.shape[0], -1, -1)
+        audios = torch.cat([original, generated[..., context_samples:]], dim=-1)  # (B, 2, S + S_new)
+        if output_type == "np":
+            audios = audios.cpu().numpy()
+        elif output_type != "pt":
+            raise ValueError(f"`output_type` for continuation must be 'pt' or 'np', got {output_type!r}.")
+        return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        prompt_start: str,
+        prompt_end: str | None = None,
+        seed_start: int = 0,
+        seed_end: int | None = None,
+        num_points: int = 5,
+        audio_end_in_s: float | None = None,
+        **kwargs,
+    ) -> AudioPipelineOutput:
+        """Walk from (prompt_start, seed_start) to (prompt_end, seed_end) in `num_points` clips,
+        as Riffusion does: text embeddings are interpolated linearly, noise spherically.
+        Returns audios of shape (num_points, 2, S)."""
+        if num_points < 2:
+            raise ValueError(f"`num_points` must be >= 2, got {num_points}.")
+        prompt_end = prompt_start if prompt_end is None else prompt_end
+        seed_end = seed_start if seed_end is None else seed_end
+        device = self._execution_device
+        audio_end_in_s = audio_end_in_s or min(10.0, self.max_audio_length_s)
+        ends = _pad_tokens(
+            [self.text_encoder.encode([prompt_start], device=device), self.text_encoder.encode([prompt_end], device=device)]
+        )
+        num_frames = self._frames(audio_end_in_s - kwargs.get("audio_start_in_s", 0.0))
+        noises = [
+            self.prepare_latents(1, num_frames, self.transformer.dtype, device, torch.Generator("cpu").manual_seed(seed))
+            for seed in (seed_start, seed_end)
+        ]
+        clips = []
+        for weight in np.linspace(0.0, 1.0, num_points):
+            embeds = TextEncoderOutput(
+                embeddings=torch.lerp(ends.embeddings[:1], ends.embeddings[1:], float(weight)),
+                mask=ends.mask[:1] | ends.mask[1:],
+                pooled=torch.lerp(ends.pooled[:1], ends.pooled[1:], float(weight)),
+            )
+            out = self(
+                prompt_embeds=embeds, latents=_slerp(noises[0], noises[1], float(weight)),
+                audio_end_in_s=audio_end_in_s, output_type="pt", **kwargs,
+            )
+            clips.append(out.audios)
+        return AudioPipelineOutput(audios=torch.cat(clips))
+
+
+def default_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)

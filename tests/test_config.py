@@ -1,0 +1,98 @@
+"""The typed configuration: YAML files, key=value overrides, errors that name the key."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from audiodit.config import Config, load_config
+from audiodit.configuration import ConfigError, apply_overrides, from_dict, save_yaml, to_dict
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_defaults_round_trip_through_yaml(tmp_path):
+    cfg = apply_overrides(Config(), ["dit.depth=3", "training.lr=3e-4", "audio.normalize=peak"])
+    path = tmp_path / "cfg.yaml"
+    save_yaml(cfg, path)
+    assert load_config(path) == cfg
+
+
+def test_nested_override_changes_only_that_field():
+    base = Config()
+    cfg = load_config(None, ["dit.depth=12", "training.betas=[0.8, 0.95]"])
+    assert cfg.dit.depth == 12
+    assert cfg.training.betas == (0.8, 0.95)
+    assert dataclasses.replace(cfg.dit, depth=base.dit.depth) == base.dit
+    assert cfg.vae == base.vae
+
+
+def test_int_is_accepted_for_float_and_scientific_strings_parse():
+    cfg = load_config(None, ["training.lr=1", "diffusion.logit_std=1.5e-1"])
+    assert cfg.training.lr == 1.0 and isinstance(cfg.training.lr, float)
+    assert cfg.diffusion.logit_std == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("dit.depthh=3", "dit.depthh"),
+        ("nonsense.depth=3", "nonsense"),
+        ("training.lr.x=3", "training.lr.x"),
+    ],
+)
+def test_unknown_key_is_an_error_naming_it(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("dit.depth=deep", "dit.depth"),
+        ("dit.depth=2.5", "dit.depth"),
+        ("training.compile=maybe", "training.compile"),
+        ("training.lr=fast", "training.lr"),
+        ("stage=gan", "stage"),
+        ("training.betas=[0.9]", "training.betas"),
+    ],
+)
+def test_wrong_type_is_an_error_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_yaml_file_errors_name_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("dit:\n  depth: 4\n  widht: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*dit\.widht"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    path.write_text("dit: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_malformed_override_is_an_error():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["dit.depth"])
+
+
+def test_from_dict_rejects_non_mapping_section():
+    with pytest.raises(ConfigError, match="dit"):
+        from_dict(Config, {"dit": 3})
+
+
+def test_audio_config_validates_values():
+    with pytest.raises(ConfigError, match="audio.channels"):
+        load_config(None, ["audio.channels=1"])
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
+    cfg = load_config(path)
+    out = tmp_path / "again.yaml"
+    save_yaml(cfg, out)
+    assert load_config(out) == cfg
+    assert to_dict(cfg)["stage"] in ("vae", "dit")
