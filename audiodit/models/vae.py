@@ -1,0 +1,405 @@
+"""Stereo 48 kHz continuous VAE with an inverse-STFT decoder.
+
+Architecture (ideas from Vocos, Siuzdak 2023, and ConvNeXt, Liu et al. 2022):
+
+    encode: waveform (B, 2, S) -> STFT per channel (hop 480, 100 frames/s at 48 kHz)
+            -> power-law compressed real/imag features -> ConvNeXt-1D blocks at the frame rate
+            -> strided conv down to the latent rate (x4 -> 25 frames/s) -> ConvNeXt blocks
+            -> mean and std of a diagonal Gaussian (B, C, T)
+    decode: latent (B, C, T) -> ConvNeXt blocks at the latent rate -> transposed conv up to the
+            STFT frame rate -> ConvNeXt blocks -> linear head predicting log-magnitude and phase for
+            every channel and frequency bin -> inverse STFT (overlap-add) -> waveform (B, 2, S)
+
+No layer ever runs at the audio sample rate: the decoder's last learned layer works on 100 frames
+per second and the inverse STFT does the rest. That is why it is an order of magnitude cheaper on
+CPU than waveform decoders such as Oobleck (see `benchmarks/vae_speed.py`).
+
+Length rule: `hop_length = stft_hop_length * frames_per_latent` (480 * 4 = 1920 samples, 25 latent
+frames per second). `encode` zero-pads the audio on the right to `T = ceil(S / hop_length)` latent
+frames (`latent_frames(S)`); `decode(z)` returns `T * hop_length` samples, and `decode(z, length=S)`
+crops (or zero-pads) to exactly S samples, so `decode(encode(x).latent_dist.mode(), length=S)` has
+x's length.
+
+Tiling: after `enable_tiling()`, inputs longer than `tile_latent_frames` are processed in
+overlapping tiles. Each boundary of `o` overlapping frames gives the outer quarter on each side to
+the tile whose interior it is and cross-fades linearly over the middle half, so tile edges (where
+zero padding makes outputs differ) never reach the result. The output buffer is the only thing
+that grows with the input; decoding 10 minutes of stereo 48 kHz stays within a few hundred MB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+
+
+@dataclass
+class VAEConfig:
+    sampling_rate: int = 48000  # audio sample rate in Hz
+    audio_channels: int = 2  # stereo
+    latent_channels: int = 32  # channels of the latent sequence
+    scaling_factor: float = 1.0  # latents are multiplied by this before the DiT (unit variance)
+    stft_hop_length: int = 480  # samples per STFT frame (100 frames/s at 48 kHz)
+    n_fft: int = 1920  # STFT window and FFT size in samples (4 hops: 75% overlap)
+    frames_per_latent: int = 4  # STFT frames per latent frame; hop_length = 480 * 4 = 1920
+    encoder_dim: int = 256  # ConvNeXt width of the encoder
+    encoder_frame_blocks: int = 3  # encoder ConvNeXt blocks at the STFT frame rate
+    encoder_latent_blocks: int = 2  # encoder ConvNeXt blocks at the latent rate
+    decoder_dim: int = 256  # ConvNeXt width of the decoder
+    decoder_latent_blocks: int = 2  # decoder ConvNeXt blocks at the latent rate
+    decoder_frame_blocks: int = 6  # decoder ConvNeXt blocks at the STFT frame rate
+    mlp_ratio: int = 3  # ConvNeXt hidden width / block width (Vocos uses 3)
+
+    @property
+    def hop_length(self) -> int:
+        """Audio samples per latent frame."""
+        return self.stft_hop_length * self.frames_per_latent
+
+
+PRESETS = {
+    "tiny": dict(latent_channels=8, encoder_dim=32, encoder_frame_blocks=1, encoder_latent_blocks=1,
+                 decoder_dim=32, decoder_latent_blocks=1, decoder_frame_blocks=1, mlp_ratio=2),
+    "small": {},
+    "base": dict(latent_channels=64, encoder_dim=512, encoder_frame_blocks=4,
+                 encoder_latent_blocks=4, decoder_dim=768, decoder_latent_blocks=4,
+                 decoder_frame_blocks=12),
+}
+
+
+@dataclass
+class AudioVAEEncoderOutput(BaseOutput):
+    latent_dist: "DiagonalGaussianDistribution"  # posterior over latents (B, C, T)
+
+
+@dataclass
+class AudioVAEDecoderOutput(BaseOutput):
+    sample: torch.Tensor  # (B, audio_channels, S) waveform in [-1, 1]-ish
+
+
+#################################################################################
+#                                  Posterior                                    #
+#################################################################################
+
+class DiagonalGaussianDistribution:
+    """N(mean, std^2) per latent element; mean and std are (B, C, T)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        if mean.shape != std.shape:
+            raise ValueError(f"mean {tuple(mean.shape)} and std {tuple(std.shape)} differ in shape")
+        self.mean, self.std = mean, std
+        self.var = std * std
+        self.logvar = 2.0 * torch.log(std)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype,
+                            device=generator.device if generator is not None else self.mean.device)
+        return self.mean + self.std * noise.to(self.mean.device)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || N(0, I)) per item, summed over channels and frames: (B,)."""
+        return 0.5 * (self.mean.square() + self.var - 1.0 - self.logvar).sum(dim=(1, 2))
+
+
+#################################################################################
+#                             STFT helpers and blocks                           #
+#################################################################################
+
+def stft_same(audio: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
+    """(N, S) with S % hop == 0 -> complex (N, n_fft // 2 + 1, S // hop), frame i centred on
+    samples [i * hop, (i + 1) * hop) ("same" padding, so frames and samples line up exactly)."""
+    pad = (n_fft - hop) // 2
+    padded = F.pad(audio.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    return torch.stft(padded, n_fft, hop, window=window, center=False, return_complex=True)
+
+
+def istft_same(spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
+    """Inverse of `stft_same`: complex (N, bins, F) -> (N, F * hop) by windowed overlap-add.
+
+    torch.istft only supports centred frames; with "same" padding the window envelope is still
+    non-zero on every kept sample, so we overlap-add ourselves and divide by it."""
+    num_frames = spec.shape[-1]
+    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # (N, n_fft, F)
+    out_len = (num_frames - 1) * hop + n_fft
+    fold = dict(output_size=(1, out_len), kernel_size=(1, n_fft), stride=(1, hop))
+    audio = F.fold(frames, **fold)[:, 0, 0]  # (N, out_len)
+    envelope = window.square()[None, :, None].expand(1, n_fft, num_frames)
+    envelope = F.fold(envelope, **fold)[0, 0, 0]  # (out_len,)
+    pad = (n_fft - hop) // 2
+    return audio[:, pad:out_len - pad] / envelope[pad:out_len - pad]
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv (k=7) -> LayerNorm -> MLP -> layer-scaled residual (ConvNeXt, 1-D)."""
+
+    def __init__(self, dim: int, mlp_ratio: int, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.fc1 = nn.Linear(dim, mlp_ratio * dim)
+        self.fc2 = nn.Linear(mlp_ratio * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dwconv(x).transpose(1, 2)  # (B, T, D)
+        h = self.fc2(F.gelu(self.fc1(self.norm(h))))  # (B, T, D)
+        return x + (self.gamma * h).transpose(1, 2)  # (B, D, T)
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channel axis of a (B, D, T) tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def _stack(dim: int, depth: int, mlp_ratio: int, layer_scale: float) -> nn.Sequential:
+    return nn.Sequential(*[ConvNeXtBlock(dim, mlp_ratio, layer_scale) for _ in range(depth)])
+
+
+def _crossfade_weights(length: int, overlap_in: int, overlap_out: int) -> torch.Tensor:
+    """(length,) blending weights of one tile: with the neighbours' mirrored weights they sum to 1.
+    Over an overlap of o units the outer o // 4 belong to the other tile, the middle ramps linearly."""
+    weights = torch.ones(length)
+    for overlap, flip in ((overlap_in, False), (overlap_out, True)):
+        if overlap <= 0:
+            continue
+        margin = overlap // 4
+        ramp = overlap - 2 * margin
+        rising = torch.cat([torch.zeros(margin), (torch.arange(ramp) + 0.5) / ramp,
+                            torch.ones(margin)])
+        if flip:
+            weights[length - overlap:] *= rising.flip(0)
+        else:
+            weights[:overlap] *= rising
+    return weights
+
+
+def _plan_tiles(total: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """[(start, end)) windows of at most `tile` units covering [0, total); neighbours overlap by
+    exactly `overlap` units and, as overlap <= tile // 2, no unit is in more than two windows."""
+    stride = tile - overlap
+    starts = range(0, max(total - overlap, 1), stride)
+    return [(start, min(start + tile, total)) for start in starts]
+
+
+#################################################################################
+#                                   The VAE                                     #
+#################################################################################
+
+class AudioVAE(ModelMixin, ConfigMixin):
+    """Waveform (B, 2, S) at 48 kHz <-> latent (B, C, T) at 25 frames/s. See the module docstring."""
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        sampling_rate: int = 48000,
+        audio_channels: int = 2,
+        latent_channels: int = 32,
+        scaling_factor: float = 1.0,
+        stft_hop_length: int = 480,
+        n_fft: int = 1920,
+        frames_per_latent: int = 4,
+        encoder_dim: int = 256,
+        encoder_frame_blocks: int = 3,
+        encoder_latent_blocks: int = 2,
+        decoder_dim: int = 256,
+        decoder_latent_blocks: int = 2,
+        decoder_frame_blocks: int = 6,
+        mlp_ratio: int = 3,
+    ):
+        super().__init__()
+        if n_fft < stft_hop_length or (n_fft - stft_hop_length) % 2:
+            raise ValueError(f"n_fft ({n_fft}) must be >= stft_hop_length ({stft_hop_length}) "
+                             "and differ from it by an even number of samples")
+        if min(audio_channels, latent_channels, frames_per_latent, encoder_dim, decoder_dim) < 1:
+            raise ValueError("audio_channels, latent_channels, frames_per_latent and widths must be >= 1")
+        self.sampling_rate = sampling_rate
+        self.audio_channels = audio_channels
+        self.latent_channels = latent_channels
+        self.hop_length = stft_hop_length * frames_per_latent
+        self.latent_rate = sampling_rate / self.hop_length
+        num_bins = n_fft // 2 + 1
+        spec_features = audio_channels * 2 * num_bins  # real and imaginary part per channel
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # Largest magnitude a [-1, 1] signal can reach in one bin (full-scale DC): a safety clamp on
+        # the predicted log-magnitude, like Vocos' clip, scaled to our window.
+        self.max_log_magnitude = math.log(float(torch.hann_window(n_fft).sum()))
+
+        # Encoder: STFT features -> frame-rate ConvNeXt -> strided conv -> latent-rate ConvNeXt.
+        enc_scale = 1.0 / (encoder_frame_blocks + encoder_latent_blocks)
+        self.encoder_in = nn.Conv1d(spec_features, encoder_dim, kernel_size=1)
+        self.encoder_in_norm = ChannelLayerNorm(encoder_dim, eps=1e-6)
+        self.encoder_frame = _stack(encoder_dim, encoder_frame_blocks, mlp_ratio, enc_scale)
+        self.encoder_down = nn.Sequential(
+            ChannelLayerNorm(encoder_dim, eps=1e-6),
+            nn.Conv1d(encoder_dim, encoder_dim, kernel_size=frames_per_latent, stride=frames_per_latent))
+        self.encoder_latent = _stack(encoder_dim, encoder_latent_blocks, mlp_ratio, enc_scale)
+        self.encoder_out = nn.Sequential(
+            ChannelLayerNorm(encoder_dim, eps=1e-6),
+            nn.Conv1d(encoder_dim, 2 * latent_channels, kernel_size=1))
+
+        # Decoder: latent-rate ConvNeXt -> transposed conv -> frame-rate ConvNeXt -> iSTFT head.
+        dec_scale = 1.0 / (decoder_latent_blocks + decoder_frame_blocks)
+        self.decoder_in = nn.Conv1d(latent_channels, decoder_dim, kernel_size=7, padding=3)
+        self.decoder_in_norm = ChannelLayerNorm(decoder_dim, eps=1e-6)
+        self.decoder_latent = _stack(decoder_dim, decoder_latent_blocks, mlp_ratio, dec_scale)
+        self.decoder_up = nn.Sequential(
+            ChannelLayerNorm(decoder_dim, eps=1e-6),
+            nn.ConvTranspose1d(decoder_dim, decoder_dim, kernel_size=frames_per_latent,
+                               stride=frames_per_latent))
+        self.decoder_frame = _stack(decoder_dim, decoder_frame_blocks, mlp_ratio, dec_scale)
+        self.decoder_out_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
+        self.decoder_head = nn.Linear(decoder_dim, spec_features)  # log-magnitude and phase
+
+        self.use_tiling = False
+        self.tile_latent_frames = 500  # 20 s per tile: shorter inputs are decoded in one pass
+        self.overlap_latent_frames = 32  # 1.28 s; the outer quarter covers the receptive field
+        self.initialize_weights()
+
+    def initialize_weights(self):
+        # Small truncated-normal weights and zero biases everywhere (ConvNeXt / Vocos recipe); the
+        # layer-scale residuals already start at 1 / depth so deep stacks begin near identity.
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear)):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "AudioVAE":
+        if name not in PRESETS:
+            raise ValueError(f"unknown VAE preset {name!r}; choose from {sorted(PRESETS)}")
+        cfg = VAEConfig(**{**PRESETS[name], **overrides})
+        return cls(**dataclasses.asdict(cfg))
+
+    # ----------------------------------------------------------------- lengths
+    def latent_frames(self, num_samples: int) -> int:
+        """Latent frames for `num_samples` audio samples: ceil(S / hop_length) (right zero-pad)."""
+        return max(1, math.ceil(num_samples / self.hop_length))
+
+    # ------------------------------------------------------------------ encode
+    def _check_audio(self, audio: torch.Tensor):
+        if audio.ndim != 3 or audio.shape[1] != self.audio_channels or audio.shape[-1] == 0:
+            raise ValueError(f"audio must be (batch, {self.audio_channels}, samples) with samples > 0, "
+                             f"got shape {tuple(audio.shape)}")
+
+    def _encode_frames(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, ch, T * hop_length) -> posterior mean and std, each (B, C, T)."""
+        batch, channels, samples = audio.shape
+        cfg = self.config
+        spec = stft_same(audio.reshape(batch * channels, samples).float(), cfg.n_fft,
+                         cfg.stft_hop_length, self.window)  # (B*ch, bins, F) complex
+        # Power-law compression (|X|^0.3 with the phase kept) evens out the spectrum's dynamic range.
+        spec = spec * (spec.abs() + 1e-5).pow(-0.7)
+        feats = torch.view_as_real(spec).permute(0, 3, 1, 2)  # (B*ch, 2, bins, F)
+        feats = feats.reshape(batch, -1, feats.shape[-1]).to(self.encoder_in.weight.dtype)  # (B, ch*2*bins, F)
+        h = self.encoder_in_norm(self.encoder_in(feats))  # (B, D, F)
+        h = self.encoder_frame(h)  # (B, D, F)
+        h = self.encoder_latent(self.encoder_down(h))  # (B, D, T)
+        mean, scale = self.encoder_out(h).chunk(2, dim=1)  # (B, C, T) each
+        return mean, F.softplus(scale) + 1e-4
+
+    def encode(self, audio: torch.Tensor, return_dict: bool = True):
+        """audio (B, audio_channels, S) -> posterior over latents (B, C, ceil(S / hop_length))."""
+        self._check_audio(audio)
+        frames = self.latent_frames(audio.shape[-1])
+        audio = F.pad(audio, (0, frames * self.hop_length - audio.shape[-1]))  # (B, ch, T * hop)
+        if self.use_tiling and frames > self.tile_latent_frames:
+            mean, std = self._tiled_encode(audio, frames)
+        else:
+            mean, std = self._encode_frames(audio)
+        posterior = DiagonalGaussianDistribution(mean, std)
+        return AudioVAEEncoderOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    def _tiled_encode(self, audio: torch.Tensor, frames: int):
+        mean = std = None
+        tiles = _plan_tiles(frames, self.tile_latent_frames, self.overlap_latent_frames)
+        for index, (start, end) in enumerate(tiles):
+            tile_mean, tile_std = self._encode_frames(audio[..., start * self.hop_length:end * self.hop_length])
+            overlap_in = tiles[index - 1][1] - start if index > 0 else 0
+            overlap_out = end - tiles[index + 1][0] if index + 1 < len(tiles) else 0
+            weights = _crossfade_weights(end - start, overlap_in, overlap_out).to(tile_mean)  # (t,)
+            if mean is None:
+                mean = tile_mean.new_zeros(*tile_mean.shape[:2], frames)
+                std = torch.zeros_like(mean)
+            mean[..., start:end] += weights * tile_mean
+            std[..., start:end] += weights * tile_std
+        return mean, std
+
+    # ------------------------------------------------------------------ decode
+    def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> waveform (B, ch, T * hop_length)."""
+        cfg = self.config
+        batch = latents.shape[0]
+        h = self.decoder_in_norm(self.decoder_in(latents))  # (B, D, T)
+        h = self.decoder_up(self.decoder_latent(h))  # (B, D, F = T * frames_per_latent)
+        h = self.decoder_frame(h).transpose(1, 2)  # (B, F, D)
+        out = self.decoder_head(self.decoder_out_norm(h)).float()  # (B, F, ch*2*bins)
+        out = out.reshape(batch, out.shape[1], self.audio_channels, 2, -1)  # (B, F, ch, 2, bins)
+        log_magnitude, phase = out.permute(3, 0, 2, 4, 1)  # (B, ch, bins, F) each
+        magnitude = log_magnitude.clamp(max=self.max_log_magnitude).exp()
+        spec = torch.polar(magnitude, phase).flatten(0, 1)  # (B*ch, bins, F) complex
+        audio = istft_same(spec, cfg.n_fft, cfg.stft_hop_length, self.window)  # (B*ch, S)
+        return audio.reshape(batch, self.audio_channels, -1).to(latents.dtype)
+
+    def decode(self, latents: torch.Tensor, length: int | None = None, return_dict: bool = True):
+        """latents (B, C, T) -> waveform (B, audio_channels, length or T * hop_length).
+
+        `latents` are the VAE's own (not multiplied by scaling_factor)."""
+        if latents.ndim != 3 or latents.shape[1] != self.latent_channels or latents.shape[-1] == 0:
+            raise ValueError(f"latents must be (batch, {self.latent_channels}, frames) with frames > 0, "
+                             f"got shape {tuple(latents.shape)}")
+        if length is not None and (not isinstance(length, int) or length <= 0):
+            raise ValueError(f"length must be a positive int (samples), got {length!r}")
+        frames = latents.shape[-1]
+        if self.use_tiling and frames > self.tile_latent_frames:
+            audio = self._tiled_decode(latents, frames)
+        else:
+            audio = self._decode_frames(latents)
+        if length is not None:
+            audio = F.pad(audio, (0, length - audio.shape[-1])) if length > audio.shape[-1] else audio[..., :length]
+        return AudioVAEDecoderOutput(sample=audio) if return_dict else (audio,)
+
+    def _tiled_decode(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
+        hop = self.hop_length
+        audio = latents.new_zeros(latents.shape[0], self.audio_channels, frames * hop)  # (B, ch, S)
+        tiles = _plan_tiles(frames, self.tile_latent_frames, self.overlap_latent_frames)
+        for index, (start, end) in enumerate(tiles):
+            tile_audio = self._decode_frames(latents[..., start:end])  # (B, ch, (end - start) * hop)
+            overlap_in = (tiles[index - 1][1] - start) * hop if index > 0 else 0
+            overlap_out = (end - tiles[index + 1][0]) * hop if index + 1 < len(tiles) else 0
+            weights = _crossfade_weights((end - start) * hop, overlap_in, overlap_out).to(tile_audio)
+            audio[..., start * hop:end * hop] += weights * tile_audio
+        return audio
+
+    # ------------------------------------------------------------------ tiling
+    def enable_tiling(self, tile_latent_frames: int | None = None, overlap_latent_frames: int | None = None):
+        """Process inputs longer than `tile_latent_frames` in overlapping tiles (bounded memory)."""
+        tile = tile_latent_frames or self.tile_latent_frames
+        overlap = self.overlap_latent_frames if overlap_latent_frames is None else overlap_latent_frames
+        if not 0 <= 2 * overlap <= tile:
+            raise ValueError(f"need 0 <= overlap_latent_frames ({overlap}) <= tile_latent_frames ({tile}) / 2")
+        self.use_tiling, self.tile_latent_frames, self.overlap_latent_frames = True, tile, overlap
+
+    def disable_tiling(self):
+        self.use_tiling = False
+
+    def forward(self, audio: torch.Tensor, sample_posterior: bool = False,
+                generator: torch.Generator | None = None, return_dict: bool = True):
+        """Reconstruct `audio` (B, ch, S): encode, take the mean (or a sample), decode to length S."""
+        posterior = self.encode(audio).latent_dist
+        latents = posterior.sample(generator) if sample_posterior else posterior.mode()
+        return self.decode(latents, length=audio.shape[-1], return_dict=return_dict)
