@@ -1,0 +1,1 @@
+"""Models that users load: the audio VAE and the diffusion transformer (diffusers models)."""
