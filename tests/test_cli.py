@@ -1,0 +1,110 @@
+"""sample.py / `audiodit` command: outputs, sidecars, no-clobber, and one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from audiodit.audio import load_audio
+from audiodit.cli import main
+from audiodit.testing import tiny_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_model")
+    tiny_pipeline(seed=0).save_pretrained(path)
+    return path
+
+
+def _sample(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "sample.py"), *map(str, args)],
+        capture_output=True, text=True, cwd=cwd or ROOT, timeout=300,
+    )
+
+
+def test_generates_files_with_sidecars_and_refuses_to_overwrite(model_dir, tmp_path):
+    out = tmp_path / "out"
+    result = _sample("--model", model_dir, "--prompt", "a piano melody", "--duration", "0.7", "--steps", "2",
+                     "--variations", "2", "--seed", "5", "--out", out, "--format", "flac", "--quiet")
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.glob("*.flac"))
+    assert len(files) == 2
+    for path, seed in zip(files, (5, 6)):
+        info = sf.info(path)
+        assert (info.samplerate, info.channels, info.frames) == (48000, 2, int(0.7 * 48000))
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["prompt"] == "a piano melody" and sidecar["seed"] == seed
+        assert sidecar["num_inference_steps"] == 2 and sidecar["duration"] == pytest.approx(0.7)
+    before = files[0].read_bytes()
+    again = _sample("--model", model_dir, "--prompt", "a piano melody", "--duration", "0.7", "--steps", "2",
+                    "--variations", "2", "--seed", "5", "--out", out, "--format", "flac")
+    assert again.returncode == 2
+    assert "overwrite" in again.stderr and "Traceback" not in again.stderr
+    assert files[0].read_bytes() == before
+
+
+def test_sidecar_reproduces_a_variation_alone(model_dir, tmp_path):
+    assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
+                 "--variations", "2", "--seed", "1", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    second = sorted((tmp_path / "a").glob("*.wav"))[1]
+    seed = json.loads(second.with_suffix(".json").read_text())["seed"]
+    assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
+                 "--seed", str(seed), "--out", str(tmp_path / "b.wav"), "--quiet"]) == 0
+    torch.testing.assert_close(load_audio(second), load_audio(tmp_path / "b.wav"), atol=2e-4, rtol=0)
+
+
+def test_editing_modes_and_prompts_file(model_dir, tmp_path):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, 0.1 * torch.randn(48000, 2).numpy(), 48000)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# comment\nstrings\n\nbrass\n")
+    common = ["--model", str(model_dir), "--steps", "2", "--quiet"]
+    assert main(common + ["--prompts-file", str(prompts), "--duration", "0.5", "--out", str(tmp_path / "p")]) == 0
+    assert len(list((tmp_path / "p").glob("*.wav"))) == 2
+    assert main(common + ["--prompt", "x", "--init-audio", str(clip), "--strength", "0.5",
+                          "--out", str(tmp_path / "a2a.wav")]) == 0
+    assert sf.info(tmp_path / "a2a.wav").frames == 48000
+    assert main(common + ["--prompt", "x", "--init-audio", str(clip), "--inpaint", "0.2", "0.6",
+                          "--out", str(tmp_path / "inpaint.wav")]) == 0
+    assert main(common + ["--prompt", "x", "--init-audio", str(clip), "--continue", "0.5",
+                          "--out", str(tmp_path / "cont.wav")]) == 0
+    assert sf.info(tmp_path / "cont.wav").frames == 72000
+    assert main(common + ["--prompt", "x", "--interpolate-to", "y", "--interpolation-steps", "3",
+                          "--duration", "0.5", "--out", str(tmp_path / "interp")]) == 0
+    assert len(list((tmp_path / "interp").glob("*.wav"))) == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--prompt", "x", "--duration", "-1"], "--duration"),
+        (["--prompt", "x", "--duration", "100000"], "maximum"),
+        (["--prompt", "x", "--init-audio", "missing.wav", "--strength", "0.5"], "not found"),
+        (["--prompt", "x", "--strength", "1.5", "--init-audio", "README.md"], "--strength"),
+        (["--prompt", "x", "--strength", "0.5"], "--init-audio"),
+        (["--prompts-file", "nope.txt"], "prompts file"),
+        ([], "--prompt"),
+        (["--prompt", "x", "--model", "/nonexistent"], "model_index.json"),
+        (["--prompt", "x", "--steps", "0"], "--steps"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(model_dir, capsys, args, message):
+    if "--model" not in args:
+        args = ["--model", str(model_dir)] + args
+    assert main(args + ["--out", "/tmp/never-written"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_bad_arguments_print_no_traceback_in_a_subprocess(model_dir):
+    result = _sample("--model", model_dir, "--prompt", "x", "--duration", "-3")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("audiodit: error:") and "Traceback" not in result.stderr

@@ -1,0 +1,211 @@
+"""Fast pipeline tests with tiny seeded components and 2 steps (the diffusers fast-test recipe)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+
+from audiodit.pipeline import AudioDiTPipeline
+from audiodit.testing import tiny_pipeline
+
+SR = 48000
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline(seed=0)
+
+
+def _run(pipe, prompt="a piano melody", seed=0, **kwargs):
+    kwargs.setdefault("num_inference_steps", 2)
+    kwargs.setdefault("audio_end_in_s", 1.0)
+    return pipe(prompt, generator=torch.Generator("cpu").manual_seed(seed), **kwargs).audios
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1.0, 1.37, 2.0])
+def test_output_is_stereo_48k_of_the_requested_length(pipe, seconds):
+    audio = _run(pipe, audio_end_in_s=seconds)
+    assert audio.shape == (1, 2, int(round(seconds * SR)))
+    assert torch.isfinite(audio).all()
+
+
+def test_start_offset_sets_duration_to_end_minus_start(pipe):
+    audio = _run(pipe, audio_start_in_s=3.0, audio_end_in_s=4.5)
+    assert audio.shape[-1] == int(round(1.5 * SR))
+
+
+def test_output_types(pipe):
+    as_np = _run(pipe, output_type="np")
+    assert isinstance(as_np, np.ndarray) and as_np.shape == (1, 2, SR)
+    latents = _run(pipe, output_type="latent")
+    frames = pipe.vae.latent_frames(SR)
+    assert latents.shape == (1, pipe.transformer.config.in_channels, frames)
+    with pytest.raises(ValueError, match="output_type"):
+        _run(pipe, output_type="mp3")
+
+
+def test_same_seed_same_audio_different_seed_different_audio(pipe):
+    first, again, other = _run(pipe, seed=7), _run(pipe, seed=7), _run(pipe, seed=8)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert (first - other).abs().max() > 1e-4
+
+
+def test_batch_equals_one_by_one(pipe):
+    prompts = ["a piano melody", "an organ chorale in d minor"]
+    seeds = [3, 4]
+    batch = pipe(
+        prompts, audio_end_in_s=1.0, num_inference_steps=2, negative_prompt="noise",
+        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+    ).audios
+    for index, (prompt, seed) in enumerate(zip(prompts, seeds)):
+        single = _run(pipe, prompt, seed, negative_prompt="noise")
+        torch.testing.assert_close(batch[index : index + 1], single, rtol=1e-4, atol=1e-5)
+
+
+def test_variations_use_one_generator_each(pipe):
+    generators = [torch.Generator("cpu").manual_seed(s) for s in (1, 2)]
+    audio = pipe("a flute", audio_end_in_s=1.0, num_inference_steps=2, num_waveforms_per_prompt=2,
+                 generator=generators).audios
+    assert audio.shape[0] == 2
+    torch.testing.assert_close(audio[1:], _run(pipe, "a flute", 2), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="generators"):
+        pipe("a flute", audio_end_in_s=1.0, num_inference_steps=2, num_waveforms_per_prompt=2,
+             generator=[torch.Generator("cpu").manual_seed(1)])
+
+
+def test_guidance_and_negative_prompt_change_the_output(pipe):
+    # The tiny transformer's output layer is zero at initialisation; perturb it so text matters.
+    plain = _run(pipe, guidance_scale=1.0)
+    guided = _run(pipe, guidance_scale=5.0)
+    negative = _run(pipe, guidance_scale=5.0, negative_prompt="a loud drum")
+    assert (plain - guided).abs().max() > 1e-5
+    assert (guided - negative).abs().max() > 1e-5
+    rescaled = _run(pipe, guidance_scale=5.0, guidance_rescale=0.7)
+    assert torch.isfinite(rescaled).all() and (rescaled - guided).abs().max() > 1e-6
+
+
+def test_save_load_round_trip_gives_identical_audio(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["transformer"][1] == "AudioDiTModel" and index["vae"][1] == "AudioVAE"
+    loaded = AudioDiTPipeline.from_pretrained(tmp_path)
+    torch.testing.assert_close(_run(loaded, seed=5), _run(pipe, seed=5), rtol=0, atol=0)
+    # Each component also loads alone.
+    from audiodit.models.dit import AudioDiTModel
+    from audiodit.models.vae import AudioVAE
+
+    AudioDiTModel.from_pretrained(tmp_path, subfolder="transformer")
+    AudioVAE.from_pretrained(tmp_path, subfolder="vae")
+    assert not list(tmp_path.rglob("*.bin")), "weights must be safetensors"
+
+
+def test_callback_can_edit_latents(pipe):
+    seen = []
+
+    def callback(pipeline, step, timestep, tensors):
+        seen.append(step)
+        return {"latents": torch.zeros_like(tensors["latents"])}
+
+    silent = _run(pipe, output_type="latent", callback_on_step_end=callback)
+    assert seen == [0, 1]
+    assert silent.abs().max() == 0
+
+
+def test_scheduler_can_be_swapped(pipe):
+    from diffusers import FlowMatchHeunDiscreteScheduler
+
+    original = pipe.scheduler
+    try:
+        pipe.scheduler = FlowMatchHeunDiscreteScheduler.from_config(original.config)
+        assert _run(pipe).shape == (1, 2, SR)
+    finally:
+        pipe.scheduler = original
+
+
+# --------------------------------------------------------------------------------- editing
+
+
+@pytest.fixture(scope="module")
+def clip():
+    time = torch.arange(2 * SR) / SR
+    tone = 0.3 * torch.sin(2 * torch.pi * 220 * time) * torch.exp(-time)
+    return torch.stack([tone, 0.8 * tone])  # (2, S)
+
+
+def test_audio_to_audio_low_strength_stays_near_the_input(pipe, clip):
+    reconstruction = pipe.vae.decode(pipe.vae.encode(clip[None]).latent_dist.mode(), length=clip.shape[-1]).sample
+    near = _run(pipe, initial_audio=clip, strength=0.2, num_inference_steps=5)
+    far = _run(pipe, initial_audio=clip, strength=1.0, num_inference_steps=5)
+    assert near.shape == clip[None].shape
+    assert (near - reconstruction).abs().mean() < (far - reconstruction).abs().mean()
+
+
+def test_inpainting_keeps_the_untouched_range(pipe, clip):
+    reconstruction = pipe.vae.decode(pipe.vae.encode(clip[None]).latent_dist.mode(), length=clip.shape[-1]).sample
+    out = _run(pipe, initial_audio=clip, inpaint_range=(0.8, 1.2))
+    assert out.shape == clip[None].shape
+    # Away from the seams (decoder receptive field), the kept range is the input's reconstruction.
+    margin = int(0.45 * SR)
+    keep = slice(0, int(0.8 * SR) - margin)
+    torch.testing.assert_close(out[..., keep], reconstruction[..., keep], rtol=1e-3, atol=1e-4)
+    assert (out[..., int(0.9 * SR) : int(1.1 * SR)] - reconstruction[..., int(0.9 * SR) : int(1.1 * SR)]).abs().max() > 1e-4
+
+
+def test_continuation_extends_and_keeps_the_clip_exactly(pipe, clip):
+    out = _run(pipe, initial_audio=clip, continuation_in_s=0.6)
+    assert out.shape == (1, 2, clip.shape[-1] + int(0.6 * SR))
+    torch.testing.assert_close(out[0, :, : clip.shape[-1]], clip, rtol=0, atol=0)
+
+
+def test_interpolation_endpoints_match_plain_generation(pipe):
+    walk = pipe.interpolate("a piano", "an organ", seed_start=1, seed_end=2, num_points=3,
+                            audio_end_in_s=1.0, num_inference_steps=2).audios
+    assert walk.shape == (3, 2, SR)
+    start = _run(pipe, "a piano", seed=1)
+    torch.testing.assert_close(walk[:1], start, rtol=1e-4, atol=1e-5)
+    assert (walk[1] - walk[0]).abs().max() > 1e-5
+
+
+# --------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(audio_end_in_s=-1.0), "audio_end_in_s"),
+        (dict(audio_end_in_s=1e4), "maximum"),
+        (dict(num_inference_steps=0), "num_inference_steps"),
+        (dict(strength=0.0, initial_audio=torch.zeros(2, SR)), "strength"),
+        (dict(strength=1.5, initial_audio=torch.zeros(2, SR)), "strength"),
+        (dict(strength=0.5), "initial_audio"),
+        (dict(inpaint_range=(1.0, 0.5), initial_audio=torch.zeros(2, SR)), "inpaint_range"),
+        (dict(initial_audio=torch.zeros(1, SR), strength=0.5), "stereo"),
+        (dict(continuation_in_s=1.0), "initial_audio"),
+        (dict(guidance_scale=-1.0), "guidance_scale"),
+        (dict(latents=torch.zeros(1, 3)), "latents"),
+    ],
+)
+def test_bad_inputs_raise_value_error(pipe, kwargs, message):
+    kwargs.setdefault("audio_end_in_s", 1.0)
+    with pytest.raises(ValueError, match=message):
+        pipe("a piano", num_inference_steps=kwargs.pop("num_inference_steps", 2), **kwargs)
+
+
+def test_bad_prompt_types(pipe):
+    with pytest.raises(ValueError, match="prompt"):
+        pipe(None, audio_end_in_s=1.0)
+    with pytest.raises(ValueError, match="prompt"):
+        pipe(["a", 3], audio_end_in_s=1.0)
+
+
+def test_plain_diffusion_pipeline_loader_with_custom_pipeline(pipe, tmp_path):
+    """`DiffusionPipeline.from_pretrained` looks pipeline classes up inside diffusers; with
+    `custom_pipeline` pointing at audiodit's module it loads ours (documented in the README)."""
+    pipe.save_pretrained(tmp_path)
+    import audiodit.pipeline as module
+
+    loaded = DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=module.__file__)
+    assert type(loaded).__name__ == "AudioDiTPipeline"
+    assert isinstance(loaded.scheduler, FlowMatchEulerDiscreteScheduler)
