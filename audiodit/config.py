@@ -14,6 +14,7 @@ from typing import Literal
 
 from audiodit.conditioners import TextEncoderConfig
 from audiodit.configuration import ConfigError, apply_overrides, from_dict, load_yaml
+from audiodit.losses import VAELossConfig
 from audiodit.models.dit import DiTConfig
 from audiodit.models.vae import VAEConfig
 
@@ -54,6 +55,7 @@ class DataConfig:
     batch_size: int = 8  # clips per process per step
     num_workers: int = 0  # DataLoader workers
     shuffle_buffer: int = 1000  # webdataset shuffle buffer (samples)
+    num_buckets: int = 1  # length buckets up to clip_seconds (1 = every clip padded to clip_seconds)
 
 
 @dataclass
@@ -78,6 +80,11 @@ class TrainingConfig:
     sample_every: int = 0  # steps between generated audio logs (0 disables)
     max_nonfinite_in_a_row: int = 10  # stop after this many non-finite losses in a row
     adversarial_start_step: int = 2000  # VAE stage: switch the discriminator on after this
+    max_epochs: int = 0  # also stop after this many passes over the data (0 = only max_steps)
+    vae_loss: VAELossConfig = field(default_factory=VAELossConfig)  # VAE stage loss weights (its adversarial_start_step is replaced by the one above)
+    scaling_batches: int = 8  # dit stage: batches used to estimate vae.scaling_factor when it is 1.0
+    sample_prompts: list[str] = field(default_factory=lambda: ["rain on a tin roof"])  # dit stage: prompts for sample logs
+    sample_steps: int = 10  # dit stage: sampling steps for sample logs
 
 
 @dataclass

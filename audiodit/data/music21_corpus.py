@@ -1,0 +1,587 @@
+"""Render the music21 corpus to captioned stereo 48 kHz audio with FluidSynth.
+
+    python -m audiodit.data.music21_corpus --out data/music21 [--limit N] [--variants K]
+        [--soundfont PATH] [--seed S] [--workers W] [--max-seconds SEC] [--collections a,b]
+        [--works ID,ID]
+
+Every rendered variant of a work is a `<id>.flac` (48 kHz stereo PCM_16), `<id>.txt` (caption),
+`<id>.json` (the caption's facts as fields, see `Sample`) and `<id>.mid` (exactly what was
+rendered) under `OUT/{train,valid,test}/`; `OUT/metadata.jsonl` indexes every sample in OUT,
+`OUT/failures.jsonl` lists the works this run skipped and why, `OUT/render_config.json` the
+settings (a re-run with the same settings resumes; different settings need a new OUT).
+
+What counts as a work: a corpus file (formats .mxl/.musicxml/.xml/.krn/.abc; one file per stem,
+so the same chorale in two formats is one work), or one tune of a multi-tune ABC file (id
+`path#X`). ABC files whose tunes all share one title are the voices of one piece (the Josquin
+chansons) and are merged. Skipped: RomanText analyses (.rntxt, they duplicate scores as chord
+reductions) and the `demos`/`theoryExercises` test fixtures.
+
+Truthful captions: the instrument program, tempo, transposition and panning are written into the
+MIDI file by this module, so they are facts about the audio, not guesses. The key is music21's
+Krumhansl-Schmuckler analysis (`analyze('key')`) of the notes that are rendered (after any
+`--max-seconds` cut), shifted by the transposition (the profile correlation is
+transposition-equivariant, so this equals analysing the transposed notes). BPM counts beats of
+the first time signature's beat unit (quarter in 4/4, dotted quarter in 6/8, half in 2/2);
+`quarter_bpm` gives the same tempo in quarter notes.
+
+Splits are by work: a hash of the work's group (the work id, or for Bach the BWV number so that
+variants of one chorale stay together, or for multi-movement works the opus folder) picks
+train/valid/test (90/5/5), independent of the seed, so every variant of a work lands in one split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audiodit.audio import AudioLoadError, load_audio, normalize_audio, save_audio, trim_trailing_silence
+
+SAMPLE_RATE = 48000
+DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian fluid-soundfont-gm
+SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative fractions
+SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".krn", ".abc")  # preferred first
+EXCLUDED_COLLECTIONS = {"demos", "theoryExercises"}
+
+# ---------------------------------------------------------------------------------------------
+# What the corpus holds: collection folder -> (composer for captions, form)
+# ---------------------------------------------------------------------------------------------
+
+COLLECTIONS = {
+    "bach": ("Bach", "chorale"),
+    "palestrina": ("Palestrina", "mass movement"),
+    "monteverdi": ("Monteverdi", "madrigal"),
+    "trecento": (None, "medieval Italian piece"),
+    "josquin": ("Josquin", "Renaissance part-song"),
+    "beethoven": ("Beethoven", "string quartet movement"),
+    "mozart": ("Mozart", "string quartet movement"),
+    "haydn": ("Haydn", "string quartet movement"),
+    "schumann_robert": ("Schumann", "string quartet movement"),
+    "schumann_clara": ("Clara Schumann", "polonaise"),
+    "essenFolksong": ("traditional", "folk song"),
+    "ryansMammoth": ("traditional", "fiddle tune"),
+    "oneills1850": ("traditional", "Irish folk tune"),
+    "airdsAirs": ("traditional", "folk air"),
+    "nottingham-dataset": ("traditional", "folk dance tune"),
+    "miscFolk": ("traditional", "folk tune"),
+    "chopin": ("Chopin", "mazurka"),
+    "joplin": ("Joplin", "ragtime piece"),
+    "schubert": ("Schubert", "song"),
+    "verdi": ("Verdi", "aria"),
+    "handel": ("Handel", "aria"),
+    "beach": ("Amy Beach", "song"),
+    "ciconia": ("Ciconia", "medieval piece"),
+    "corelli": ("Corelli", "trio sonata movement"),
+    "cpebach": ("C. P. E. Bach", "keyboard piece"),
+    "johnson_j_r": ("J. Rosamond Johnson", "hymn"),
+    "liliuokalani": ("Liliuokalani", "song"),
+    "luca": (None, "medieval mass movement"),
+    "lusitano": ("Lusitano", "madrigal"),
+    "schoenberg": ("Schoenberg", "piano piece"),
+    "leadSheet": (None, "song"),
+    "weber": ("Weber", "concertino"),
+    "webern": ("Webern", "sacred song"),
+}
+FORM_OVERRIDES = {  # work id -> form, where the collection's form is wrong
+    "bach/bwv846": "prelude",
+    "mozart/k545/movement1": "piano sonata movement",
+    "mozart/k545/movement2": "piano sonata movement",
+    "mozart/k545/movement3": "piano sonata movement",
+    "schumann_clara/opus17/movement3": "piano trio movement",
+    "schumann_robert/dichterliebe_no2": "song",
+    "schumann_robert/opus48no2": "song",
+}
+ABC_RHYTHMS = {  # ABC "R:" field -> form, for dance tunes
+    "reel": "reel", "jig": "jig", "double jig": "jig", "hornpipe": "hornpipe", "strathspey": "strathspey",
+    "slip jig": "slip jig", "slipjig": "slip jig", "clog": "clog dance", "highland fling": "highland fling",
+    "fling": "highland fling", "air": "folk air", "polka": "polka", "waltz": "waltz", "march": "march",
+}
+
+# General MIDI families (programs are 0-based): caption phrase, program per part (cycled).
+INSTRUMENTS = {
+    "piano": ("piano", (0,)),
+    "organ": ("church organ", (19,)),
+    "harpsichord": ("harpsichord", (6,)),
+    "strings": ("string ensemble", (48,)),
+    "choir": ("choir", (52,)),
+    "flute": ("flute", (73,)),
+    "clarinet": ("clarinet", (71,)),
+    "brass": ("brass ensemble", (61,)),
+    "guitar": ("nylon-string guitar", (24,)),
+    "violin": ("violin", (40,)),
+    "harp": ("harp", (46,)),
+    "accordion": ("accordion", (21,)),
+    "woodwinds": ("woodwind ensemble", (73, 68, 71, 70)),  # flute, oboe, clarinet, bassoon
+}
+MIN_PARTS = {"woodwinds": 2}  # a "woodwind ensemble" of one line would be a solo flute
+
+TONIC_NAMES = {  # pitch class -> conventional key spelling
+    "major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
+    "minor": ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"),
+}
+BEAT_UNITS = {0.5: "eighth", 0.75: "dotted eighth", 1.0: "quarter", 1.5: "dotted quarter",
+              2.0: "half", 3.0: "dotted half", 4.0: "whole"}
+
+
+@dataclass(frozen=True)
+class Work:
+    """One renderable piece of the corpus."""
+
+    work_id: str  # corpus path without suffix, plus "#X" for one tune of a multi-tune ABC file
+    path: str  # absolute corpus file
+    number: int | None  # ABC tune number (X:) inside `path`; None = the whole file
+    collection: str  # first folder of the corpus path
+    rhythm: str | None = None  # ABC "R:" field (jig, reel, ...) when present
+    merge_voices: bool = False  # ABC tunes that are the voices of one piece
+
+
+@dataclass
+class Sample:
+    """Everything a caption states, as fields (written to `<id>.json`)."""
+
+    id: str
+    work_id: str
+    variant: int
+    split: str
+    caption: str
+    composer: str | None
+    form: str
+    title: str | None
+    key: str  # e.g. "F# minor"
+    tonic: str  # e.g. "F#"
+    tonic_pitch_class: int  # 0 = C
+    mode: str  # "major" | "minor"
+    key_correlation: float  # Krumhansl-Schmuckler correlation of the analysed key (confidence)
+    bpm: int  # beats per minute, beat = `beat_unit`
+    beat_unit: str
+    quarter_bpm: float
+    meter: str | None  # first time signature, e.g. "3/4"
+    meter_changes: bool
+    instrument: str  # caption phrase
+    instrument_family: str  # key of INSTRUMENTS
+    program: int  # GM program (0-based) of the first part
+    programs: list[int]  # per part
+    transpose: int  # semitones applied to every note
+    pan: list[int]  # MIDI CC10 per part (0 left, 64 centre, 127 right)
+    stereo: str
+    num_parts: int
+    duration_s: float
+    sample_rate: int
+    soundfont: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Work listing and splits
+# ---------------------------------------------------------------------------------------------
+
+
+def _abc_tunes(path: Path) -> list[tuple[int, str, str | None]]:
+    """(X number, title, rhythm) of every tune in an ABC file, by scanning its header fields."""
+    tunes = []
+    for block in re.split(r"^X:", path.read_text(encoding="utf-8", errors="replace"), flags=re.M)[1:]:
+        number = re.match(r"\s*(\d+)", block)
+        title = re.search(r"^T:\s*(.*)$", block, flags=re.M)
+        rhythm = re.search(r"^R:\s*(.*)$", block, flags=re.M)
+        if number:
+            tunes.append((int(number.group(1)), title.group(1).strip() if title else "",
+                          rhythm.group(1).strip().lower() if rhythm else None))
+    return tunes
+
+
+def list_works(collections: list[str] | None = None) -> list[Work]:
+    """All renderable works of the installed music21 corpus, sorted by work id."""
+    from music21 import corpus
+
+    by_stem: dict[str, Path] = {}
+    for path in map(Path, corpus.getPaths()):
+        parts = path.parts
+        relative = Path(*parts[len(parts) - parts[::-1].index("corpus"):])
+        collection = relative.parts[0]
+        if path.suffix not in SCORE_SUFFIXES or collection in EXCLUDED_COLLECTIONS:
+            continue
+        if collections and collection not in collections:
+            continue
+        stem = str(relative.with_suffix(""))
+        if stem not in by_stem or SCORE_SUFFIXES.index(path.suffix) < SCORE_SUFFIXES.index(by_stem[stem].suffix):
+            by_stem[stem] = path
+
+    works = []
+    for stem, path in by_stem.items():
+        collection = stem.split("/")[0]
+        tunes = _abc_tunes(path) if path.suffix == ".abc" else []
+        if len(tunes) > 1 and len({title for _, title, _ in tunes}) > 1:
+            works += [Work(f"{stem}#{number}", str(path), number, collection, rhythm) for number, _, rhythm in tunes]
+        else:
+            rhythm = tunes[0][2] if tunes else None
+            works.append(Work(stem, str(path), None, collection, rhythm, merge_voices=len(tunes) > 1))
+    return sorted(works, key=lambda work: work.work_id)
+
+
+def balanced_order(works: list[Work], seed: int) -> list[Work]:
+    """Seeded shuffle within each collection, then round-robin over collections.
+
+    `--limit N` takes a prefix of this order, so small N still spans many composers and forms
+    instead of being mostly folk tunes (which are four in five works of the corpus).
+    """
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[Work]] = {}
+    for work in works:
+        groups.setdefault(work.collection, []).append(work)
+    queues = [[group[i] for i in rng.permutation(len(group))] for _, group in sorted(groups.items())]
+    ordered = []
+    for round_index in range(max((len(queue) for queue in queues), default=0)):
+        ordered += [queue[round_index] for queue in queues if round_index < len(queue)]
+    return ordered
+
+
+def split_group(work_id: str) -> str:
+    """Works that must share a split: versions of one Bach chorale, movements of one opus."""
+    bach = re.match(r"bach/(bwv\d+(?:\.\d+)?)", work_id)
+    if bach:
+        return "bach/" + bach.group(1)
+    if re.search(r"/movement\d+\w*$", work_id):
+        return work_id.rsplit("/", 1)[0]
+    return work_id
+
+
+def split_of(work_id: str) -> str:
+    """train / valid / test from a hash of the work's group (seed-independent, stable)."""
+    digest = hashlib.sha256(split_group(work_id).encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return next(name for name, upper in SPLITS if fraction < upper)
+
+
+def sample_id(work_id: str, variant: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", work_id.replace("/", "__").replace("#", "__n"))
+    return f"{slug}-v{variant}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and analysis
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_work(work: Work):
+    """The work as a music21 Score."""
+    from music21 import converter, stream
+
+    if work.number is not None:
+        parsed = converter.parse(work.path, number=work.number)
+    else:
+        parsed = converter.parse(work.path)
+    if isinstance(parsed, stream.Opus):
+        parsed = parsed.mergeScores() if work.merge_voices else parsed.scores[0]
+    if not parsed.recurse().notes.first():
+        raise ValueError("score has no notes")
+    return parsed
+
+
+def describe_form(work: Work) -> str:
+    if work.work_id in FORM_OVERRIDES:
+        return FORM_OVERRIDES[work.work_id]
+    if work.rhythm in ABC_RHYTHMS:
+        return ABC_RHYTHMS[work.rhythm]
+    return COLLECTIONS.get(work.collection, (None, "piece"))[1]
+
+
+def analyse_key(notes, cutoff_quarters: float, transpose: int) -> tuple[str, str, float]:
+    """(tonic, mode, correlation) of the notes starting before `cutoff_quarters`, transposed."""
+    from music21 import stream
+
+    rendered = stream.Stream()
+    for note in notes:
+        if note.offset < cutoff_quarters:
+            rendered.insert(note.offset, note)
+    key = rendered.analyze("key")
+    pitch_class = (key.tonic.pitchClass + transpose) % 12
+    return TONIC_NAMES[key.mode][pitch_class], key.mode, float(key.correlationCoefficient)
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants: instrument, tempo, transposition, stereo placement (seeded per work and variant)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rng(seed: int, work_id: str, variant: int) -> np.random.Generator:
+    work_hash = int.from_bytes(hashlib.sha256(work_id.encode()).digest()[:8], "big")
+    return np.random.default_rng([seed, work_hash, variant])
+
+
+def choose_variant(rng: np.random.Generator, num_parts: int, beat_quarters: float) -> dict:
+    families = [name for name in INSTRUMENTS if num_parts >= MIN_PARTS.get(name, 1)]
+    family = families[rng.integers(len(families))]
+    phrase, programs = INSTRUMENTS[family]
+    # Tempo range: 60-140 quarter notes a minute, expressed in the metre's beat unit.
+    low, high = max(30, round(60 / beat_quarters)), min(240, round(140 / beat_quarters))
+    bpm = int(rng.integers(low, high + 1))
+    transpose = int(rng.integers(-5, 7))  # every key equally likely, within a tritone of the score
+    if num_parts == 1:
+        stereo, pan = [("centred", [64]), ("placed left of centre", [40]), ("placed right of centre", [88])][
+            rng.integers(3)
+        ]
+    else:
+        stereo, (left, right) = [("centred", (64, 64)), ("narrow stereo", (44, 84)), ("wide stereo", (16, 112))][
+            rng.integers(3)
+        ]
+        pan = [round(left + (right - left) * i / (num_parts - 1)) for i in range(num_parts)]  # top voice left
+    return {
+        "instrument_family": family, "instrument": phrase, "bpm": bpm, "transpose": transpose,
+        "stereo": stereo, "pan": pan, "programs": [programs[i % len(programs)] for i in range(num_parts)],
+    }
+
+
+def make_caption(sample: Sample) -> str:
+    words = " ".join(filter(None, [sample.composer, sample.form]))
+    article = "An" if words[0].lower() in "aeiou" else "A"
+    metre = f", {sample.meter}" if sample.meter and not sample.meter_changes else ", changing metre"
+    if sample.meter is None:
+        metre = ""
+    return f"{article} {words} in {sample.key} for {sample.instrument}, {sample.bpm} BPM{metre}, {sample.stereo}."
+
+
+# ---------------------------------------------------------------------------------------------
+# MIDI and rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def write_midi(midi_bytes: bytes, path: Path, programs: list[int], pan: list[int], transpose: int,
+               quarter_bpm: float) -> None:
+    """Rewrite music21's MIDI export: one channel, program and pan per part; one tempo; transposed."""
+    from music21 import midi
+
+    midi_file = midi.MidiFile()
+    midi_file.readstr(midi_bytes)
+    tempo_bytes = round(60_000_000 / quarter_bpm).to_bytes(3, "big")  # microseconds per quarter
+    part_tracks = [track for track in midi_file.tracks if any(e.isNoteOn() for e in track.events)]
+    channels = [c for c in range(1, 17) if c != 10]  # channel 10 is General MIDI percussion
+    for index, track in enumerate(part_tracks):
+        channel = channels[index % len(channels)]
+        for event in track.events:
+            if event.isDeltaTime():
+                continue
+            if event.isChannelEvent():
+                event.channel = channel
+            if event.type == midi.ChannelVoiceMessages.PROGRAM_CHANGE:
+                event.data = programs[index]
+            elif event.type in (midi.ChannelVoiceMessages.NOTE_ON, midi.ChannelVoiceMessages.NOTE_OFF) and transpose:
+                pitch = event.pitch + transpose
+                event.pitch = pitch + 12 * ((pitch < 0) - (pitch > 127))  # keep the pitch class in range
+        setup = []
+        for kind, first, second in ((midi.ChannelVoiceMessages.PROGRAM_CHANGE, None, None),
+                                    (midi.ChannelVoiceMessages.CONTROLLER_CHANGE, 10, pan[index])):
+            event = midi.MidiEvent(track, type=kind, channel=channel)
+            if first is None:
+                event.data = programs[index]
+            else:
+                event.parameter1, event.parameter2 = first, second
+            setup += [midi.DeltaTime(track, time=0, channel=channel), event]
+        track.events[0:0] = setup
+    has_tempo = False
+    for track in midi_file.tracks:
+        for event in track.events:
+            if event.type == midi.MetaEvents.SET_TEMPO:
+                event.data, has_tempo = tempo_bytes, True
+    if not has_tempo:
+        raise ValueError("music21's MIDI export carries no tempo event to set")
+    midi_file.open(str(path), "wb")
+    midi_file.write()
+    midi_file.close()
+
+
+def render_midi(midi_path: Path, wav_path: Path, soundfont: str, timeout: float = 600) -> None:
+    """FluidSynth fast render to a float WAV (float cannot clip; we normalise afterwards)."""
+    command = ["fluidsynth", "-ni", "-q", "-C", "0", "-R", "1", "-g", "0.5", "-r", str(SAMPLE_RATE),
+               "-T", "wav", "-O", "float", "-F", str(wav_path), soundfont, str(midi_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 or not wav_path.exists():
+        raise RuntimeError(f"fluidsynth failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+
+
+def check_fluidsynth(soundfont: str) -> None:
+    if shutil.which("fluidsynth") is None:
+        raise RuntimeError("fluidsynth is not installed: apt-get install -y fluidsynth timgm6mb-soundfont")
+    if not Path(soundfont).is_file():
+        raise RuntimeError(f"soundfont '{soundfont}' not found (Debian: fluid-soundfont-gm or timgm6mb-soundfont)")
+
+
+# ---------------------------------------------------------------------------------------------
+# One work -> its samples
+# ---------------------------------------------------------------------------------------------
+
+
+def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: int,
+                max_seconds: float) -> tuple[list[dict], dict | None]:
+    """Render every variant of `work`; returns (sample records, failure record or None)."""
+    from music21 import midi, tempo
+
+    split = split_of(work.work_id)
+    ids = [sample_id(work.work_id, variant) for variant in range(variants)]
+    done = [out_dir / split / f"{sid}.json" for sid in ids]
+    if all(path.exists() for path in done):  # resumed run
+        return [json.loads(path.read_text()) for path in done], None
+    stage = "parse"
+    try:
+        score = parse_work(work)
+        signatures = list(score.recurse().getElementsByClass("TimeSignature"))
+        meter = signatures[0].ratioString if signatures else None
+        beat_quarters = float(signatures[0].beatDuration.quarterLength) if signatures else 1.0
+        parts = list(score.parts) or [score]
+        notes = list(score.flatten().notes)
+        title = score.metadata.title if score.metadata and score.metadata.title else None
+        for mark in list(score.recurse().getElementsByClass(tempo.TempoIndication)):
+            mark.activeSite.remove(mark)  # we set one tempo for the whole piece in the MIDI file
+        stage = "export"
+        midi_bytes = midi.translate.streamToMidiFile(score).writestr()
+        records = []
+        for variant, sid in enumerate(ids):
+            stage = f"variant {variant}"
+            choice = choose_variant(_rng(seed, work.work_id, variant), len(parts), beat_quarters)
+            quarter_bpm = choice["bpm"] * beat_quarters
+            tonic, mode, correlation = analyse_key(notes, max_seconds * quarter_bpm / 60, choice["transpose"])
+            with tempfile.TemporaryDirectory(prefix="m21render-") as scratch:
+                midi_path, wav_path = Path(scratch) / "work.mid", Path(scratch) / "work.wav"
+                write_midi(midi_bytes, midi_path, choice["programs"], choice["pan"], choice["transpose"], quarter_bpm)
+                stage = f"render variant {variant}"
+                render_midi(midi_path, wav_path, soundfont)
+                audio = load_audio(wav_path, SAMPLE_RATE, duration=None).numpy()  # (2, S)
+                audio = audio[:, : round(max_seconds * SAMPLE_RATE)]
+                audio = trim_trailing_silence(audio, SAMPLE_RATE, threshold_db=-60.0, keep=0.5)
+                if np.abs(audio).max() < 1e-4:
+                    raise RuntimeError("rendered audio is silent")
+                fade = min(audio.shape[1], SAMPLE_RATE // 2)  # 0.5 s fade-out hides a --max-seconds cut
+                audio = audio.copy()
+                audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+                audio = normalize_audio(audio, "peak", -1.0)
+                sample = Sample(
+                    id=sid, work_id=work.work_id, variant=variant, split=split, caption="",
+                    composer=COLLECTIONS.get(work.collection, (None, ""))[0], form=describe_form(work),
+                    title=title, key=f"{tonic} {mode}", tonic=tonic, tonic_pitch_class=TONIC_NAMES[mode].index(tonic),
+                    mode=mode, key_correlation=round(correlation, 4), bpm=choice["bpm"],
+                    beat_unit=BEAT_UNITS.get(beat_quarters, f"{beat_quarters} quarters"), quarter_bpm=quarter_bpm,
+                    meter=meter, meter_changes=len({s.ratioString for s in signatures}) > 1,
+                    instrument=choice["instrument"], instrument_family=choice["instrument_family"],
+                    program=choice["programs"][0], programs=choice["programs"], transpose=choice["transpose"],
+                    pan=choice["pan"], stereo=choice["stereo"], num_parts=len(parts),
+                    duration_s=round(audio.shape[1] / SAMPLE_RATE, 3), sample_rate=SAMPLE_RATE,
+                    soundfont=Path(soundfont).name,
+                )
+                sample.caption = make_caption(sample)
+                target = out_dir / split
+                save_audio(target / f"{sid}.flac", audio, SAMPLE_RATE, "PCM_16", overwrite=True)
+                shutil.copyfile(midi_path, target / f"{sid}.mid")
+                (target / f"{sid}.txt").write_text(sample.caption + "\n")
+                (target / f"{sid}.json").write_text(json.dumps(asdict(sample), indent=1) + "\n")  # last: marks done
+                records.append(asdict(sample))
+        return records, None
+    except (Exception, AudioLoadError) as error:  # one bad work must not stop the corpus
+        return [], {"work_id": work.work_id, "path": work.path, "stage": stage,
+                    "error": f"{type(error).__name__}: {error}"[:1000]}
+
+
+def _render_task(arguments):
+    return render_work(*arguments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+
+
+def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None = None,
+                  collections: list[str] | None = None, soundfont: str = DEFAULT_SOUNDFONT, seed: int = 0,
+                  variants: int = 1, workers: int = 1, max_seconds: float = 120.0, verbose: bool = True) -> dict:
+    """Render works to `out_dir`; returns a summary dict. See the module docstring for the layout.
+
+    `works` selects work ids explicitly (an unknown id is reported as a failure); otherwise the
+    corpus (optionally only `collections`) in `balanced_order`, truncated to `limit`.
+    """
+    check_fluidsynth(soundfont)
+    out_dir = Path(out_dir)
+    settings = {"seed": seed, "variants": variants, "max_seconds": max_seconds,
+                "soundfont": Path(soundfont).name, "sample_rate": SAMPLE_RATE}
+    config_path = out_dir / "render_config.json"
+    if config_path.exists() and json.loads(config_path.read_text()) != settings:
+        raise ValueError(f"{out_dir} was rendered with {config_path.read_text().strip()}; use a new --out for {settings}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(settings) + "\n")
+
+    failures = []
+    if works:
+        known = {work.work_id: work for work in list_works()}
+        selected = [known[work_id] for work_id in works if work_id in known]
+        failures += [{"work_id": work_id, "path": None, "stage": "select", "error": "no such work in the music21 corpus"}
+                     for work_id in works if work_id not in known]
+    else:
+        selected = balanced_order(list_works(collections), seed)[:limit]
+
+    started = time.perf_counter()
+    tasks = [(work, out_dir, soundfont, seed, variants, max_seconds) for work in selected]
+    if workers > 1:
+        with multiprocessing.Pool(workers, maxtasksperchild=50) as pool:
+            results = list(pool.imap(_render_task, tasks, chunksize=1))
+    else:
+        results = [_render_task(task) for task in tasks]
+    wall = time.perf_counter() - started
+    records = [record for result, _ in results for record in result]
+    failures += [failure for _, failure in results if failure]
+    if verbose:
+        for failure in failures:
+            print(f"FAILED {failure['work_id']} ({failure['stage']}): {failure['error']}", file=sys.stderr)
+
+    with open(out_dir / "failures.jsonl", "w") as handle:
+        handle.writelines(json.dumps(failure) + "\n" for failure in failures)
+    index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
+    with open(out_dir / "metadata.jsonl", "w") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in index)
+    audio_seconds = sum(record["duration_s"] for record in records)
+    summary = {"works": len(works) if works else len(selected),
+               "samples": len(records), "failed": len(failures), "audio_s": round(audio_seconds, 1),
+               "wall_s": round(wall, 1), "audio_s_per_wall_s": round(audio_seconds / max(wall, 1e-9), 2),
+               "indexed": len(index)}
+    if verbose:
+        print(json.dumps(summary))
+    return summary
+
+
+def _comma_list(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--limit", type=int, default=None, help="render only the first N works of the balanced order")
+    parser.add_argument("--works", default=None, help="comma-separated work ids (e.g. bach/bwv66.6)")
+    parser.add_argument("--collections", default=None, help="comma-separated corpus folders (e.g. bach,palestrina)")
+    parser.add_argument("--soundfont", default=DEFAULT_SOUNDFONT, help="SoundFont (.sf2) file")
+    parser.add_argument("--seed", type=int, default=0, help="seed for work order and variant choices")
+    parser.add_argument("--variants", type=int, default=1, help="renders per work (instrument/tempo/key/stereo)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="cut longer renders (with a fade-out)")
+    parser.add_argument("--list", action="store_true", help="print the work ids in render order and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for work in balanced_order(list_works(_comma_list(args.collections)), args.seed)[: args.limit]:
+            print(work.work_id, split_of(work.work_id))
+        return 0
+    summary = render_corpus(
+        args.out, limit=args.limit, works=_comma_list(args.works),
+        collections=_comma_list(args.collections), soundfont=args.soundfont,
+        seed=args.seed, variants=args.variants, workers=args.workers, max_seconds=args.max_seconds,
+    )
+    return 0 if summary["samples"] or not summary["failed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

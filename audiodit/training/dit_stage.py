@@ -1,0 +1,240 @@
+"""DiT stage: flow matching on the latents of a frozen VAE, with text and timing conditioning.
+
+* The VAE is loaded from `vae_path` (an `AudioVAE.save_pretrained` directory, e.g. the `vae/` export
+  of a vae-stage checkpoint) and frozen. Latents are `vae latents * vae.scaling_factor`.
+* Latent scale: when the VAE's `scaling_factor` is exactly 1.0 (never set), a fresh run estimates it
+  as 1 / std of the latents of the first `training.scaling_batches` batches (all processes
+  together; posterior means, real frames only), as Stable Diffusion's 0.18215 was found (Rombach
+  et al. 2022, §G). The value is stored in the VAE config of every export and restored on resume.
+  Set any other value in the VAE's config.json to keep it.
+* Text: `text` config. A frozen encoder (`text.trainable: false`) runs without gradients (through
+  the pre-encoded caption cache when `data.format: latents`); a trainable one is trained with the
+  DiT, inside the module DDP wraps. Condition dropout for classifier-free guidance is the
+  conditioner's (`text.dropout_prob`, DiT `LabelEmbedder.token_drop` style).
+* Data: `data.format` folder (audio, encoded on the fly), latents (`audiodit.data.latents`, the fast
+  path) or webdataset (`audiodit.data.webdataset`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+
+import diffusers
+import torch
+from torch import nn
+
+from audiodit.conditioners import TextEncoderOutput, build_text_encoder
+from audiodit.diffusion import FlowMatching
+from audiodit.models.dit import AudioDiTModel
+from audiodit.models.vae import AudioVAE
+from audiodit.training.stage import Stage
+from audiodit.training.tensorboard_logs import log_audio
+
+
+class DiTTrainModule(nn.Module):
+    """What DDP wraps: the transformer, plus the text encoder when it is trained."""
+
+    def __init__(self, transformer: AudioDiTModel, text_encoder: nn.Module | None):
+        super().__init__()
+        self.transformer = transformer
+        self.text_encoder = text_encoder
+
+    def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None):
+        if tokens is not None:
+            text = self.text_encoder(tokens)  # condition dropout happens inside (training mode)
+        return self.transformer(
+            noisy, timesteps, text.embeddings, text.mask, text.pooled,
+            seconds_start, seconds_total, frame_mask=frame_mask,
+        ).sample  # (B, C, T) velocity
+
+
+class DiTStage(Stage):
+    name = "dit"
+    export_dirname = "pipeline"
+
+    def __init__(self, cfg, accelerator):
+        super().__init__(cfg, accelerator)
+        if not cfg.vae_path:
+            raise ValueError("the dit stage needs vae_path: a trained AudioVAE directory (e.g. "
+                             "runs/vae/checkpoints/step-XXXXXXXX/vae)")
+        device = accelerator.device
+        self.vae = AudioVAE.from_pretrained(cfg.vae_path).to(device).eval().requires_grad_(False)
+        self.text_encoder = build_text_encoder(cfg.text).to(device)
+        text_trainable = cfg.text.trainable
+        dit_cfg = dataclasses.asdict(cfg.dit)
+        _check_widths(dit_cfg, self.vae, self.text_encoder)
+        transformer = AudioDiTModel(**dit_cfg)
+        self.model = DiTTrainModule(transformer, self.text_encoder if text_trainable else None)
+        self.text_encoder.train()  # switches condition dropout on (a frozen tower stays in eval)
+        self.flow = FlowMatching(cfg.diffusion)
+        self.caption_cache = None
+
+    # ------------------------------------------------------------------ data
+    def build_dataset(self, rank, world_size):
+        data, seed = self.cfg.data, self.cfg.training.seed
+        if data.format == "folder":
+            from audiodit.data.folder import AudioFolderDataset, collate
+
+            dataset = AudioFolderDataset(
+                data.train_dir, self.cfg.audio.sample_rate, data.clip_seconds, data.min_seconds,
+                num_buckets=data.num_buckets, length_multiple=self.vae.hop_length, seed=seed,
+                normalize=self.cfg.audio.normalize, target_db=self.cfg.audio.target_db,
+            )
+            return dataset, collate
+        if data.format == "latents":
+            from audiodit.data.latents import LatentDataset, collate_latents
+
+            dataset = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
+                                    num_buckets=data.num_buckets, seed=seed)
+            dataset.check_vae(self.vae)
+            if not self.cfg.text.trainable and dataset.caption_dir is not None:
+                from audiodit.caption_cache import CaptionCache
+
+                self.caption_cache = CaptionCache(dataset.caption_dir, self.text_encoder)
+            return dataset, collate_latents
+        if data.format == "webdataset":
+            from audiodit.data.folder import collate
+            from audiodit.data.webdataset import AudioWebDataset
+
+            dataset = AudioWebDataset(
+                data.train_dir, self.cfg.audio.sample_rate, data.clip_seconds, data.min_seconds,
+                rank=rank, world_size=world_size, seed=seed, shuffle_buffer=data.shuffle_buffer,
+                length_multiple=self.vae.hop_length,
+            )
+            return dataset, collate
+        raise ValueError(f"unknown data.format {data.format!r}")
+
+    @torch.no_grad()
+    def _latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unscaled latents (B, C, T) and the real-frame mask (B, T)."""
+        device = self.accelerator.device
+        if "latents" in batch:
+            latents = batch["latents"].to(device).float()  # (B, C, T)
+            frames = batch["num_frames"].to(device)
+        else:
+            audio = batch["audio"].to(device)  # (B, 2, S)
+            latents = self.vae.encode(audio).latent_dist.sample()  # (B, C, T)
+            frames = torch.tensor([self.vae.latent_frames(int(n)) for n in batch["num_samples"]], device=device)
+        frame_mask = torch.arange(latents.shape[-1], device=device)[None, :] < frames[:, None]  # (B, T)
+        return latents, frame_mask
+
+    def setup(self, first_batches):
+        if float(self.vae.config.scaling_factor) != 1.0:
+            return
+        total = torch.zeros(3, dtype=torch.float64, device=self.accelerator.device)  # count, sum, sum of squares
+        for index, batch in enumerate(first_batches):
+            if index >= self.cfg.training.scaling_batches:
+                break
+            with torch.no_grad():
+                if "latents" in batch:
+                    latents, mask = self._latents(batch)
+                else:
+                    audio = batch["audio"].to(self.accelerator.device)
+                    latents = self.vae.encode(audio).latent_dist.mode()  # no sampling: no RNG use
+                    frames = torch.tensor([self.vae.latent_frames(int(n)) for n in batch["num_samples"]],
+                                          device=latents.device)
+                    mask = torch.arange(latents.shape[-1], device=latents.device)[None, :] < frames[:, None]
+            values = latents.double().transpose(1, 2)[mask]  # (real frames, C)
+            total += torch.stack([torch.tensor(float(values.numel()), device=total.device, dtype=torch.float64),
+                                  values.sum(), values.square().sum()])
+        total = self.accelerator.reduce(total, reduction="sum")
+        count, mean = total[0], total[1] / total[0].clamp_min(1)
+        std = math.sqrt(max(float(total[2] / count.clamp_min(1) - mean.square()), 1e-12))
+        self._set_scaling(1.0 / std)
+        self.accelerator.print(f"dit: estimated vae.scaling_factor = {1.0 / std:.5f} "
+                               f"(latent std {std:.5f} over {int(count)} values)")
+
+    def _set_scaling(self, value: float) -> None:
+        self.vae.register_to_config(scaling_factor=float(value))
+
+    def state_dict(self):
+        return {"scaling_factor": float(self.vae.config.scaling_factor)}
+
+    def load_state_dict(self, state):
+        if "scaling_factor" in state:
+            self._set_scaling(state["scaling_factor"])
+
+    # ------------------------------------------------------------------ losses
+    def prepare_batch(self, batch):
+        device = self.accelerator.device
+        latents, frame_mask = self._latents(batch)
+        inputs = {
+            "x0": latents * float(self.vae.config.scaling_factor),  # (B, C, T)
+            "frame_mask": frame_mask,
+            "seconds_start": batch["seconds_start"].to(device).float(),
+            "seconds_total": batch["seconds_total"].to(device).float(),
+        }
+        if self.cfg.text.trainable:
+            inputs["tokens"] = {k: v.to(device) for k, v in self.text_encoder.tokenize(batch["caption"]).items()}
+        else:
+            with torch.no_grad():
+                if self.caption_cache is not None:
+                    out = self.caption_cache.get(batch["caption"])
+                    out = TextEncoderOutput(*(t.to(device) for t in (out.embeddings, out.mask, out.pooled)))
+                    inputs["text"] = self.text_encoder.drop(out)
+                else:
+                    inputs["text"] = self.text_encoder.encode(batch["caption"], device)
+        return inputs
+
+    def compute_losses(self, model, inputs, step):
+        x0 = inputs["x0"]
+        noise = torch.randn_like(x0)  # (B, C, T)
+        timesteps = self.flow.sample_timesteps(x0.shape[0], device=x0.device)  # (B,)
+        noisy = self.flow.add_noise(x0, noise, timesteps)  # (B, C, T)
+        prediction = model(noisy, timesteps, inputs["seconds_start"], inputs["seconds_total"],
+                           inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"))
+        loss = self.flow.loss(prediction, x0, noise, inputs["frame_mask"])
+        return {"loss": loss}
+
+    # ------------------------------------------------------------------ export and samples
+    def build_pipeline(self, model_state):
+        from audiodit.pipeline import AudioDiTPipeline
+
+        transformer = AudioDiTModel(**dataclasses.asdict(self.cfg.dit))
+        transformer.load_state_dict(_strip(model_state, "transformer."))
+        text_encoder = copy.deepcopy(self.text_encoder).cpu()
+        if self.cfg.text.trainable:
+            text_encoder.load_state_dict(_strip(model_state, "text_encoder."))
+        diff = self.cfg.diffusion
+        if not hasattr(diffusers, diff.scheduler):
+            raise ValueError(f"diffusion.scheduler {diff.scheduler!r} is not a diffusers scheduler")
+        scheduler = getattr(diffusers, diff.scheduler)(num_train_timesteps=1000, shift=diff.shift)
+        vae = copy.deepcopy(self.vae).cpu()
+        return AudioDiTPipeline(
+            vae=vae, transformer=transformer.eval(), text_encoder=text_encoder.eval(), scheduler=scheduler,
+            default_num_inference_steps=diff.num_inference_steps, default_guidance_scale=diff.guidance_scale,
+        )
+
+    def export(self, model_state, out_dir: Path):
+        self.build_pipeline(model_state).save_pretrained(str(out_dir), safe_serialization=True)
+
+    @torch.no_grad()
+    def log_samples(self, model_state, step, writer, batch):
+        tcfg = self.cfg.training
+        pipe = self.build_pipeline(model_state)
+        seconds = min(self.cfg.data.clip_seconds, float(self.cfg.dit.max_seconds))
+        generator = torch.Generator().manual_seed(tcfg.seed)  # fixed: comparable across steps, off the global RNG
+        audios = pipe(list(tcfg.sample_prompts), audio_end_in_s=seconds, num_inference_steps=tcfg.sample_steps,
+                      guidance_scale=self.cfg.diffusion.guidance_scale, generator=generator).audios
+        for index, audio in enumerate(audios):
+            log_audio(writer, f"dit/sample_{index}", audio, self.cfg.audio.sample_rate, step)
+
+
+def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v.detach().cpu() for k, v in state.items() if k.startswith(prefix)}
+
+
+def _check_widths(dit_cfg: dict, vae: AudioVAE, text_encoder) -> None:
+    """The DiT's input widths must match the VAE and the text encoder it is trained with."""
+    expected = {
+        "in_channels": vae.latent_channels,
+        "cross_attention_dim": text_encoder.hidden_size,
+        "pooled_dim": text_encoder.pooled_dim,
+    }
+    for name, value in expected.items():
+        if dit_cfg.get(name) != value:
+            raise ValueError(f"dit.{name}={dit_cfg.get(name)} does not match the VAE/text encoder "
+                             f"({value}); set dit.{name}={value}")

@@ -1,0 +1,67 @@
+"""What a training stage provides to the generic loop in `audiodit.training.trainer`.
+
+A stage (VAE or DiT) knows its models, its data and its losses; the trainer knows everything else
+(accelerate, optimizer, schedule, EMA, accumulation, checkpoints, logging). Stages are registered
+by name in `STAGES` (the config's `stage` field picks one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from audiodit.config import Config
+
+
+class Stage:
+    """Base class. Subclasses set `model` (the trained nn.Module) in `__init__`."""
+
+    name = "base"
+    export_dirname = "export"  # subdirectory of each checkpoint holding the ready-to-use export
+    model: nn.Module  # trained by the main AdamW, averaged by EMA, exported
+    discriminator: nn.Module | None = None  # optional second model with its own AdamW
+
+    def __init__(self, cfg: Config, accelerator: Accelerator):
+        self.cfg = cfg
+        self.accelerator = accelerator
+
+    # ------------------------------------------------------------------ data
+    def build_dataset(self, rank: int, world_size: int):
+        """(dataset, collate_fn). A map-style dataset exposes `buckets` (one id per item) and takes
+        `(index, epoch)` keys; an IterableDataset shards itself by `rank`/`world_size`."""
+        raise NotImplementedError
+
+    def prepare_batch(self, batch: dict) -> dict:
+        """Move a collated batch to the device and do the frozen work (no gradients)."""
+        raise NotImplementedError
+
+    def setup(self, first_batches) -> None:
+        """Called once on a fresh run with an iterator over early batches (e.g. to estimate the
+        latent scaling factor). Must not touch the global RNG."""
+
+    # ------------------------------------------------------------------ losses
+    def compute_losses(self, model: nn.Module, inputs: dict, step: int) -> dict[str, torch.Tensor]:
+        """Run the (accelerate-wrapped) `model`; return a dict with the total `loss` plus parts."""
+        raise NotImplementedError
+
+    def discriminator_loss(self, discriminator: nn.Module, inputs: dict, outputs: dict, step: int):
+        """Loss of the discriminator, or None when it is not trained at this step."""
+        return None
+
+    # ------------------------------------------------------------------ export and samples
+    def export(self, model_state: dict[str, torch.Tensor], out_dir: Path) -> None:
+        """Write a ready-to-use directory from the trained model's (EMA) state dict."""
+        raise NotImplementedError
+
+    def log_samples(self, model_state: dict[str, torch.Tensor], step: int, writer, batch: dict) -> None:
+        """Write generated/reconstructed audio and spectrograms to TensorBoard (main process)."""
+
+    # ------------------------------------------------------------------ resumable stage state
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,116 @@
+"""VAE stage: reconstruction + KL, then adversarial losses after `training.adversarial_start_step`.
+
+Losses come from `audiodit.losses.VAELoss` (weights in `training.vae_loss`). The discriminator has
+its own AdamW (same lr and betas). Exports are `AudioVAE.save_pretrained` directories (safetensors,
+EMA weights), which the `dit` stage reads through `vae_path`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audiodit.data.folder import AudioFolderDataset, collate
+from audiodit.losses import VAELoss
+from audiodit.models.vae import AudioVAE, DiagonalGaussianDistribution
+from audiodit.training.stage import Stage
+from audiodit.training.tensorboard_logs import log_audio
+
+
+class VAETrainModule(nn.Module):
+    """What DDP wraps: the VAE's encode -> sample -> decode, returning plain tensors."""
+
+    def __init__(self, vae: AudioVAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, audio: torch.Tensor):
+        posterior = self.vae.encode(audio).latent_dist
+        latents = posterior.sample()  # (B, C, T); global RNG, restored on resume
+        fake = self.vae.decode(latents, length=audio.shape[-1]).sample  # (B, 2, S)
+        return fake, posterior.mean, posterior.std
+
+
+@contextlib.contextmanager
+def _swapped(owner: nn.Module, name: str, module: nn.Module):
+    """Temporarily replace `owner.name` (to run the loss through the DDP-wrapped discriminator)."""
+    original = getattr(owner, name)
+    owner._modules[name] = module
+    try:
+        yield
+    finally:
+        owner._modules[name] = original
+
+
+class VAEStage(Stage):
+    name = "vae"
+    export_dirname = "vae"
+
+    def __init__(self, cfg, accelerator):
+        super().__init__(cfg, accelerator)
+        if cfg.vae.sampling_rate != cfg.audio.sample_rate:
+            raise ValueError(f"vae.sampling_rate ({cfg.vae.sampling_rate}) must equal audio.sample_rate "
+                             f"({cfg.audio.sample_rate})")
+        self.model = VAETrainModule(AudioVAE(**dataclasses.asdict(cfg.vae)))
+        loss_cfg = dataclasses.replace(
+            cfg.training.vae_loss,
+            adversarial_start_step=cfg.training.adversarial_start_step,
+            sample_rate=cfg.audio.sample_rate,
+        )
+        self.loss_fn = VAELoss(loss_cfg, audio_channels=cfg.audio.channels).to(accelerator.device)
+        self.discriminator = self.loss_fn.discriminator
+
+    def build_dataset(self, rank, world_size):
+        data, audio = self.cfg.data, self.cfg.audio
+        if data.format != "folder":
+            raise ValueError(f"the vae stage trains from audio folders (data.format=folder), got {data.format!r}")
+        dataset = AudioFolderDataset(
+            data.train_dir, audio.sample_rate, data.clip_seconds, data.min_seconds,
+            num_buckets=data.num_buckets, length_multiple=self.model.vae.hop_length,
+            seed=self.cfg.training.seed, normalize=audio.normalize, target_db=audio.target_db,
+        )
+        return dataset, collate
+
+    def prepare_batch(self, batch):
+        return {"audio": batch["audio"].to(self.accelerator.device)}  # (B, 2, S)
+
+    def compute_losses(self, model, inputs, step):
+        real = inputs["audio"]
+        fake, mean, std = model(real)  # (B, 2, S), (B, C, T), (B, C, T)
+        posterior = DiagonalGaussianDistribution(mean.float(), std.float())
+        total, terms = self.loss_fn.generator_loss(real, fake.float(), posterior, step)
+        self._fake = fake.detach()
+        return {"loss": total, **{k: v for k, v in terms.items() if k != "total"}}
+
+    def discriminator_loss(self, discriminator, inputs, outputs, step):
+        if not self.loss_fn.adversarial_active(step):
+            return None
+        with _swapped(self.loss_fn, "discriminator", discriminator):
+            loss, _ = self.loss_fn.discriminator_loss(inputs["audio"], self._fake.float(), step)
+        return loss
+
+    def _vae_from_state(self, model_state) -> AudioVAE:
+        vae = AudioVAE(**dataclasses.asdict(self.cfg.vae))
+        prefix = "vae."
+        vae.load_state_dict({k[len(prefix):]: v.detach().cpu() for k, v in model_state.items()
+                             if k.startswith(prefix)})
+        return vae
+
+    def export(self, model_state, out_dir: Path):
+        self._vae_from_state(model_state).save_pretrained(str(out_dir), safe_serialization=True)
+
+    @torch.no_grad()
+    def log_samples(self, model_state, step, writer, batch):
+        if batch is None:
+            return
+        vae = self._vae_from_state(model_state).eval()
+        real = batch["audio"][:1].float().cpu()  # (1, 2, S)
+        length = int(batch["num_samples"][0])
+        fake = vae.decode(vae.encode(real).latent_dist.mode(), length=real.shape[-1]).sample
+        rate = self.cfg.audio.sample_rate
+        log_audio(writer, "vae/original", real[0, :, :length], rate, step)
+        log_audio(writer, "vae/reconstruction", fake[0, :, :length], rate, step)
