@@ -33,9 +33,10 @@ The unconditional ("null") condition for classifier-free guidance is all-zero em
 vector with only the first mask position True. Zeros make the null independent of the encoder's
 weights (so cached embeddings stay valid) and let the DiT learn the unconditional response through
 its projection biases; one True position keeps every cross-attention row with at least one key, so
-softmax never sees a fully masked row (which gives NaN). Condition dropout (`dropout_prob`, training
+softmax never sees a fully masked row (0/0 = NaN in a plain softmax; kernels differ). Condition dropout (`dropout_prob`, training
 mode only) replaces dropped items by the null, with a `force_drop_ids` hook as in DiT's
-`LabelEmbedder.token_drop`. Encoders are frozen by default (no gradients, kept in eval mode even
+`LabelEmbedder.token_drop`. Conditioners are built in eval mode (as `from_pretrained` returns
+them): call `.train()` to switch condition dropout on, `.eval()` for inference and caching. Encoders are frozen by default (no gradients, kept in eval mode even
 when a parent module calls `.train()`); `trainable: true` trains the tower jointly with the DiT.
 """
 
@@ -285,6 +286,7 @@ class CLIPTextConditioner(TextConditioner):
         if not _REBUILDING_FROM_SAVED.get():
             self._load_pretrained(model_name, pretrained)
         self._apply_trainable()
+        self.eval()  # like `from_pretrained`: condition dropout only after an explicit `.train()`
 
     def _load_pretrained(self, model_name: str, pretrained: str) -> None:
         import open_clip
@@ -303,8 +305,8 @@ class CLIPTextConditioner(TextConditioner):
                 path = open_clip.pretrained.download_pretrained(tag_cfg)
             except Exception as error:
                 raise RuntimeError(
-                    f"could not download open_clip weights {model_name}/{pretrained} ({error}); the hub "
-                    "is probably unreachable: pass a local checkpoint path as `pretrained`") from error
+                    f"could not download open_clip weights {model_name}/{pretrained} ({error}); the hub is "
+                    "unreachable (no network?): pass a local checkpoint path as `pretrained`") from error
             if not path:
                 raise RuntimeError(f"open_clip has no download for {model_name}/{pretrained}")
         elif os.sep in pretrained or pretrained.endswith((".safetensors", ".bin", ".pt", ".pth")):
@@ -395,8 +397,9 @@ class CLAPTextConditioner(TextConditioner):
             try:
                 config = ClapTextConfig.from_pretrained(model_name)
             except OSError as error:
-                raise OSError(f"cannot read a CLAP config from {model_name!r} ({error}); the hub is "
-                              "unreachable here: pass a local directory as model_name") from error
+                raise OSError(f"cannot read a CLAP config from {model_name!r}: it is not a local directory "
+                              f"and the hub did not provide it ({error}); pass a local directory "
+                              "holding config.json and the tokenizer files") from error
         else:
             config = ClapTextConfig.from_dict(text_config)
         overrides = {"hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": heads,
@@ -422,6 +425,7 @@ class CLAPTextConditioner(TextConditioner):
         if not rebuilding:
             self._load_pretrained(model_name, pretrained)
         self._apply_trainable()
+        self.eval()  # like `from_pretrained`: condition dropout only after an explicit `.train()`
 
     def _load_tokenizer(self, source: str, subfolder: str | None = None):
         from transformers import AutoTokenizer
@@ -429,8 +433,9 @@ class CLAPTextConditioner(TextConditioner):
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, subfolder=subfolder or "")
         except (OSError, ValueError) as error:
-            raise OSError(f"cannot load a CLAP tokenizer from {source!r} ({error}); the hub is "
-                          "unreachable here: pass a local directory with the tokenizer files") from error
+            raise OSError(f"cannot load a CLAP tokenizer from {source!r}: it is not a local directory "
+                          f"and the hub did not provide it ({error}); pass a local directory with "
+                          "the tokenizer files") from error
         check_tokenizer(tokenizer, source)
         config = self.text_model.config
         if len(tokenizer) > config.vocab_size:
@@ -451,8 +456,9 @@ class CLAPTextConditioner(TextConditioner):
             try:
                 state = ClapTextModelWithProjection.from_pretrained(pretrained).state_dict()
             except OSError as error:
-                raise OSError(f"cannot load CLAP weights from {pretrained!r} ({error}); the hub is "
-                              "unreachable here: pass a local directory or weights file") from error
+                raise OSError(f"cannot load CLAP weights from {pretrained!r}: not a local file or "
+                              f"directory, and the hub did not provide it ({error}); pass a local "
+                              "directory or weights file") from error
         own_keys = self.text_model.state_dict().keys()
         if not any(key in own_keys for key in state):  # a saved conditioner nests one level deeper
             state = {key.removeprefix("text_model."): value for key, value in state.items()}
