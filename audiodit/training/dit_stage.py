@@ -4,7 +4,7 @@
   of a vae-stage checkpoint) and frozen. Latents are `vae latents * vae.scaling_factor`.
 * Latent scale: when the VAE's `scaling_factor` is exactly 1.0 (never set), a fresh run estimates it
   as 1 / std of the latents of the first `training.scaling_batches` batches (all processes
-  together; posterior means, real frames only), as Stable Diffusion's 0.18215 was found (Rombach
+  together; posterior samples as in training, real frames only), as Stable Diffusion's 0.18215 was found (Rombach
   et al. 2022, §G). The value is stored in the VAE config of every export and restored on resume.
   Set any other value in the VAE's config.json to keep it.
 * Text: `text` config. A frozen encoder (`text.trainable: false`) runs without gradients (through
@@ -30,8 +30,10 @@ from audiodit.conditioners import TextEncoderOutput, build_text_encoder
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
+from audiodit.training.checkpoints import CheckpointError, resolve_resume
 from audiodit.training.stage import Stage
 from audiodit.training.tensorboard_logs import log_audio
+from audiodit.training.vae_stage import VAEStage
 
 
 class DiTTrainModule(nn.Module):
@@ -61,7 +63,7 @@ class DiTStage(Stage):
             raise ValueError("the dit stage needs vae_path: a trained AudioVAE directory (e.g. "
                              "runs/vae/checkpoints/step-XXXXXXXX/vae)")
         device = accelerator.device
-        self.vae = AudioVAE.from_pretrained(cfg.vae_path).to(device).eval().requires_grad_(False)
+        self.vae = AudioVAE.from_pretrained(str(resolve_vae_path(cfg.vae_path))).to(device).eval().requires_grad_(False)
         self.text_encoder = build_text_encoder(cfg.text).to(device)
         text_trainable = cfg.text.trainable
         dit_cfg = dataclasses.asdict(cfg.dit)
@@ -125,6 +127,7 @@ class DiTStage(Stage):
         if float(self.vae.config.scaling_factor) != 1.0:
             return
         total = torch.zeros(3, dtype=torch.float64, device=self.accelerator.device)  # count, sum, sum of squares
+        generator = torch.Generator(self.accelerator.device).manual_seed(self.cfg.training.seed)
         for index, batch in enumerate(first_batches):
             if index >= self.cfg.training.scaling_batches:
                 break
@@ -133,7 +136,8 @@ class DiTStage(Stage):
                     latents, mask = self._latents(batch)
                 else:
                     audio = batch["audio"].to(self.accelerator.device)
-                    latents = self.vae.encode(audio).latent_dist.mode()  # no sampling: no RNG use
+                    # Sampled like the training latents, from a private generator (global RNG untouched).
+                    latents = self.vae.encode(audio).latent_dist.sample(generator)
                     frames = torch.tensor([self.vae.latent_frames(int(n)) for n in batch["num_samples"]],
                                           device=latents.device)
                     mask = torch.arange(latents.shape[-1], device=latents.device)[None, :] < frames[:, None]
@@ -215,12 +219,26 @@ class DiTStage(Stage):
     def log_samples(self, model_state, step, writer, batch):
         tcfg = self.cfg.training
         pipe = self.build_pipeline(model_state)
+        pipe.set_progress_bar_config(disable=True)
         seconds = min(self.cfg.data.clip_seconds, float(self.cfg.dit.max_seconds))
         generator = torch.Generator().manual_seed(tcfg.seed)  # fixed: comparable across steps, off the global RNG
         audios = pipe(list(tcfg.sample_prompts), audio_end_in_s=seconds, num_inference_steps=tcfg.sample_steps,
                       guidance_scale=self.cfg.diffusion.guidance_scale, generator=generator).audios
         for index, audio in enumerate(audios):
             log_audio(writer, f"dit/sample_{index}", audio, self.cfg.audio.sample_rate, step)
+
+
+def resolve_vae_path(vae_path: str) -> Path:
+    """A VAE directory, or a vae-stage run/checkpoint directory (its latest `vae/` export)."""
+    path = Path(vae_path)
+    if (path / "config.json").is_file():
+        return path
+    try:
+        checkpoint = resolve_resume(str(path), path)
+    except CheckpointError as err:
+        raise ValueError(f"vae_path {vae_path!r} is neither an AudioVAE directory (config.json) "
+                         f"nor a vae-stage run with checkpoints ({err})") from err
+    return checkpoint / VAEStage.export_dirname
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
