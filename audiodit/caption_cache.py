@@ -155,7 +155,8 @@ class CaptionCache:
             tokens = {k: v.to(self.encoder.device) for k, v in self.encoder.tokenize(batch).items()}
             out = self.encoder(tokens, force_drop_ids=torch.zeros(len(batch), dtype=torch.long))
             parts.append(out)
-        return TextEncoderOutput(*(torch.cat([getattr(p, f).cpu() for p in parts]) for f in ("embeddings", "mask", "pooled")))
+        fields = ("embeddings", "mask", "pooled")
+        return TextEncoderOutput(*(torch.cat([getattr(part, f).cpu() for part in parts]) for f in fields))
 
     def _store(self, captions: list[str], out: TextEncoderOutput) -> None:
         # Position 0 (the start token) is always real, so `nonzero` is never empty.
@@ -204,7 +205,8 @@ class CaptionCache:
         pooled = torch.zeros(count, self.encoder.pooled_dim, dtype=self.dtype)
         for shard, rows in rows_by_shard.items():
             with safe_open(str(self.directory / shard), framework="pt") as file:
-                shard_embeddings, shard_mask, shard_pooled = (file.get_slice(name) for name in ("embeddings", "mask", "pooled"))
+                shard_embeddings = file.get_slice("embeddings")  # (N, L', D), read row by row
+                shard_mask, shard_pooled = file.get_slice("mask"), file.get_slice("pooled")
                 for position, row in rows:
                     stored = shard_mask[row:row + 1]  # (1, L')
                     mask[position, :stored.shape[1]] = stored[0]

@@ -1,43 +1,50 @@
 """Text conditioners: prompts -> token embeddings, their mask and a pooled embedding for the DiT.
 
-Two encoders share one interface (`TextConditioner`, a diffusers model, so it is a real pipeline
-component that saves and loads with `save_pretrained` / `from_pretrained`, weights in safetensors):
+Two encoders share one interface, `TextConditioner`: a diffusers model, so it is a real pipeline
+component (`save_pretrained` / `from_pretrained`, config.json naming the class and architecture,
+weights in safetensors, reloading needs no network). Build one from the `text:` config section:
 
-* ``kind: clip`` -- the text tower of an open_clip model (only the text tower is built: ViT-B-32 is
-  151M parameters, its text tower 63M). The tokenizer is open_clip's bundled BPE, which needs no
-  network. `model_name` is an open_clip name ("ViT-B-32"); the architecture comes from open_clip's
-  bundled JSON config, optionally shrunk with `width`/`layers`/`heads`/`embed_dim`/`context_length`.
-  `pretrained` is "none" (random init, logged), a local checkpoint (a full CLIP or text-tower state
-  dict: .safetensors, or .bin/.pt read with `torch.load(weights_only=True)`), or an open_clip tag
-  such as "laion2b_s34b_b79k" (downloaded; fails with a clear error when the hub is unreachable).
-* ``kind: clap`` -- transformers' `ClapTextModelWithProjection` and its tokenizer. `model_name` is a
-  local directory (or hub id) holding the config and tokenizer files; `pretrained` is "none" (random
-  init from that config) or a directory / hub id / weights file holding the weights. A tokenizer
-  that cannot tokenize ordinary words (transformers tokenizers built without vocabulary files map
-  every word to special tokens) is refused with a `ValueError`.
+* ``kind: clip`` -- only the text tower of an open_clip model (ViT-B-32: 151M parameters in all,
+  63M in its text tower), tokenized by open_clip's bundled BPE (works offline). `model_name` is an
+  open_clip name; the architecture is open_clip's bundled JSON config, with optional overrides
+  `context_length`, `width`, `layers`, `heads`, `embed_dim` (null keeps the model's own).
+  `pretrained`: "none" (random init, logged), a local checkpoint (full CLIP or text-tower state dict;
+  .safetensors, or .bin/.pt through `torch.load(weights_only=True)`), or an open_clip tag such as
+  "laion2b_s34b_b79k" (downloaded; a clear error when the hub is unreachable)::
 
-Usage::
+      text: {kind: clip, model_name: ViT-B-32, pretrained: /models/vit_b_32.safetensors,
+             trainable: false, context_length: null, width: null, layers: null, heads: null,
+             embed_dim: null}
+* ``kind: clap`` -- transformers' `ClapTextModelWithProjection` and its tokenizer. `model_name`
+  is a local directory (or hub id) with config.json (a CLAP or CLAP-text config) and the tokenizer
+  files; `pretrained` is "none" (random init from that config, overrides allowed) or a directory,
+  hub id or weights file with the weights. A tokenizer that cannot tokenize ordinary words is
+  refused (transformers tokenizers built without vocabulary files map every word to special
+  tokens)::
 
-    from audiodit.conditioners import TextEncoderConfig, build_text_encoder
+      text: {kind: clap, model_name: /models/clap-htsat-unfused,
+             pretrained: /models/clap-htsat-unfused, trainable: false, context_length: null,
+             width: null, layers: null, heads: null, embed_dim: null}
 
-    encoder = build_text_encoder(TextEncoderConfig(kind="clip", model_name="ViT-B-32",
-                                                   pretrained="/models/vit_b_32_laion2b.safetensors"))
+In Python::
+
+    encoder = build_text_encoder(TextEncoderConfig(kind="clip", pretrained="none", **PRESETS["tiny"]))
     out = encoder.encode(["a slow piano melody", "rain on a tin roof"])
-    out.embeddings  # (B, L, D) D = encoder.hidden_size, zeros at padding positions
-    out.mask        # (B, L) bool, True = real token (start, words and end-of-text tokens)
-    out.pooled      # (B, P) P = encoder.pooled_dim
-    encoder.save_pretrained("pipe/text_encoder")          # config.json + safetensors (+ tokenizer/)
-    encoder = CLIPTextConditioner.from_pretrained("pipe/text_encoder")   # no network
+    out.embeddings  # (B, L, D) D = encoder.hidden_size, L = encoder.context_length, 0 at padding
+    out.mask        # (B, L) bool, True = real token (start, words, end-of-text)
+    out.pooled      # (B, P) P = encoder.pooled_dim (projected end-of-text / CLAP pooler output)
+    encoder.save_pretrained("pipe/text_encoder")  # CLAP also writes pipe/text_encoder/tokenizer/
+    encoder = CLIPTextConditioner.from_pretrained("pipe/text_encoder")
 
 The unconditional ("null") condition for classifier-free guidance is all-zero embeddings and pooled
-vector with only the first mask position True. Zeros make the null independent of the encoder's
-weights (so cached embeddings stay valid) and let the DiT learn the unconditional response through
-its projection biases; one True position keeps every cross-attention row with at least one key, so
-softmax never sees a fully masked row (0/0 = NaN in a plain softmax; kernels differ). Condition dropout (`dropout_prob`, training
-mode only) replaces dropped items by the null, with a `force_drop_ids` hook as in DiT's
-`LabelEmbedder.token_drop`. Conditioners are built in eval mode (as `from_pretrained` returns
-them): call `.train()` to switch condition dropout on, `.eval()` for inference and caching. Encoders are frozen by default (no gradients, kept in eval mode even
-when a parent module calls `.train()`); `trainable: true` trains the tower jointly with the DiT.
+vector with only mask position 0 True. Zeros do not depend on the encoder's weights (cached
+embeddings stay valid) and the DiT learns the unconditional response through its projection
+biases; the one True position keeps every cross-attention row with a key to attend to (a fully
+masked softmax row is 0/0 = NaN). Condition dropout (`dropout_prob`) replaces items by the null in
+training mode, with a `force_drop_ids` hook as in DiT's `LabelEmbedder.token_drop`; `drop()` also
+works on cached outputs. Conditioners are built in eval mode, as `from_pretrained` returns them:
+`.train()` switches condition dropout on. They are frozen by default (no gradients; the tower stays
+in eval mode under `.train()`); `trainable: true` trains the tower jointly with the DiT.
 """
 
 from __future__ import annotations
@@ -202,7 +209,8 @@ class TextConditioner(ModelMixin, ConfigMixin):
         length = output.mask.shape[1]
         keep = ~drop_ids
         return TextEncoderOutput(
-            embeddings=torch.where(keep[:, None, None], output.embeddings, null.embeddings[:, :length].to(output.embeddings.dtype)),
+            embeddings=torch.where(keep[:, None, None], output.embeddings,
+                                   null.embeddings[:, :length].to(output.embeddings.dtype)),
             mask=torch.where(keep[:, None], output.mask, null.mask[:, :length]),
             pooled=torch.where(keep[:, None], output.pooled, null.pooled.to(output.pooled.dtype)),
         )
@@ -439,7 +447,8 @@ class CLAPTextConditioner(TextConditioner):
         check_tokenizer(tokenizer, source)
         config = self.text_model.config
         if len(tokenizer) > config.vocab_size:
-            raise ValueError(f"tokenizer from {source!r} has {len(tokenizer)} tokens, the model only {config.vocab_size}")
+            raise ValueError(f"tokenizer from {source!r} has {len(tokenizer)} tokens, "
+                             f"the model only {config.vocab_size}")
         if tokenizer.pad_token_id != config.pad_token_id:
             raise ValueError(f"tokenizer pad id {tokenizer.pad_token_id} != model pad_token_id {config.pad_token_id}")
         return tokenizer

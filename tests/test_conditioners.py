@@ -378,3 +378,19 @@ def test_presets_build():
     assert isinstance(encoder, CLIPTextConditioner) and encoder.hidden_size == TINY["width"]
     with pytest.raises(ValueError, match="preset"):
         TextConditioner.from_preset("huge")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", ["clip", "clap"])
+def test_cuda_outputs_match_cpu(kind, clap_dir):
+    encoder = _build(kind, clap_dir)
+    expected = encoder.encode(PROMPTS)
+    encoder.to("cuda")
+    out = encoder.encode(PROMPTS)
+    assert out.embeddings.device.type == "cuda" and out.mask.device.type == "cuda"
+    torch.testing.assert_close(out.pooled.cpu(), expected.pooled, rtol=1e-3, atol=1e-4)
+    assert torch.equal(out.mask.cpu(), expected.mask)
+    tokens = {name: value.cuda() for name, value in encoder.tokenize(PROMPTS).items()}
+    dropped = encoder(tokens, force_drop_ids=torch.tensor([1, 0, 0]))
+    assert dropped.pooled.device.type == "cuda" and (dropped.pooled[0] == 0).all()
