@@ -178,7 +178,8 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
 
     from audiodit.pipeline import AudioDiTPipeline
 
-    pipe = AudioDiTPipeline.from_pretrained(model_dir, torch_dtype=dtype)
+    diffusers.utils.logging.disable_progress_bar()  # the component-loading bar; sampling keeps its own
+    pipe = AudioDiTPipeline.from_pretrained(model_dir, dtype=dtype)
     if scheduler:
         scheduler_cls = getattr(diffusers, scheduler, None)
         if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):

@@ -23,11 +23,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, SchedulerMixin
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from audiodit.conditioners import TextEncoderOutput
+from audiodit.conditioners import TextConditioner, TextEncoderOutput
+from audiodit.models.dit import AudioDiTModel
+from audiodit.models.vae import AudioVAE
 
 # Latent frames over which inpainting/continuation blend generated and kept material, so seams
 # do not click: a raised-cosine ramp instead of a step (0.24 s at 25 Hz).
@@ -72,12 +74,14 @@ class AudioDiTPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _callback_tensor_inputs = ["latents"]
 
+    # Importing the component classes here also makes diffusers' loader, which only resolves
+    # `model_index.json` entries from modules already imported, find them.
     def __init__(
         self,
-        vae,
-        transformer,
-        text_encoder,
-        scheduler,
+        vae: AudioVAE,
+        transformer: AudioDiTModel,
+        text_encoder: TextConditioner,
+        scheduler: SchedulerMixin,
         default_num_inference_steps: int = 50,
         default_guidance_scale: float = 4.0,
     ):
@@ -319,7 +323,7 @@ class AudioDiTPipeline(DiffusionPipeline):
                 audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate
             else:
                 audio_end_in_s = audio_start_in_s + default_duration
-        if continuation_in_s is not None:
+        if continuation_in_s is not None and initial_audio is not None:
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
 
         # 1. Check inputs
@@ -411,8 +415,8 @@ class AudioDiTPipeline(DiffusionPipeline):
                     known_t = (1 - t_next) * known + t_next * noise
                     latents = keep_mask * known_t + (1 - keep_mask) * latents
                 if callback_on_step_end is not None:
-                    names = callback_on_step_end_tensor_inputs or ["latents"]
-                    outputs = callback_on_step_end(self, step, timestep, {name: locals()[name] for name in names})
+                    tensors = {"latents": latents}  # the only entry of _callback_tensor_inputs
+                    outputs = callback_on_step_end(self, step, timestep, tensors)
                     latents = (outputs or {}).get("latents", latents)
                 progress.update()
 

@@ -20,7 +20,8 @@ def pipe():
 
 def _run(pipe, prompt="a piano melody", seed=0, **kwargs):
     kwargs.setdefault("num_inference_steps", 2)
-    kwargs.setdefault("audio_end_in_s", 1.0)
+    if "initial_audio" not in kwargs:
+        kwargs.setdefault("audio_end_in_s", 1.0)
     return pipe(prompt, generator=torch.Generator("cpu").manual_seed(seed), **kwargs).audios
 
 
@@ -202,10 +203,11 @@ def test_bad_prompt_types(pipe):
 
 def test_plain_diffusion_pipeline_loader_with_custom_pipeline(pipe, tmp_path):
     """`DiffusionPipeline.from_pretrained` looks pipeline classes up inside diffusers; with
-    `custom_pipeline` pointing at audiodit's module it loads ours (documented in the README)."""
+    `custom_pipeline` pointing at audiodit's installed module it loads ours. diffusers asks for
+    `trust_remote_code` for any custom pipeline file, even a local one (documented in the README)."""
     pipe.save_pretrained(tmp_path)
     import audiodit.pipeline as module
 
-    loaded = DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=module.__file__)
+    loaded = DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=module.__file__, trust_remote_code=True)
     assert type(loaded).__name__ == "AudioDiTPipeline"
     assert isinstance(loaded.scheduler, FlowMatchEulerDiscreteScheduler)
