@@ -224,12 +224,19 @@ class Trainer:
         if acc.is_main_process:
             if self.ema is not None:
                 self.ema.save(tmp / EMA_FILE)
-            self.stage.export(export_state, tmp / self.stage.export_dirname)
+            with self._rng_isolated():  # building export models draws init weights from the RNG
+                self.stage.export(export_state, tmp / self.stage.export_dirname)
             # Each process's data position is identical; the skip reports are merged at the end.
             write_json(tmp / TRAINER_STATE, asdict(self.state))
             final = self.checkpoints.publish(tmp, self.state.step)
         acc.wait_for_everyone()
         return final
+
+    def _rng_isolated(self):
+        """Keep side work (exports, sample logs) from advancing the training RNG: a resumed run
+        restores the RNG as saved, so anything drawn after the save would make it diverge."""
+        devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
 
     def _load(self, checkpoint: Path) -> None:
         acc = self.accelerator
@@ -383,7 +390,8 @@ class Trainer:
         state = self._export_state()
         if acc.is_main_process:
             writer = acc.get_tracker("tensorboard", unwrap=True)
-            self.stage.log_samples(state, self.state.step, writer, batch)
+            with self._rng_isolated():
+                self.stage.log_samples(state, self.state.step, writer, batch)
         acc.wait_for_everyone()
 
     def _finish(self, last_checkpoint: Path | None) -> TrainResult:

@@ -1,0 +1,190 @@
+"""End-to-end runs of the training loop on tiny configs (CPU, a few steps each)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from audiodit.data.synthetic import write_synthetic_dataset
+from audiodit.models.vae import AudioVAE
+from audiodit.training import NonFiniteLossError, train
+from audiodit.training.checkpoints import CheckpointError
+from audiodit.training.cli import main as train_main
+from audiodit.training.dit_stage import DiTStage
+from audiodit.training.trainer import Trainer
+
+
+def _load_pipeline(directory):
+    import audiodit.conditioners  # noqa: F401  (diffusers resolves components by module name)
+    import audiodit.models.dit  # noqa: F401
+    import audiodit.models.vae  # noqa: F401
+    from audiodit.pipeline import AudioDiTPipeline
+
+    return AudioDiTPipeline.from_pretrained(str(directory))
+
+
+def _tensorboard_tags(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in log_dir.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"audio": 0, "images": 0, "scalars": 0})
+        accumulator.Reload()
+        for kind, names in accumulator.Tags().items():
+            if isinstance(names, list):
+                tags.update(names)
+    return tags
+
+
+def test_dit_one_epoch_exports_a_pipeline_that_generates(toy_data, tiny_vae_dir, tmp_path, dit_config):
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "training.max_epochs=1",
+                     "training.max_steps=100", "training.sample_every=4", "training.log_every=1")
+    result = train(cfg)
+    assert result.step == 4  # 8 clips / batch 2, one epoch
+    assert result.last_checkpoint.name == "step-00000004"
+    pipe = _load_pipeline(result.last_checkpoint / "pipeline")
+    assert pipe.vae.config.scaling_factor != 1.0  # estimated from the first batches
+    audio = pipe(["a 440 Hz sine tone"], audio_end_in_s=0.5, num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(0)).audios
+    assert audio.shape == (1, 2, 24000) and torch.isfinite(audio).all()
+    # The export holds the EMA weights, not the raw ones.
+    ema = load_file(str(result.last_checkpoint / "ema.safetensors"))
+    exported = pipe.transformer.state_dict()
+    name = next(k for k in exported if k.endswith("weight"))
+    assert torch.equal(exported[name], ema["transformer." + name])
+    tags = _tensorboard_tags(tmp_path / "run" / "logs")
+    assert {"train/loss", "train/lr", "train/grad_norm", "train/samples_per_s"} <= tags
+    assert {"dit/sample_0/audio", "dit/sample_0/spectrogram"} <= tags
+
+
+def test_vae_one_epoch_with_adversarial_phase_exports_a_vae(toy_data, tmp_path, vae_config):
+    cfg = vae_config(toy_data, tmp_path / "run", "training.max_epochs=1", "training.max_steps=100",
+                     "training.adversarial_start_step=2", "training.log_every=1", "training.sample_every=4",
+                     "data.clip_seconds=0.25")
+    trainer = Trainer(cfg)
+    disc_before = {k: v.clone() for k, v in trainer.stage.discriminator.state_dict().items()}
+    result = trainer.train()
+    assert result.step == 4
+    disc_after = trainer.stage.discriminator.state_dict()
+    assert any(not torch.equal(disc_before[k], disc_after[k]) for k in disc_before)  # D was trained
+    vae = AudioVAE.from_pretrained(str(result.last_checkpoint / "vae"))
+    audio = torch.randn(1, 2, 4800) * 0.1
+    assert vae(audio).sample.shape == audio.shape
+    tags = _tensorboard_tags(tmp_path / "run" / "logs")
+    assert {"train/adversarial", "train/discriminator_loss", "vae/reconstruction/spectrogram"} <= tags
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_is_bit_exact(toy_data, tiny_vae_dir, tmp_path, monkeypatch, dit_config):
+    # Crosses an epoch boundary (4 batches per epoch), accumulates 2 micro-batches, trains the text
+    # tower with condition dropout: every source of randomness and data position must be restored.
+    settings = ["training.max_steps=6", "training.checkpoint_every=3", "training.grad_accum_steps=2",
+                "text.trainable=true", "text.dropout_prob=0.3", "data.num_buckets=2"]
+    full = train(dit_config(toy_data, tiny_vae_dir, tmp_path / "full", *settings))
+
+    original_save = Trainer.save_checkpoint
+
+    def save_then_die(self):
+        final = original_save(self)
+        if self.state.step == 3:
+            raise _Interrupt
+        return final
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(_Interrupt):
+        train(dit_config(toy_data, tiny_vae_dir, tmp_path / "part", *settings))
+    monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
+    assert train_main(["--resume", "latest", f"training.output_dir={tmp_path / 'part'}"]) == 0
+
+    part_final = tmp_path / "part" / "checkpoints" / "step-00000006"
+    for name in ("state/model.safetensors", "ema.safetensors"):
+        a, b = load_file(str(full.last_checkpoint / name)), load_file(str(part_final / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}:{key} differs after resume"
+    state = json.loads((part_final / "trainer_state.json").read_text())
+    assert (state["epoch"], state["batch_in_epoch"], state["samples_seen"]) == (2, 4, 24)  # 12 batches of 4 per epoch; the next epoch starts lazily
+
+
+def test_failed_checkpoint_write_keeps_previous_usable(toy_data, tiny_vae_dir, tmp_path, monkeypatch, dit_config):
+    from audiodit.training import checkpoints
+
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "training.max_steps=4",
+                     "training.checkpoint_every=2")
+    original_publish = checkpoints.CheckpointManager.publish
+
+    def die_before_rename(self, tmp, step):
+        if step == 4:
+            raise _Interrupt  # everything written into tmp, killed before the rename
+        return original_publish(self, tmp, step)
+
+    monkeypatch.setattr(checkpoints.CheckpointManager, "publish", die_before_rename)
+    with pytest.raises(_Interrupt):
+        train(cfg)
+    monkeypatch.undo()
+    root = tmp_path / "run" / "checkpoints"
+    assert (root / "latest").read_text().strip() == "step-00000002"
+    assert not (root / "step-00000004").exists() and list(root.glob(".tmp-*"))
+    result = train(cfg, resume=root / "step-00000002")
+    assert result.step == 4 and (root / "latest").read_text().strip() == "step-00000004"
+    assert not list(root.glob(".tmp-*"))
+
+
+def test_fresh_run_into_existing_run_is_refused(toy_data, tiny_vae_dir, tmp_path):
+    args = ["--config", "configs/dit_tiny.yaml", f"data.train_dir={toy_data}", f"vae_path={tiny_vae_dir}",
+            f"training.output_dir={tmp_path / 'run'}", "training.max_steps=1"]
+    assert train_main(args) == 0
+    with pytest.raises(CheckpointError, match="already holds checkpoints"):
+        train_main(args)
+    assert train_main(args + ["--overwrite"]) == 0
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run(toy_data, tiny_vae_dir, tmp_path, monkeypatch, dit_config):
+    original = DiTStage.compute_losses
+    calls = {"n": 0}
+
+    def sometimes_nan(self, model, inputs, step):
+        calls["n"] += 1
+        out = original(self, model, inputs, step)
+        if calls["n"] in (2, 3):
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(DiTStage, "compute_losses", sometimes_nan)
+    result = train(dit_config(toy_data, tiny_vae_dir, tmp_path / "a", "training.max_steps=3"))
+    assert result.step == 3 and result.nonfinite_total == 2
+
+    monkeypatch.setattr(DiTStage, "compute_losses",
+                        lambda self, model, inputs, step: {"loss": torch.tensor(float("inf"), requires_grad=True)})
+    with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row"):
+        train(dit_config(toy_data, tiny_vae_dir, tmp_path / "b", "training.max_nonfinite_in_a_row=3"))
+
+
+def test_bad_files_are_skipped_counted_and_reported(tiny_vae_dir, tmp_path, dit_config):
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, num_files=4, seconds=0.6, seed=2)
+    (data / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    (data / "empty.wav").write_bytes(b"")
+    sf.write(str(data / "short.wav"), np.zeros((100, 2), np.float32), 48000)
+    sf.write(str(data / "mono_22k.wav"), np.full(22050, 0.1, np.float32), 22050)  # resampled, kept
+    nan_audio = np.zeros((48000, 2), np.float32)
+    nan_audio[::1000] = np.nan
+    sf.write(str(data / "nan.wav"), nan_audio, 48000, subtype="FLOAT")  # header fine, samples not
+    (data / "notes.md").write_text("not audio")
+    result = train(dit_config(data, tiny_vae_dir, tmp_path / "run", "training.max_epochs=1",
+                              "training.max_steps=100", "data.batch_size=1"))
+    assert result.step == 6  # 4 tones + mono_22k + nan.wav's slot (filled by the next file)
+    skipped = result.data_report.skipped
+    assert set(skipped) == {"corrupt.wav", "empty.wav", "short.wav", "nan.wav"}
+    assert "empty" in skipped["empty.wav"] and "corrupt" in skipped["corrupt.wav"]
+    saved = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert set(saved["skipped"]) == set(skipped)
+    assert saved["notes"] == {"no caption (trained as unconditional)": 2}
