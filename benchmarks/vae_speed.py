@@ -1,0 +1,179 @@
+"""Encode/decode speed of our VAE presets against diffusers' AutoencoderOobleck, on CPU.
+
+Times encode and decode of 10 s of stereo 48 kHz audio (480,000 samples) for our `small` and `base`
+presets and for `AutoencoderOobleck()` at its default config (156M parameters, hop 2048), all with
+random weights, in one process with torch's default thread count: one warm-up, then the median of
+`--repeats` runs, interleaved across models. Then, in a fresh subprocess so the number is not inflated by the other models, a
+tiled decode of 10 minutes of audio with `small`, reporting time and peak resident memory.
+
+    .venv/bin/python benchmarks/vae_speed.py                # writes benchmarks/results/vae_speed_cpu.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from audiodit.models.vae import AudioVAE  # noqa: E402
+
+SAMPLE_RATE = 48000
+SECONDS = 10
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def build_runner(name: str, audio: torch.Tensor) -> dict:
+    """Encode/decode closures for one model, on 10 s of audio (1, 2, 480000)."""
+    if name == "oobleck":
+        from diffusers import AutoencoderOobleck
+
+        model, hop = AutoencoderOobleck().eval(), 2048
+        latents = model.encode(audio).latent_dist.mode()
+        decode = lambda: model.decode(latents).sample  # noqa: E731
+    else:
+        model = AudioVAE.from_preset(name).eval()
+        hop = model.hop_length
+        latents = model.encode(audio).latent_dist.mode()
+        decode = lambda: model.decode(latents, length=audio.shape[-1]).sample  # noqa: E731
+    return {"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "hop_length": hop, "latent_shape": list(latents.shape),
+            "encode": lambda: model.encode(audio).latent_dist.mode(), "decode": decode}
+
+
+@torch.no_grad()
+def time_models(names: list[str], repeats: int) -> list[dict]:
+    """Median encode/decode seconds per model. Repeats are interleaved across models (A B C A B C
+    ...), so a load spike from other processes on the machine hits every model alike."""
+    torch.manual_seed(0)
+    audio = 0.1 * torch.randn(1, 2, SECONDS * SAMPLE_RATE)  # (1, 2, 480000)
+    runners = [build_runner(name, audio) for name in names]
+    times = {(r["model"], op): [] for r in runners for op in ("encode", "decode")}
+    for repeat in range(repeats + 1):  # the first round is the warm-up (allocator, oneDNN kernels)
+        for runner in runners:
+            for op in ("encode", "decode"):
+                start = time.perf_counter()
+                runner[op]()
+                if repeat > 0:
+                    times[runner["model"], op].append(time.perf_counter() - start)
+    rows = []
+    for runner in runners:
+        row = {k: v for k, v in runner.items() if k not in ("encode", "decode")}
+        for op in ("encode", "decode"):
+            row[f"{op}_s"] = statistics.median(times[runner["model"], op])
+            row[f"{op}_all_s"] = times[runner["model"], op]
+            row[f"{op}_rtf"] = SECONDS / row[f"{op}_s"]
+        rows.append(row)
+    return rows
+
+
+@torch.no_grad()
+def long_decode(preset: str, minutes: float) -> dict:
+    """Tiled decode of `minutes` of audio; peak RSS of this process (run it in a fresh one)."""
+    model = AudioVAE.from_preset(preset).eval()
+    model.enable_tiling()
+    frames = model.latent_frames(int(minutes * 60 * SAMPLE_RATE))
+    latents = torch.randn(1, model.latent_channels, frames, generator=torch.Generator().manual_seed(0))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+    start = time.perf_counter()
+    audio = model.decode(latents).sample
+    seconds = time.perf_counter() - start
+    return {
+        "preset": preset, "minutes": minutes, "latent_frames": frames,
+        "tile_latent_frames": model.tile_latent_frames, "overlap_latent_frames": model.overlap_latent_frames,
+        "output_shape": list(audio.shape), "output_mib": audio.numel() * 4 / 2**20,
+        "decode_s": seconds, "peak_rss_before_mib": rss_before,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def write_markdown(result: dict, path: Path):
+    rows = {r["model"]: r for r in result["models"]}
+    oobleck = rows["oobleck"]
+    lines = [
+        "# VAE speed on CPU",
+        "",
+        f"- CPU: {result['cpu']} ({result['threads']} torch threads), torch {result['torch']}",
+        f"- {SECONDS} s of stereo {SAMPLE_RATE} Hz audio ({SECONDS * SAMPLE_RATE} samples), random weights, "
+        f"batch 1, fp32, `torch.no_grad()`; median of {result['repeats']} runs after one warm-up, "
+        "interleaved across models.",
+        f"- The machine is shared with other jobs: 1-min load average {result['load_before'][0]:.1f} before, "
+        f"{result['load_after'][0]:.1f} after, on {os.cpu_count()} cores, so absolute times are noisy; the ratios "
+        "are measured under the same load.",
+        "- Produced by `benchmarks/vae_speed.py`; raw numbers in `vae_speed_cpu.json`.",
+        "",
+        "| model | params (M) | hop | latent (C, T) | encode s | decode s | encode RTF | decode RTF | decode speed-up vs Oobleck |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["models"]:
+        lines.append(
+            f"| {r['model']} | {r['params_m']:.1f} | {r['hop_length']} | {tuple(r['latent_shape'][1:])} | "
+            f"{r['encode_s']:.3f} | {r['decode_s']:.3f} | {r['encode_rtf']:.1f}x | {r['decode_rtf']:.1f}x | "
+            f"{oobleck['decode_s'] / r['decode_s']:.1f}x |")
+    long = result["long_decode"]
+    lines += [
+        "",
+        f"Targets: `small` decoder >= 20x faster than Oobleck (measured "
+        f"{oobleck['decode_s'] / rows['small']['decode_s']:.0f}x), `base` >= 3x (measured "
+        f"{oobleck['decode_s'] / rows['base']['decode_s']:.1f}x).",
+        "",
+        f"Long audio: tiled decode of {long['minutes']:g} minutes ({long['latent_frames']} latent frames, "
+        f"tiles of {long['tile_latent_frames']} frames overlapping by {long['overlap_latent_frames']}) with "
+        f"`{long['preset']}` took {long['decode_s']:.1f} s; peak RSS of the process "
+        f"{long['peak_rss_mib']:.0f} MiB ({long['peak_rss_before_mib']:.0f} MiB before decoding; the "
+        f"output waveform itself is {long['output_mib']:.0f} MiB).",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=["small", "base", "oobleck"])
+    parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument("--long-decode-only", metavar="PRESET", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.long_decode_only:
+        print(json.dumps(long_decode(args.long_decode_only, args.long_minutes)))
+        return
+    result = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "repeats": args.repeats, "seconds": SECONDS, "models": []}
+    result["load_before"] = os.getloadavg()
+    result["models"] = time_models(args.models, args.repeats)
+    result["load_after"] = os.getloadavg()
+    for row in result["models"]:
+        print(json.dumps(row), flush=True)
+    child = subprocess.run([sys.executable, __file__, "--long-decode-only", "small",
+                            "--long-minutes", str(args.long_minutes)],
+                           capture_output=True, text=True, check=True)
+    result["long_decode"] = json.loads(child.stdout.strip().splitlines()[-1])
+    print(json.dumps(result["long_decode"]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "vae_speed_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    if {"small", "base", "oobleck"} <= {r["model"] for r in result["models"]}:
+        write_markdown(result, args.out / "vae_speed_cpu.md")
+
+
+if __name__ == "__main__":
+    main()
