@@ -1,0 +1,139 @@
+"""VAE losses on known signals, and the discriminator switching on after the warm-up."""
+
+import pytest
+import torch
+
+from audiodit.losses import (VAELoss, VAELossConfig, log_mel_spectrogram, mel_filterbank,
+                             mid_side)
+from audiodit.models.vae import DiagonalGaussianDistribution
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    # Small tensors: intra-op threads only add OpenMP spin-waits on a busy shared 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def music_like(seconds=0.5, sample_rate=48000, seed=0):
+    """(1, 2, S) decaying harmonic notes with a different note mix per side (not a recording)."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * sample_rate)) / sample_rate
+    sides = []
+    for freqs in ((220.0, 330.0), (277.2, 440.0)):
+        wave = sum(torch.sin(2 * torch.pi * f * k * t) / k for f in freqs for k in (1, 2, 3))
+        sides.append(0.1 * wave * torch.exp(-3 * t))
+    audio = torch.stack(sides)[None]
+    return audio + 0.002 * torch.randn(audio.shape, generator=generator)
+
+
+@pytest.fixture(scope="module")
+def loss_fn():
+    torch.manual_seed(0)
+    return VAELoss(VAELossConfig(adversarial_start_step=3, disc_channels=8))
+
+
+def test_identical_audio_has_zero_loss(loss_fn):
+    audio = music_like()
+    total, terms = loss_fn.generator_loss(audio, audio.clone(), None, step=0)
+    assert total.item() == 0.0
+    assert set(terms) == {"stft", "stft_mid_side", "mel", "waveform", "total"}
+    assert all(value.item() == 0.0 for value in terms.values())
+
+
+def test_loss_grows_with_noise_and_shift(loss_fn):
+    audio = music_like()
+    noise = torch.randn(audio.shape, generator=torch.Generator().manual_seed(1))
+    totals = [loss_fn.generator_loss(audio, audio + level * noise, None)[0].item()
+              for level in (0.001, 0.01, 0.1)]
+    assert 0 < totals[0] < totals[1] < totals[2]
+    shifted = torch.roll(audio, 240, dims=-1)
+    assert loss_fn.generator_loss(audio, shifted, None)[0].item() > totals[0]
+
+
+def test_mid_side_term_sees_what_left_right_magnitudes_miss(loss_fn):
+    # Inverting the right channel keeps every L/R magnitude spectrum but swaps mid and side.
+    audio = music_like()
+    inverted = audio * torch.tensor([1.0, -1.0])[None, :, None]
+    terms = loss_fn.reconstruction_terms(audio, inverted)
+    assert terms["stft"].item() < 1e-6
+    assert terms["stft_mid_side"].item() > 0.1
+    back = mid_side(mid_side(audio))  # (L, R) -> (M, S) -> (L/2, R/2)
+    assert torch.allclose(back * 2, audio, atol=1e-6)
+
+
+def test_kl_term_is_weighted_into_the_total():
+    config = VAELossConfig(kl_weight=0.5, adversarial_start_step=10**9)
+    loss = VAELoss(config)
+    audio = music_like()
+    posterior = DiagonalGaussianDistribution(torch.full((1, 4, 10), 1.0), torch.ones(1, 4, 10))
+    total, terms = loss.generator_loss(audio, audio, posterior, step=0)
+    assert torch.isclose(terms["kl"], torch.tensor(0.5 * 4.0))  # 0.5 * mean^2 summed over 4 channels
+    assert torch.isclose(total, 0.5 * terms["kl"])
+
+
+def test_mel_filterbank_and_spectrogram():
+    filters = mel_filterbank(48000, 2048, 64)
+    assert filters.shape == (64, 1025) and (filters >= 0).all()
+    assert (filters.sum(dim=1) > 0).all()  # no empty band
+    peaks = filters.argmax(dim=1)
+    assert (peaks[1:] >= peaks[:-1]).all() and peaks[-1] > peaks[0]
+    t = torch.arange(48000) / 48000
+    low, high = torch.sin(2 * torch.pi * 200 * t), torch.sin(2 * torch.pi * 8000 * t)
+    mel_low = log_mel_spectrogram(low, 48000, n_mels=64).mean(-1)
+    mel_high = log_mel_spectrogram(high, 48000, n_mels=64).mean(-1)
+    assert mel_low.argmax() < mel_high.argmax()
+
+
+def test_discriminator_switches_on_after_warm_up(loss_fn):
+    audio = music_like()
+    fake = (audio + 0.05 * torch.randn(audio.shape, generator=torch.Generator().manual_seed(2)))
+    fake.requires_grad_(True)
+    # warm-up: no adversarial terms and a zero, gradient-free discriminator loss
+    _, terms = loss_fn.generator_loss(audio, fake, None, step=2)
+    assert "adversarial" not in terms and "feature_matching" not in terms
+    d_loss, d_terms = loss_fn.discriminator_loss(audio, fake, step=2)
+    assert d_loss.item() == 0.0 and not d_loss.requires_grad and d_terms == {}
+    assert not loss_fn.adversarial_active(2) and loss_fn.adversarial_active(3)
+
+    # after warm-up: the generator gets adversarial + feature-matching gradients, the
+    # discriminator's parameters get none from the generator step
+    loss_fn.discriminator.zero_grad(set_to_none=True)
+    total, terms = loss_fn.generator_loss(audio, fake, None, step=3)
+    assert terms["adversarial"].item() > 0 and terms["feature_matching"].item() > 0
+    total.backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss_fn.discriminator.parameters())
+    assert all(p.requires_grad for p in loss_fn.discriminator.parameters())
+
+    d_loss, d_terms = loss_fn.discriminator_loss(audio, fake, step=3)
+    assert d_loss.requires_grad and d_terms["discriminator"].item() > 0
+    d_loss.backward()
+    assert all(p.grad is not None for p in loss_fn.discriminator.parameters())
+
+
+def test_discriminator_learns_to_separate_real_from_fake():
+    torch.manual_seed(0)
+    for kind in ("hinge", "lsgan"):
+        loss = VAELoss(VAELossConfig(adversarial_start_step=0, adversarial_loss=kind, disc_channels=8,
+                                     disc_fft_sizes=(512, 256)))
+        audio = music_like(0.25)
+        fake = torch.zeros_like(audio) + 0.02 * torch.randn(audio.shape, generator=torch.Generator().manual_seed(3))
+        optimizer = torch.optim.Adam(loss.discriminator.parameters(), lr=1e-3)
+        first = None
+        for _ in range(15):
+            d_loss, _ = loss.discriminator_loss(audio, fake, step=0)
+            optimizer.zero_grad()
+            d_loss.backward()
+            optimizer.step()
+            first = first if first is not None else d_loss.item()
+        assert d_loss.item() < first, kind
+
+
+def test_bad_inputs_raise(loss_fn):
+    with pytest.raises(ValueError, match="same|real and fake"):
+        loss_fn.generator_loss(torch.zeros(1, 2, 1000), torch.zeros(1, 2, 999), None)
+    with pytest.raises(ValueError, match="adversarial_loss"):
+        VAELoss(VAELossConfig(adversarial_loss="wasserstein"))
