@@ -18,6 +18,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -192,11 +193,20 @@ class Trainer:
                 self.state.batch_in_epoch += 1
                 for path, reason in batch.pop("skipped", []):
                     self.report.skip(path, reason)
+                if self.cfg.training.log_sample_ids:
+                    self._log_ids(batch)
                 yield batch
             if not produced and self.state.batch_in_epoch == 0:
                 raise RuntimeError("the dataset produced no batches")
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
+
+    def _log_ids(self, batch: dict) -> None:
+        """Append this batch's clip ids (one line per batch) to sample_ids/rank_R.txt, for data audits."""
+        path = self.output_dir / "sample_ids" / f"rank_{self.accelerator.process_index}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            handle.write(f"{self.state.epoch} {self.state.batch_in_epoch - 1} {' '.join(batch.get('id', []))}\n")
 
     def _early_batches(self):
         """Batches of epoch 0 for `Stage.setup`, from a separate loader (state is untouched)."""
@@ -400,7 +410,13 @@ class Trainer:
         merged = SkipReport()
         for report in reports:
             merged.merge(report)
+        digests = self._weight_digests()
         if acc.is_main_process:
+            if len(set(digests)) > 1:
+                acc.print(f"warning: processes hold different weights at the end ({digests}); "
+                          "data-parallel training went out of sync")
+            write_json(self.output_dir / "processes.json",
+                       {"num_processes": acc.num_processes, "weights_sha256": digests})
             merged.save(self.output_dir / "data_report.json")
             acc.print(merged.summary())
             if self.state.nonfinite_total:
@@ -409,6 +425,17 @@ class Trainer:
                 acc.print(f"last checkpoint: {last_checkpoint}")
         acc.end_training()
         return TrainResult(self.output_dir, self.state.step, last_checkpoint, merged, self.state.nonfinite_total)
+
+
+    def _weight_digests(self) -> list[str]:
+        """sha256 of each process's trained weights (all equal under DDP; shards differ under FSDP)."""
+        digest = hashlib.sha256()
+        for name, value in sorted(self.accelerator.unwrap_model(self.model).state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+        if self.accelerator.num_processes == 1:
+            return [digest.hexdigest()]
+        return gather_object([digest.hexdigest()])
 
 
 def _batch_size(batch: dict) -> int:
