@@ -18,11 +18,11 @@ reductions) and the `demos`/`theoryExercises` test fixtures.
 
 Truthful captions: the instrument program, tempo, transposition and panning are written into the
 MIDI file by this module, so they are facts about the audio, not guesses. The key is music21's
-Krumhansl-Schmuckler analysis (`analyze('key')`) of the notes that are rendered (after any
-`--max-seconds` cut), shifted by the transposition (the profile correlation is
-transposition-equivariant, so this equals analysing the transposed notes). BPM counts beats of
-the first time signature's beat unit (quarter in 4/4, dotted quarter in 6/8, half in 2/2);
-`quarter_bpm` gives the same tempo in quarter notes.
+key analysis (`analyze('key')`, Aarden-Essen key profiles) of exactly the notes in the rendered
+MIDI file: transposed, with repeats expanded (music21's MIDI export does that) and cut at
+`--max-seconds`. Its correlation is kept as `key_correlation` (low = ambiguous key). BPM counts
+beats of the first time signature's beat unit (quarter in 4/4, dotted quarter in 6/8, half in
+2/2); `quarter_bpm` gives the same tempo in quarter notes.
 
 Splits are by work: a hash of the work's group (the work id, or for Bach the BWV number so that
 variants of one chorale stay together, or for multi-movement works the opus folder) picks
@@ -125,6 +125,9 @@ INSTRUMENTS = {
     "woodwinds": ("woodwind ensemble", (73, 68, 71, 70)),  # flute, oboe, clarinet, bassoon
 }
 MIN_PARTS = {"woodwinds": 2}  # a "woodwind ensemble" of one line would be a solo flute
+PLURALS = {"flute": "flutes", "clarinet": "clarinets", "violin": "violins", "harp": "harps",
+           "accordion": "accordions", "nylon-string guitar": "nylon-string guitars"}  # one per part
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 TONIC_NAMES = {  # pitch class -> conventional key spelling
     "major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
@@ -162,7 +165,7 @@ class Sample:
     tonic: str  # e.g. "F#"
     tonic_pitch_class: int  # 0 = C
     mode: str  # "major" | "minor"
-    key_correlation: float  # Krumhansl-Schmuckler correlation of the analysed key (confidence)
+    key_correlation: float  # correlation of the notes with the key's profile (confidence)
     bpm: int  # beats per minute, beat = `beat_unit`
     beat_unit: str
     quarter_bpm: float
@@ -295,17 +298,37 @@ def describe_form(work: Work) -> str:
     return COLLECTIONS.get(work.collection, (None, "piece"))[1]
 
 
-def analyse_key(notes, cutoff_quarters: float, transpose: int) -> tuple[str, str, float]:
-    """(tonic, mode, correlation) of the notes starting before `cutoff_quarters`, transposed."""
-    from music21 import stream
+def analyse_key(midi_path: Path) -> tuple[str, str, float]:
+    """(tonic, mode, correlation) from music21's key analysis of exactly the notes in a MIDI file.
 
-    rendered = stream.Stream()
-    for note in notes:
-        if note.offset < cutoff_quarters:
-            rendered.insert(note.offset, note)
-    key = rendered.analyze("key")
-    pitch_class = (key.tonic.pitchClass + transpose) % 12
-    return TONIC_NAMES[key.mode][pitch_class], key.mode, float(key.correlationCoefficient)
+    Read from the rendered MIDI rather than the score: music21's MIDI export expands repeats, and
+    the file also carries the transposition and the --max-seconds cut. Notes are rebuilt from raw
+    note-on/off ticks (no quantisation), one music21 note per sounding MIDI note.
+    """
+    from music21 import midi, note, stream
+
+    midi_file = midi.MidiFile()
+    midi_file.open(str(midi_path))
+    midi_file.read()
+    midi_file.close()
+    ticks_per_quarter = midi_file.ticksPerQuarterNote
+    notes = stream.Stream()
+    for track in midi_file.tracks:
+        tick, sounding = 0, {}
+        for event in track.events:
+            if event.isDeltaTime():
+                tick += event.time
+            elif event.isNoteOn():
+                sounding.setdefault((event.channel, event.pitch), []).append(tick)
+            elif event.isNoteOff() and sounding.get((event.channel, event.pitch)):
+                start = sounding[(event.channel, event.pitch)].pop(0)
+                if tick > start:
+                    notes.insert(start / ticks_per_quarter,
+                                 note.Note(event.pitch, quarterLength=(tick - start) / ticks_per_quarter))
+    if not notes:
+        raise ValueError("the MIDI file has no notes to analyse")
+    key = notes.analyze("key")
+    return TONIC_NAMES[key.mode][key.tonic.pitchClass], key.mode, float(key.correlationCoefficient)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +345,9 @@ def choose_variant(rng: np.random.Generator, num_parts: int, beat_quarters: floa
     families = [name for name in INSTRUMENTS if num_parts >= MIN_PARTS.get(name, 1)]
     family = families[rng.integers(len(families))]
     phrase, programs = INSTRUMENTS[family]
+    if num_parts > 1 and phrase in PLURALS:  # "four violins": one instrument per part
+        count = NUMBER_WORDS[num_parts] if num_parts < len(NUMBER_WORDS) else str(num_parts)
+        phrase = f"{count} {PLURALS[phrase]}"
     # Tempo range: 60-140 quarter notes a minute, expressed in the metre's beat unit.
     low, high = max(30, round(60 / beat_quarters)), min(240, round(140 / beat_quarters))
     bpm = int(rng.integers(low, high + 1))
@@ -344,9 +370,7 @@ def choose_variant(rng: np.random.Generator, num_parts: int, beat_quarters: floa
 def make_caption(sample: Sample) -> str:
     words = " ".join(filter(None, [sample.composer, sample.form]))
     article = "An" if words[0].lower() in "aeiou" else "A"
-    metre = f", {sample.meter}" if sample.meter and not sample.meter_changes else ", changing metre"
-    if sample.meter is None:
-        metre = ""
+    metre = "" if sample.meter is None else ", changing metre" if sample.meter_changes else f", {sample.meter}"
     return f"{article} {words} in {sample.key} for {sample.instrument}, {sample.bpm} BPM{metre}, {sample.stereo}."
 
 
@@ -356,47 +380,82 @@ def make_caption(sample: Sample) -> str:
 
 
 def write_midi(midi_bytes: bytes, path: Path, programs: list[int], pan: list[int], transpose: int,
-               quarter_bpm: float) -> None:
-    """Rewrite music21's MIDI export: one channel, program and pan per part; one tempo; transposed."""
+               quarter_bpm: float, max_seconds: float) -> tuple[bool, float]:
+    """Rewrite music21's MIDI export into what we render and describe.
+
+    One channel, program and pan per part; one tempo; every note transposed; nothing after
+    `max_seconds`. Events are re-sorted so that at equal times note-offs precede note-ons (music21
+    can emit a repeated pitch's note-on before the previous note-off, leaving a note stuck), and
+    each part ends with All Notes Off: FluidSynth's fast render runs until every voice has died,
+    so a stuck sustained note would render forever. Returns (cut at max_seconds, seconds).
+    """
     from music21 import midi
 
+    voice, meta = midi.ChannelVoiceMessages, midi.MetaEvents
     midi_file = midi.MidiFile()
     midi_file.readstr(midi_bytes)
-    tempo_bytes = round(60_000_000 / quarter_bpm).to_bytes(3, "big")  # microseconds per quarter
-    part_tracks = [track for track in midi_file.tracks if any(e.isNoteOn() for e in track.events)]
+    cutoff = round(max_seconds * quarter_bpm / 60 * midi_file.ticksPerQuarterNote)
     channels = [c for c in range(1, 17) if c != 10]  # channel 10 is General MIDI percussion
-    for index, track in enumerate(part_tracks):
-        channel = channels[index % len(channels)]
-        for event in track.events:
-            if event.isDeltaTime():
-                continue
-            if event.isChannelEvent():
-                event.channel = channel
-            if event.type == midi.ChannelVoiceMessages.PROGRAM_CHANGE:
-                event.data = programs[index]
-            elif event.type in (midi.ChannelVoiceMessages.NOTE_ON, midi.ChannelVoiceMessages.NOTE_OFF) and transpose:
-                pitch = event.pitch + transpose
-                event.pitch = pitch + 12 * ((pitch < 0) - (pitch > 127))  # keep the pitch class in range
-        setup = []
-        for kind, first, second in ((midi.ChannelVoiceMessages.PROGRAM_CHANGE, None, None),
-                                    (midi.ChannelVoiceMessages.CONTROLLER_CHANGE, 10, pan[index])):
-            event = midi.MidiEvent(track, type=kind, channel=channel)
-            if first is None:
-                event.data = programs[index]
-            else:
-                event.parameter1, event.parameter2 = first, second
-            setup += [midi.DeltaTime(track, time=0, channel=channel), event]
-        track.events[0:0] = setup
-    has_tempo = False
+    part_index, truncated, has_tempo, last_tick = 0, False, False, 0
+
+    def event(track, kind, channel, data=None, controller=None, value=None):
+        made = midi.MidiEvent(track, type=kind, channel=channel)
+        if data is not None:
+            made.data = data
+        if controller is not None:
+            made.parameter1, made.parameter2 = controller, value
+        return made
+
     for track in midi_file.tracks:
-        for event in track.events:
-            if event.type == midi.MetaEvents.SET_TEMPO:
-                event.data, has_tempo = tempo_bytes, True
+        timed, tick = [], 0
+        for item in track.events:
+            if item.isDeltaTime():
+                tick += item.time
+            elif item.type != meta.END_OF_TRACK:
+                timed.append((tick, item))
+        is_part = any(item.isNoteOn() for _, item in timed)
+        truncated |= any(item.isNoteOn() and t >= cutoff for t, item in timed)
+        timed = [(t, item) for t, item in timed if t < cutoff or (t == cutoff and item.isNoteOff())]
+        end = min(max([tick] + [t for t, _ in timed]), cutoff)
+        channel = channels[part_index % len(channels)]
+        for _, item in timed:
+            if item.type == meta.SET_TEMPO:
+                item.data, has_tempo = round(60_000_000 / quarter_bpm).to_bytes(3, "big"), True  # us/quarter
+            if not is_part:
+                continue
+            if item.isChannelEvent():
+                item.channel = channel
+            if item.type == voice.PROGRAM_CHANGE:
+                item.data = programs[part_index]
+            elif item.type in (voice.NOTE_ON, voice.NOTE_OFF) and transpose:
+                pitch = item.pitch + transpose
+                item.pitch = pitch + 12 * ((pitch < 0) - (pitch > 127))  # keep the pitch class in range
+        if is_part:
+            timed += [(0, event(track, voice.PROGRAM_CHANGE, channel, data=programs[part_index])),
+                      (0, event(track, voice.CONTROLLER_CHANGE, channel, controller=10, value=pan[part_index])),
+                      (end, event(track, voice.CONTROLLER_CHANGE, channel, controller=123, value=0))]
+            part_index += 1
+        timed.append((end, event(track, meta.END_OF_TRACK, channel, data=b"")))
+
+        def order(entry):  # at equal ticks: setup, note-offs, note-ons, all-notes-off, end of track
+            tick, item = entry
+            if item.type == meta.END_OF_TRACK:
+                return tick, 4
+            if item.type == voice.CONTROLLER_CHANGE and item.parameter1 == 123:
+                return tick, 3
+            return tick, 2 if item.isNoteOn() else 1 if item.isNoteOff() else 0
+
+        track.events, previous = [], 0
+        for tick, item in sorted(timed, key=order):
+            track.events += [midi.DeltaTime(track, time=tick - previous, channel=item.channel), item]
+            previous = tick
+        last_tick = max(last_tick, end)
     if not has_tempo:
         raise ValueError("music21's MIDI export carries no tempo event to set")
     midi_file.open(str(path), "wb")
     midi_file.write()
     midi_file.close()
+    return truncated, last_tick / midi_file.ticksPerQuarterNote * 60 / quarter_bpm
 
 
 def render_midi(midi_path: Path, wav_path: Path, soundfont: str, timeout: float = 600) -> None:
@@ -437,7 +496,6 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
         meter = signatures[0].ratioString if signatures else None
         beat_quarters = float(signatures[0].beatDuration.quarterLength) if signatures else 1.0
         parts = list(score.parts) or [score]
-        notes = list(score.flatten().notes)
         title = score.metadata.title if score.metadata and score.metadata.title else None
         for mark in list(score.recurse().getElementsByClass(tempo.TempoIndication)):
             mark.activeSite.remove(mark)  # we set one tempo for the whole piece in the MIDI file
@@ -448,20 +506,21 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
             stage = f"variant {variant}"
             choice = choose_variant(_rng(seed, work.work_id, variant), len(parts), beat_quarters)
             quarter_bpm = choice["bpm"] * beat_quarters
-            tonic, mode, correlation = analyse_key(notes, max_seconds * quarter_bpm / 60, choice["transpose"])
             with tempfile.TemporaryDirectory(prefix="m21render-") as scratch:
                 midi_path, wav_path = Path(scratch) / "work.mid", Path(scratch) / "work.wav"
-                write_midi(midi_bytes, midi_path, choice["programs"], choice["pan"], choice["transpose"], quarter_bpm)
+                truncated, seconds = write_midi(midi_bytes, midi_path, choice["programs"], choice["pan"],
+                                                choice["transpose"], quarter_bpm, max_seconds)
+                tonic, mode, correlation = analyse_key(midi_path)
                 stage = f"render variant {variant}"
-                render_midi(midi_path, wav_path, soundfont)
-                audio = load_audio(wav_path, SAMPLE_RATE, duration=None).numpy()  # (2, S)
-                audio = audio[:, : round(max_seconds * SAMPLE_RATE)]
+                render_midi(midi_path, wav_path, soundfont, timeout=120 + 2 * seconds)
+                audio = load_audio(wav_path, SAMPLE_RATE).numpy()  # (2, S)
                 audio = trim_trailing_silence(audio, SAMPLE_RATE, threshold_db=-60.0, keep=0.5)
                 if np.abs(audio).max() < 1e-4:
                     raise RuntimeError("rendered audio is silent")
-                fade = min(audio.shape[1], SAMPLE_RATE // 2)  # 0.5 s fade-out hides a --max-seconds cut
-                audio = audio.copy()
-                audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+                if truncated:  # the cut released every note at once: fade the release tail out
+                    audio = audio[:, : round((max_seconds + 0.5) * SAMPLE_RATE)].copy()
+                    fade = min(audio.shape[1], SAMPLE_RATE // 2)
+                    audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
                 audio = normalize_audio(audio, "peak", -1.0)
                 sample = Sample(
                     id=sid, work_id=work.work_id, variant=variant, split=split, caption="",
