@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
+from audiodit.data.preencode import main as preencode_main
 from audiodit.data.synthetic import write_synthetic_dataset
 from audiodit.models.vae import AudioVAE
 from audiodit.training import NonFiniteLossError, train
@@ -188,3 +189,12 @@ def test_bad_files_are_skipped_counted_and_reported(tiny_vae_dir, tmp_path, dit_
     saved = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert set(saved["skipped"]) == set(skipped)
     assert saved["notes"] == {"no caption (trained as unconditional)": 2}
+
+
+def test_cli_and_dit_training_from_latents(tmp_path, toy_data, tiny_vae_dir, dit_config):
+    out = tmp_path / "latents"
+    assert preencode_main(["--vae", str(tiny_vae_dir), "--data", str(toy_data), "--out", str(out),
+                           "--config", "configs/dit_tiny.yaml", "data.min_seconds=0.1"]) == 0
+    cfg = dit_config(out, tiny_vae_dir, tmp_path / "run", "data.format=latents", "training.max_steps=2")
+    result = train(cfg)
+    assert result.step == 2 and (result.last_checkpoint / "pipeline" / "model_index.json").is_file()

@@ -1,0 +1,78 @@
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiodit.audio import load_audio
+from audiodit.conditioners import TextEncoderConfig, build_text_encoder
+from audiodit.config import load_config
+from audiodit.data.latents import LatentDataset
+from audiodit.data.preencode import main as preencode_main
+from audiodit.data.preencode import preencode
+from audiodit.data.synthetic import write_synthetic_dataset
+from audiodit.models.vae import AudioVAE
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pre")
+    write_synthetic_dataset(root / "audio", num_files=3, seconds=1.0, seed=4)
+    (root / "audio" / "broken.wav").write_bytes(b"not audio at all")
+    torch.manual_seed(0)
+    vae = AudioVAE(**dataclasses.asdict(load_config(REPO / "configs" / "vae_tiny.yaml").vae))
+    text = build_text_encoder(TextEncoderConfig(trainable=False, context_length=16, width=32, layers=1,
+                                                heads=2, embed_dim=32))
+    index = preencode(vae, root / "audio", root / "latents", text, min_seconds=0.1, max_seconds=0.6,
+                      shard_size=4)
+    return root, vae, text, index
+
+
+def test_index_shards_segments_and_report(encoded):
+    root, vae, _text, index = encoded
+    samples = index["samples"]
+    assert len(samples) == 6  # 3 files of 1 s, split into 0.6 s + 0.4 s segments
+    assert {s["shard"] for s in samples} == {"latents-00000.safetensors", "latents-00001.safetensors"}
+    assert [s["seconds_offset"] for s in samples[:2]] == [0.0, 0.6]
+    assert samples[0]["frames"] == vae.latent_frames(28800) and samples[1]["frames"] == vae.latent_frames(19200)
+    assert list(index["report"]["skipped"]) == ["broken.wav"]
+    assert json.loads((root / "latents" / "index.json").read_text()) == index
+    with pytest.raises(FileExistsError):
+        preencode(vae, root / "audio", root / "latents")
+
+
+def test_latent_dataset_crops_match_direct_encoding(encoded):
+    root, vae, _text, index = encoded
+    dataset = LatentDataset(root / "latents", clip_seconds=0.2, seed=1)
+    dataset.check_vae(vae)
+    item = dataset[(0, 3)]
+    sample = index["samples"][0]
+    audio = load_audio(root / "audio" / sample["id"].split("#")[0], duration=0.6)
+    with torch.no_grad():
+        full = vae.encode(audio[None]).latent_dist.mode()[0]  # (C, T)
+    start = round((item["seconds_start"] - sample["seconds_offset"]) * dataset.latent_rate)
+    crop = item["num_frames"]
+    assert crop == dataset.clip_frames == 5  # 0.2 s at 25 latent frames/s
+    assert torch.allclose(item["latents"][:, :crop], full[:, start:start + crop], atol=1e-5)
+    assert item["seconds_total"] == pytest.approx(1.0) and item["caption"] == sample["caption"]
+
+
+def test_caption_cache_holds_every_caption(encoded):
+    from audiodit.caption_cache import CaptionCache
+
+    root, _vae, text, index = encoded
+    cache = CaptionCache(root / "latents" / "captions", text)
+    captions = [s["caption"] for s in index["samples"]]
+    out = cache.get(captions)
+    assert cache.stats["misses"] == 0 and out.embeddings.shape[:2] == (6, 16)
+
+
+def test_wrong_vae_is_refused(encoded):
+    root, *_ = encoded
+    other = AudioVAE(latent_channels=4, encoder_dim=8, decoder_dim=8, encoder_frame_blocks=1,
+                     encoder_latent_blocks=1, decoder_latent_blocks=1, decoder_frame_blocks=1)
+    with pytest.raises(ValueError, match="latent_channels"):
+        LatentDataset(root / "latents").check_vae(other)
