@@ -224,7 +224,8 @@ class TextConditioner(ModelMixin, ConfigMixin):
         for name, tensor in sorted(self.state_dict().items()):
             digest.update(name.encode())
             digest.update(str(tensor.dtype).encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            # Raw bytes (bf16 has no numpy dtype); reshape first so 0-dim tensors can be viewed too.
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
 
     @classmethod
@@ -484,8 +485,11 @@ class CLAPTextConditioner(TextConditioner):
         self.tokenizer.save_pretrained(os.path.join(save_directory, _TOKENIZER_SUBFOLDER))
 
     def _after_load(self, directory: str, subfolder: str | None) -> None:
-        root = os.path.join(directory, subfolder) if subfolder else directory
-        self.tokenizer = self._load_tokenizer(os.path.join(root, _TOKENIZER_SUBFOLDER))
+        tokenizer_folder = os.path.join(subfolder or "", _TOKENIZER_SUBFOLDER)
+        if os.path.isdir(directory):
+            self.tokenizer = self._load_tokenizer(os.path.join(directory, tokenizer_folder))
+        else:  # a hub id: the tokenizer is a subfolder of the same repository
+            self.tokenizer = self._load_tokenizer(directory, subfolder=tokenizer_folder)
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         if isinstance(prompts, str):

@@ -223,12 +223,13 @@ def test_round_trip_inside_a_diffusers_pipeline_directory(encoder, tmp_path):
 
 def test_clap_config_records_the_architecture(clap_dir, tmp_path):
     encoder = _build("clap", clap_dir, width=16, layers=1, heads=2, embed_dim=8)
-    encoder.save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "config.json").read_text())["text_config"]
+    encoder.save_pretrained(tmp_path / "text_encoder")
+    saved = json.loads((tmp_path / "text_encoder" / "config.json").read_text())["text_config"]
     assert (saved["hidden_size"], saved["num_hidden_layers"], saved["projection_dim"]) == (16, 1, 8)
-    assert os.path.exists(tmp_path / "tokenizer" / "tokenizer.json")
-    loaded = CLAPTextConditioner.from_pretrained(tmp_path)
+    assert os.path.exists(tmp_path / "text_encoder" / "tokenizer" / "tokenizer.json")
+    loaded = CLAPTextConditioner.from_pretrained(tmp_path, subfolder="text_encoder")
     assert (loaded.hidden_size, loaded.pooled_dim) == (16, 8)
+    _assert_same(loaded.encode(PROMPTS), encoder.encode(PROMPTS))
 
 
 # ----------------------------------------------------------------------------
