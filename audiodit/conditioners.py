@@ -348,7 +348,8 @@ class CLIPTextConditioner(TextConditioner):
             self.text_model.load_state_dict(tower, strict=True)
         except RuntimeError as error:
             raise ValueError(f"checkpoint {source!r} does not fit the text tower of {self.config.model_name} "
-                             f"with these overrides: {error}") from error
+                             f"with these overrides (set width/layers/heads/embed_dim to null to keep the "
+                             f"checkpoint's architecture): {error}") from error
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         if isinstance(prompts, str):
@@ -477,7 +478,8 @@ class CLAPTextConditioner(TextConditioner):
         try:
             self.text_model.load_state_dict(state, strict=True)
         except RuntimeError as error:
-            raise ValueError(f"CLAP weights {pretrained!r} do not fit the configured text model: {error}") from error
+            raise ValueError(f"CLAP weights {pretrained!r} do not fit the configured text model (set "
+                             f"width/layers/heads/embed_dim to null to keep its architecture): {error}") from error
         logger.info("CLAP text tower: weights from %s", pretrained)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
