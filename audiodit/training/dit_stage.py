@@ -31,7 +31,7 @@ from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 from audiodit.training.checkpoints import CheckpointError, resolve_resume
-from audiodit.training.stage import Stage
+from audiodit.training.stage import Stage, build_audio_dataset
 from audiodit.training.tensorboard_logs import log_audio
 from audiodit.training.vae_stage import VAEStage
 
@@ -76,38 +76,19 @@ class DiTStage(Stage):
 
     # ------------------------------------------------------------------ data
     def build_dataset(self, rank, world_size):
-        data, seed = self.cfg.data, self.cfg.training.seed
-        if data.format == "folder":
-            from audiodit.data.folder import AudioFolderDataset, collate
+        data = self.cfg.data
+        if data.format != "latents":
+            return build_audio_dataset(self.cfg, rank, world_size, self.vae.hop_length)
+        from audiodit.data.latents import LatentDataset, collate_latents
 
-            dataset = AudioFolderDataset(
-                data.train_dir, self.cfg.audio.sample_rate, data.clip_seconds, data.min_seconds,
-                num_buckets=data.num_buckets, length_multiple=self.vae.hop_length, seed=seed,
-                normalize=self.cfg.audio.normalize, target_db=self.cfg.audio.target_db,
-            )
-            return dataset, collate
-        if data.format == "latents":
-            from audiodit.data.latents import LatentDataset, collate_latents
+        dataset = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
+                                num_buckets=data.num_buckets, seed=self.cfg.training.seed)
+        dataset.check_vae(self.vae)
+        if not self.cfg.text.trainable and dataset.caption_dir is not None:
+            from audiodit.caption_cache import CaptionCache
 
-            dataset = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
-                                    num_buckets=data.num_buckets, seed=seed)
-            dataset.check_vae(self.vae)
-            if not self.cfg.text.trainable and dataset.caption_dir is not None:
-                from audiodit.caption_cache import CaptionCache
-
-                self.caption_cache = CaptionCache(dataset.caption_dir, self.text_encoder)
-            return dataset, collate_latents
-        if data.format == "webdataset":
-            from audiodit.data.folder import collate
-            from audiodit.data.webdataset import AudioWebDataset
-
-            dataset = AudioWebDataset(
-                data.train_dir, self.cfg.audio.sample_rate, data.clip_seconds, data.min_seconds,
-                rank=rank, world_size=world_size, seed=seed, shuffle_buffer=data.shuffle_buffer,
-                length_multiple=self.vae.hop_length,
-            )
-            return dataset, collate
-        raise ValueError(f"unknown data.format {data.format!r}")
+            self.caption_cache = CaptionCache(dataset.caption_dir, self.text_encoder)
+        return dataset, collate_latents
 
     @torch.no_grad()
     def _latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,30 @@ from torch import nn
 from audiodit.config import Config
 
 
+def build_audio_dataset(cfg: Config, rank: int, world_size: int, length_multiple: int):
+    """(dataset, collate) of audio clips for `data.format` folder or webdataset."""
+    data, audio, seed = cfg.data, cfg.audio, cfg.training.seed
+    from audiodit.data.folder import AudioFolderDataset, collate
+
+    if data.format == "folder":
+        dataset = AudioFolderDataset(
+            data.train_dir, audio.sample_rate, data.clip_seconds, data.min_seconds,
+            num_buckets=data.num_buckets, length_multiple=length_multiple, seed=seed,
+            normalize=audio.normalize, target_db=audio.target_db,
+        )
+        return dataset, collate
+    if data.format == "webdataset":
+        from audiodit.data.webdataset import AudioWebDataset
+
+        dataset = AudioWebDataset(
+            data.train_dir, audio.sample_rate, data.clip_seconds, data.min_seconds, rank=rank,
+            world_size=world_size, seed=seed, shuffle_buffer=data.shuffle_buffer,
+            length_multiple=length_multiple, batch_size=data.batch_size,
+        )
+        return dataset, collate
+    raise ValueError(f"data.format={data.format!r} holds no audio; use folder or webdataset")
+
+
 class Stage:
     """Base class. Subclasses set `model` (the trained nn.Module) in `__init__`."""
 

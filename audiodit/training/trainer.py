@@ -179,7 +179,9 @@ class Trainer:
         kwargs = dict(collate_fn=self.collate, num_workers=data.num_workers)
         # A private generator keeps DataLoader worker seeding off the global RNG (exact resume).
         kwargs["generator"] = torch.Generator().manual_seed(self.cfg.training.seed * 7919 + epoch)
-        if self.sampler is None:
+        if self.sampler is None:  # a streaming dataset: it splits itself across processes/workers
+            if hasattr(self.dataset, "set_position"):
+                self.dataset.set_position(start_batch)
             return DataLoader(self.dataset, batch_size=data.batch_size, **kwargs)
         self.sampler.set_epoch(epoch, start_batch)
         return DataLoader(self.dataset, batch_sampler=self.sampler, **kwargs)

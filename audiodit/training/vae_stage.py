@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from audiodit.data.folder import AudioFolderDataset, collate
 from audiodit.losses import VAELoss
 from audiodit.models.vae import AudioVAE, DiagonalGaussianDistribution
-from audiodit.training.stage import Stage
+from audiodit.training.stage import Stage, build_audio_dataset
 from audiodit.training.tensorboard_logs import log_audio
 
 
@@ -65,15 +64,7 @@ class VAEStage(Stage):
         self.discriminator = self.loss_fn.discriminator
 
     def build_dataset(self, rank, world_size):
-        data, audio = self.cfg.data, self.cfg.audio
-        if data.format != "folder":
-            raise ValueError(f"the vae stage trains from audio folders (data.format=folder), got {data.format!r}")
-        dataset = AudioFolderDataset(
-            data.train_dir, audio.sample_rate, data.clip_seconds, data.min_seconds,
-            num_buckets=data.num_buckets, length_multiple=self.model.vae.hop_length,
-            seed=self.cfg.training.seed, normalize=audio.normalize, target_db=audio.target_db,
-        )
-        return dataset, collate
+        return build_audio_dataset(self.cfg, rank, world_size, self.model.vae.hop_length)
 
     def prepare_batch(self, batch):
         return {"audio": batch["audio"].to(self.accelerator.device)}  # (B, 2, S)

@@ -198,3 +198,13 @@ def test_cli_and_dit_training_from_latents(tmp_path, toy_data, tiny_vae_dir, dit
     cfg = dit_config(out, tiny_vae_dir, tmp_path / "run", "data.format=latents", "training.max_steps=2")
     result = train(cfg)
     assert result.step == 2 and (result.last_checkpoint / "pipeline" / "model_index.json").is_file()
+
+
+def test_vae_training_streams_webdataset_shards(toy_data, tmp_path, vae_config):
+    from audiodit.data.webdataset import write_shards
+
+    write_shards(toy_data, tmp_path / "shards", shard_size=4)
+    cfg = vae_config(tmp_path / "shards", tmp_path / "run", "data.format=webdataset", "training.max_steps=2",
+                     "data.shuffle_buffer=2", "data.clip_seconds=0.25", "data.num_workers=2")
+    result = train(cfg)
+    assert result.step == 2 and (result.last_checkpoint / "vae" / "config.json").is_file()
