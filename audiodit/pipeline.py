@@ -275,8 +275,8 @@ class AudioDiTPipeline(DiffusionPipeline):
         prompt: str | list[str] | None = None,
         audio_end_in_s: float | None = None,
         audio_start_in_s: float = 0.0,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 4.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         negative_prompt: str | list[str] | None = None,
         guidance_rescale: float = 0.0,
         num_waveforms_per_prompt: int = 1,
@@ -298,7 +298,8 @@ class AudioDiTPipeline(DiffusionPipeline):
             prompt: text prompt(s).
             audio_end_in_s / audio_start_in_s: timing; duration = end - start seconds (default: 10 s,
                 capped at the model maximum; for editing, the initial audio's duration).
-            num_inference_steps, guidance_scale, negative_prompt: as in diffusers.
+            num_inference_steps, guidance_scale, negative_prompt: as in diffusers; None takes the
+                defaults saved with the model (`default_num_inference_steps`, `default_guidance_scale`).
             guidance_rescale: rescale the guided velocity's std towards the conditional one
                 (Lin et al. 2023, "Common Diffusion Noise Schedules are Flawed", §3.4); 0 disables.
             num_waveforms_per_prompt: variations per prompt.
@@ -315,6 +316,8 @@ class AudioDiTPipeline(DiffusionPipeline):
         Returns:
             `AudioPipelineOutput(audios=...)` or a tuple `(audios,)`.
         """
+        num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         default_duration = min(10.0, self.max_audio_length_s)
         if initial_audio is not None and initial_audio.dim() == 2:
             initial_audio = initial_audio.unsqueeze(0)

@@ -1,0 +1,97 @@
+"""End-to-end generation speed: text -> 10 s of stereo 48 kHz audio with default settings.
+
+Times the whole `pipe(prompt, audio_end_in_s=10)` call (text encoding, every denoising step with
+classifier-free guidance, VAE decode) and, in the same run, each part alone, so the report shows
+where the time goes. Default: the bundled model.
+
+    python benchmarks/generation_speed.py [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from audiodit.cli import default_model_dir
+from audiodit.pipeline import AudioDiTPipeline
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up: first-call allocations and kernel selection
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=default_model_dir())
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    args = parser.parse_args()
+
+    pipe = AudioDiTPipeline.from_pretrained(args.model).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    prompt = "A Bach chorale in G major for organ, 80 BPM, 4/4"
+    steps, guidance = pipe.default_num_inference_steps, pipe.default_guidance_scale
+    num_samples = int(args.seconds * pipe.sampling_rate)
+    frames = pipe.vae.latent_frames(num_samples)
+    latents = torch.randn(1, pipe.vae.latent_channels, frames, device=args.device)
+
+    def generate():
+        pipe(prompt, audio_end_in_s=args.seconds, generator=torch.Generator("cpu").manual_seed(0))
+
+    def decode():
+        with torch.no_grad():
+            pipe.vae.decode(latents, length=num_samples)
+
+    def one_step():
+        with torch.no_grad():
+            text = pipe.text_encoder.encode([prompt, prompt])
+            pipe.transformer(latents.repeat(2, 1, 1), torch.full((2,), 0.5), text.embeddings, text.mask,
+                             text.pooled, torch.zeros(2), torch.full((2,), args.seconds))
+
+    total = timed(generate, args.repeats)
+    result = {
+        "device": args.device if args.device != "cpu" else f"cpu: {cpu_name()} ({torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "model": str(args.model),
+        "seconds_of_audio": args.seconds,
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "wall_s": round(total, 3),
+        "real_time_factor": round(args.seconds / total, 2),
+        "vae_decode_s": round(timed(decode, args.repeats), 3),
+        "transformer_step_with_cfg_s": round(timed(one_step, args.repeats), 4),
+        "dit_params_m": round(sum(p.numel() for p in pipe.transformer.parameters()) / 1e6, 2),
+        "vae_params_m": round(sum(p.numel() for p in pipe.vae.parameters()) / 1e6, 2),
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
