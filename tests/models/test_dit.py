@@ -1,0 +1,260 @@
+"""AudioDiTModel: shapes, identity at init, packing, masks (gradient proofs), save/load, FLOPs."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from audiodit.configuration import ConfigError
+from audiodit.models.dit import PRESETS, AudioDiTModel, DiTConfig, dit_flops
+
+TEXT_DIM, POOLED_DIM, CHANNELS = 24, 16, 8
+
+
+def tiny(seed=0, **overrides):
+    """Tiny model with every weight randomised: zero-initialised layers would hide bugs."""
+    torch.manual_seed(seed)
+    kwargs = dict(in_channels=CHANNELS, patch_channels=CHANNELS, patch_frames=1, cross_attention_dim=TEXT_DIM,
+                  pooled_dim=POOLED_DIM, attention_backend="sdpa")
+    model = AudioDiTModel.from_preset("tiny", **{**kwargs, **overrides}).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def inputs(batch, frames, text_len=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, text_len + 1, (batch,), generator=g)
+    return dict(
+        hidden_states=torch.randn(batch, CHANNELS, frames, generator=g),
+        timestep=torch.rand(batch, generator=g),
+        encoder_hidden_states=torch.randn(batch, text_len, TEXT_DIM, generator=g),
+        encoder_attention_mask=torch.arange(text_len)[None] < lengths[:, None],
+        pooled_text=torch.randn(batch, POOLED_DIM, generator=g),
+        seconds_start=torch.rand(batch, generator=g) * 5,
+        seconds_total=10 + torch.rand(batch, generator=g) * 10,
+    )
+
+
+def item(kw, i, frames=None):
+    """Batch entry i as a batch of one, optionally cropped to its first `frames` frames."""
+    one = {k: v[i:i + 1] for k, v in kw.items()}
+    if frames is not None:
+        one["hidden_states"] = one["hidden_states"][..., :frames]
+    return one
+
+
+def packed_args(kw, frames):
+    return dict(latents=[kw["hidden_states"][i, :, :f] for i, f in enumerate(frames)],
+                **{k: v for k, v in kw.items() if k != "hidden_states"})
+
+
+PATCHES = [dict(patch_frames=1), dict(patch_frames=2), dict(patch_frames=3, patch_channels=4),
+           dict(patch_frames=2, patch_channels=2)]
+
+
+# ---- shapes and initialisation -------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch", PATCHES)
+def test_output_shape_for_random_lengths(patch):
+    model = tiny(**patch)
+    for frames in torch.randint(1, 30, (3,), generator=torch.Generator().manual_seed(1)).tolist():
+        out = model(**inputs(2, frames)).sample
+        assert out.shape == (2, CHANNELS, frames) and torch.isfinite(out).all()
+
+
+def test_fresh_model_blocks_are_identity_and_velocity_is_zero():
+    torch.manual_seed(0)
+    model = AudioDiTModel.from_preset("tiny", in_channels=CHANNELS, patch_channels=4, patch_frames=2,
+                                      cross_attention_dim=TEXT_DIM, pooled_dim=POOLED_DIM)
+    kw = inputs(2, 9)
+    seen = []
+    hooks = [block.register_forward_hook(lambda mod, args, out: seen.append((args[0], out)))
+             for block in model.blocks]
+    out = model(**kw).sample
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == len(model.blocks)
+    for block_in, block_out in seen:
+        assert block_in.abs().sum() > 0 and torch.equal(block_in, block_out)
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_conditioning_reaches_the_output():
+    model, kw = tiny(), inputs(1, 7)
+    base = model(**kw).sample
+    for key, value in [("timestep", kw["timestep"] * 0.5), ("seconds_total", kw["seconds_total"] + 3),
+                       ("seconds_start", kw["seconds_start"] + 1), ("pooled_text", -kw["pooled_text"]),
+                       ("encoder_hidden_states", -kw["encoder_hidden_states"])]:
+        assert not torch.allclose(model(**{**kw, key: value}).sample, base), key
+
+
+# ---- packing and padding -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch", PATCHES)
+def test_packed_equals_each_clip_alone(patch):
+    model, frames = tiny(**patch), [9, 4, 13]
+    kw = inputs(3, max(frames), seed=2)
+    with torch.no_grad():
+        packed = model.forward_packed(**packed_args(kw, frames)).sample
+        for i, f in enumerate(frames):
+            alone = model(**item(kw, i, f)).sample[0]
+            assert packed[i].shape == (CHANNELS, f)
+            torch.testing.assert_close(packed[i], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("patch", PATCHES)
+def test_padded_batch_equals_each_clip_alone(patch):
+    model, frames = tiny(**patch), [10, 5, 7]
+    kw = inputs(3, 10, seed=3)
+    kw["hidden_states"][1, :, 5:] = 1e4  # garbage in padded frames must not matter
+    frame_mask = torch.arange(10)[None] < torch.tensor(frames)[:, None]
+    with torch.no_grad():
+        out = model(**kw, frame_mask=frame_mask).sample
+        for i, f in enumerate(frames):
+            torch.testing.assert_close(out[i, :, :f], model(**item(kw, i, f)).sample[0], atol=1e-5, rtol=1e-5)
+            assert torch.equal(out[i, :, f:], torch.zeros_like(out[i, :, f:]))
+
+
+def test_gradient_cannot_cross_clips_in_a_packed_sequence():
+    model, frames = tiny(patch_frames=2), [7, 6]
+    args = packed_args(inputs(2, 7, seed=4), frames)
+    args["latents"] = [x.clone().requires_grad_(True) for x in args["latents"]]
+    out = model.forward_packed(**args).sample
+    grad_a, grad_b = torch.autograd.grad(out[0].square().sum(), args["latents"])
+    assert grad_a.abs().sum() > 0
+    assert torch.equal(grad_b, torch.zeros_like(grad_b))
+
+
+def test_gradient_cannot_reach_padding_or_other_batch_items():
+    model = tiny(patch_frames=3)
+    kw = inputs(2, 11, seed=5)
+    latents = kw.pop("hidden_states").requires_grad_(True)
+    frame_mask = torch.ones(2, 11, dtype=torch.bool)
+    frame_mask[0, 5:] = False  # item 0: 5 real frames, the last real patch is partly padding
+    # (hiding all-padding tokens from attention is proven by test_padded_batch_equals_each_clip_alone)
+    out = model(latents, **kw, frame_mask=frame_mask).sample
+    (grad,) = torch.autograd.grad(out[0, :, :5].square().sum(), latents)
+    assert grad[0, :, :5].abs().sum() > 0
+    assert torch.equal(grad[0, :, 5:], torch.zeros_like(grad[0, :, 5:]))
+    assert torch.equal(grad[1], torch.zeros_like(grad[1]))
+
+
+def test_padded_text_tokens_change_nothing():
+    model, kw = tiny(), inputs(2, 8, text_len=6, seed=6)
+    kw["encoder_attention_mask"] = torch.tensor([[True] * 3 + [False] * 3, [True] * 6])
+    base = model(**kw).sample
+    changed = kw["encoder_hidden_states"].clone()
+    changed[0, 3:] = torch.randn(3, TEXT_DIM) * 100
+    torch.testing.assert_close(model(**{**kw, "encoder_hidden_states": changed}).sample, base, atol=0, rtol=0)
+    changed[0, 1] += 1.0  # a real token does matter
+    assert not torch.allclose(model(**{**kw, "encoder_hidden_states": changed}).sample[0], base[0])
+    packed = model.forward_packed(**packed_args({**kw, "encoder_hidden_states": changed}, [8, 8])).sample
+    torch.testing.assert_close(packed[1], base[1], atol=1e-5, rtol=1e-5)
+
+
+def test_no_text_at_all_is_finite_and_ignores_padding_values():
+    model, kw = tiny(), inputs(2, 5, seed=7)
+    kw["encoder_attention_mask"] = torch.zeros(2, 6, dtype=torch.bool)
+    out = model(**kw).sample
+    other = model(**{**kw, "encoder_hidden_states": torch.randn_like(kw["encoder_hidden_states"])}).sample
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, other, atol=0, rtol=0)
+    packed = model.forward_packed(**packed_args(kw, [5, 3])).sample
+    torch.testing.assert_close(packed[1], model(**item(kw, 1, 3)).sample[0], atol=1e-5, rtol=1e-5)
+
+
+# ---- training switches, dtypes, save/load ----------------------------------------------------------
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    kw = inputs(2, 6, seed=8)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny().train()
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        model(**kw).sample.square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert model.gradient_checkpointing
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+
+def test_bf16_model_runs_and_stays_close_to_fp32():
+    model, kw = tiny(), inputs(2, 9, seed=9)
+    ref = model(**kw).sample
+    out = model.to(torch.bfloat16)(**kw).sample
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert (out - ref).abs().mean() < 0.05 * ref.abs().mean()
+
+
+def test_save_load_round_trip(tmp_path):
+    model, kw = tiny(patch_frames=2, patch_channels=4), inputs(2, 7, seed=10)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "diffusion_pytorch_model.safetensors").exists()
+    loaded = AudioDiTModel.from_pretrained(tmp_path).eval()
+    assert loaded.dit_config == model.dit_config
+    torch.testing.assert_close(loaded(**kw).sample, model(**kw).sample, atol=0, rtol=0)
+
+
+# ---- config, presets, errors, FLOPs --------------------------------------------------------------
+
+def test_presets_and_config_validation():
+    assert AudioDiTModel.from_preset("tiny").config.depth == 2
+    small = DiTConfig(**PRESETS["small"])
+    assert small == DiTConfig() and small.attention_backend == "auto"
+    with torch.device("meta"):
+        base = AudioDiTModel.from_preset("base")
+    assert 1.0e9 < sum(p.numel() for p in base.parameters()) < 1.4e9
+    with pytest.raises(ValueError, match="unknown DiT preset"):
+        AudioDiTModel.from_preset("huge")
+    with pytest.raises(ConfigError, match="num_heads"):
+        DiTConfig(hidden_size=96, num_heads=5)
+    with pytest.raises(ConfigError, match="patch_channels"):
+        AudioDiTModel.from_preset("tiny", patch_channels=5)
+    with pytest.raises(ValueError, match="attention_backend"):
+        AudioDiTModel.from_preset("tiny", attention_backend="flash")
+
+
+def test_bad_inputs_raise_clear_errors():
+    model, kw = tiny(), inputs(2, 5)
+    with pytest.raises(ValueError, match="hidden_states"):
+        model(**{**kw, "hidden_states": torch.zeros(2, CHANNELS + 1, 5)})
+    with pytest.raises(ValueError, match="encoder_hidden_states"):
+        model(**{**kw, "encoder_hidden_states": torch.zeros(2, 6, TEXT_DIM + 1)})
+    with pytest.raises(ValueError, match="pooled_text"):
+        model(**{**kw, "pooled_text": torch.zeros(2, 3)})
+    with pytest.raises(ValueError, match="timestep"):
+        model(**{**kw, "timestep": torch.zeros(3)})
+    with pytest.raises(ValueError, match="frame_mask"):
+        model(**kw, frame_mask=torch.ones(2, 5))
+    with pytest.raises(ValueError, match=r"latents\[1\]"):
+        model.forward_packed(**{**packed_args(kw, [5, 5]), "latents": [torch.zeros(CHANNELS, 3), torch.zeros(3, 3)]})
+
+
+@pytest.mark.parametrize("patch", [dict(patch_frames=1), dict(patch_frames=2, patch_channels=4)])
+def test_dit_flops_matches_flop_counter(patch):
+    model, kw = tiny(**patch), inputs(1, 10, text_len=6)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(**kw)
+    tokens = model.grid.num_tokens(10)
+    assert counter.get_total_flops() == dit_flops(model.dit_config, tokens, 6)
+    assert dit_flops(model.dit_config, 2 * tokens, 6) > 2 * dit_flops(model.dit_config, tokens, 6) - 1e6
+
+
+def test_scalar_conditioning_broadcasts():
+    model, kw = tiny(), inputs(2, 4)
+    kw.update(timestep=0.3, seconds_start=0.0, seconds_total=10.0)
+    out = model(**kw).sample
+    full = model(**{**kw, "timestep": torch.full((2,), 0.3), "seconds_start": torch.zeros(2),
+                    "seconds_total": torch.full((2,), 10.0)}).sample
+    torch.testing.assert_close(out, full, atol=0, rtol=0)
+
+
+def test_config_fields_are_the_init_arguments():
+    import inspect
+
+    params = [p for p in inspect.signature(AudioDiTModel.__init__).parameters if p != "self"]
+    assert params == [f.name for f in dataclasses.fields(DiTConfig)]
