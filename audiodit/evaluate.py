@@ -1,0 +1,528 @@
+"""Evaluate a text-to-audio pipeline on held-out prompts of a rendered music21 corpus.
+
+    python -m audiodit.evaluate --model PIPELINE_DIR --data CORPUS_DIR --out REPORT_DIR \\
+        [--num-prompts 32] [--seconds 10] [--steps K] [--guidance G] [--seed 0]
+
+Every analyser is someone else's: essentia's `KeyExtractor` and `RhythmExtractor2013`, librosa's
+spectral features, a scikit-learn classifier, scipy's matrix square root. Three columns:
+
+- real test audio (the ceiling): the analysers on the held-out clips themselves, scored against
+  their own captions, cropped to the same `--seconds` as the generations;
+- model: generations for the held-out captions, scored against those captions;
+- shuffled-prompt floor: the same generations scored against a derangement of the captions
+  (generation i against caption pi(i), pi(i) != i), averaged over many derangements. Since pi
+  permutes the same prompt set, this is the chance score of audio that ignores its prompt; a
+  permutation p-value says how often a derangement scores at least as well as the true pairing.
+
+Writes REPORT_DIR/report.json (every number, per-clip estimates), REPORT_DIR/report.md (the table,
+also printed) and REPORT_DIR/generated/*.flac. Definitions and caveats: docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 48000
+ANALYSIS_RATE = 44100  # essentia's extractors are tuned for 44.1 kHz
+FEATURE_RATE = 22050  # librosa's default analysis rate
+KEY_PROFILE = "temperley"  # essentia key profile; chosen on train-split clips, see docs/evaluation.md
+SILENCE_RMS = 1e-5  # -100 dBFS: below this a clip has no key or tempo
+TEMPO_TOLERANCE = 0.08  # relative tempo tolerance (MIREX uses 4 %; the brief asks for 8 %)
+PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+REQUIRED_FIELDS = ("caption", "tonic", "mode", "bpm", "instrument_family")
+
+
+#################################################################################
+#                          Corpus and held-out prompts                          #
+#################################################################################
+
+def load_split(data_dir, split: str) -> list[dict]:
+    """The records (`<id>.json` fields plus `audio_path`) of one corpus split, sorted by id."""
+    folder = Path(data_dir) / split
+    records = []
+    for json_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        record = json.loads(json_path.read_text())
+        missing = [field for field in REQUIRED_FIELDS if field not in record]
+        if missing:
+            raise ValueError(f"{json_path}: missing fields {missing} (not a music21_corpus sample?)")
+        audio_path = json_path.with_suffix(".flac")
+        if not audio_path.is_file():
+            raise FileNotFoundError(f"{json_path}: no audio file {audio_path.name} beside it")
+        caption_path = json_path.with_suffix(".txt")
+        if caption_path.is_file():  # the caption the model was trained on
+            record["caption"] = caption_path.read_text().strip()
+        records.append({**record, "audio_path": str(audio_path)})
+    return records
+
+
+def select_prompts(data_dir, num_prompts: int, seed: int) -> list[dict]:
+    """`num_prompts` held-out records, a seeded sample of the test split (then valid if short)."""
+    chosen = []
+    for split in ("test", "valid"):
+        records = load_split(data_dir, split)
+        order = np.random.default_rng([seed, len(chosen)]).permutation(len(records))
+        chosen += [records[i] for i in order[: num_prompts - len(chosen)]]
+    if len(chosen) < 2:
+        raise ValueError(f"{data_dir}: need at least 2 test/valid samples for held-out prompts, found {len(chosen)}")
+    return chosen
+
+
+def sample_records(records: list[dict], limit: int, seed: int) -> list[dict]:
+    order = np.random.default_rng(seed).permutation(len(records))[:limit]
+    return [records[i] for i in sorted(order)]
+
+
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random permutation without fixed points (rejection sampling, ~e tries)."""
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 items, got {n}")
+    while True:
+        permutation = rng.permutation(n)
+        if not np.any(permutation == np.arange(n)):
+            return permutation
+
+
+#################################################################################
+#                     Analysers: key, tempo, clip features                      #
+#################################################################################
+
+def _essentia():
+    try:
+        import essentia
+        import essentia.standard as standard
+    except ImportError as error:
+        raise ImportError("essentia is needed for evaluation: pip install 'audiodit[eval]'") from error
+    essentia.log.infoActive = False
+    return standard
+
+
+def _mono(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """(2, S) or (S,) float waveform -> mono float32 at `target_rate` (mid channel, soxr)."""
+    import soxr
+
+    audio = np.asarray(audio, dtype=np.float32)
+    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    if sample_rate != target_rate:
+        mono = soxr.resample(mono, sample_rate, target_rate)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def pitch_class(name: str) -> int:
+    """'F#' -> 6, 'Bb' -> 10, 'Cb' -> 11."""
+    if not name or name[0].upper() not in PITCH_CLASSES or any(c not in "#b" for c in name[1:]):
+        raise ValueError(f"not a pitch name: {name!r}")
+    return (PITCH_CLASSES[name[0].upper()] + name.count("#") - name.count("b")) % 12
+
+
+def _is_silent(mono: np.ndarray) -> bool:
+    return mono.size == 0 or float(np.sqrt(np.mean(mono.astype(np.float64) ** 2))) < SILENCE_RMS
+
+
+def estimate_key(audio, sample_rate: int = SAMPLE_RATE) -> dict:
+    """essentia KeyExtractor: {"tonic": pitch class, "mode": "major"|"minor", "key": str, "strength"}.
+    Silence has no key (tonic -1, mode "none"), so it never matches a prompt."""
+    mono = _mono(audio, sample_rate, ANALYSIS_RATE)
+    if _is_silent(mono):
+        return {"tonic": -1, "mode": "none", "key": "none", "strength": 0.0}
+    tonic, mode, strength = _essentia().KeyExtractor(profileType=KEY_PROFILE, sampleRate=ANALYSIS_RATE)(mono)
+    return {"tonic": pitch_class(tonic), "mode": mode, "key": f"{tonic} {mode}", "strength": float(strength)}
+
+
+def estimate_bpm(audio, sample_rate: int = SAMPLE_RATE) -> float:
+    """essentia RhythmExtractor2013 (multifeature beat tracker) global BPM; 0 for silence."""
+    mono = _mono(audio, sample_rate, ANALYSIS_RATE)
+    if _is_silent(mono):  # the tracker reports nonsense tempi (hundreds of BPM) on digital silence
+        return 0.0
+    bpm = _essentia().RhythmExtractor2013(method="multifeature")(mono)[0]
+    return float(bpm) if np.isfinite(bpm) else 0.0
+
+
+def _summary_names(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i}_{stat}" for stat in ("mean", "std") for i in range(count)]
+
+
+FEATURE_NAMES = (
+    _summary_names("mfcc", 20) + _summary_names("contrast", 7) + _summary_names("chroma", 12)
+    + [f"{name}_{stat}" for stat in ("mean", "std")
+       for name in ("log_centroid", "log_bandwidth", "log_rolloff", "log_flatness", "rms_db", "zcr")]
+    + ["side_to_mid_db"]
+)
+
+
+def clip_features(audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The fixed feature vector (len(FEATURE_NAMES) = 91) of one stereo clip (2, S).
+
+    Mono mix at 22.05 kHz, 2048-point STFT with hop 512: frame-wise 20 MFCCs (128-band mel),
+    7 spectral-contrast bands, 12 chroma bins, log centroid / bandwidth / 85 % rolloff / flatness,
+    RMS in dB and zero-crossing rate, each summarised by its mean and standard deviation over
+    frames; plus the side-to-mid energy ratio in dB (stereo width) of the 48 kHz clip.
+    """
+    import librosa
+
+    audio = np.asarray(audio, dtype=np.float32)
+    stereo = audio if audio.ndim == 2 else np.stack([audio, audio])
+    y = _mono(stereo, sample_rate, FEATURE_RATE)
+    magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))  # (1025, frames)
+    power = magnitude**2
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=FEATURE_RATE, n_mels=128), top_db=None)
+    tiny = 1e-10  # keeps logs of silent frames finite
+    framewise = [
+        librosa.feature.mfcc(S=mel_db, n_mfcc=20),  # (20, frames)
+        librosa.feature.spectral_contrast(S=magnitude + tiny, sr=FEATURE_RATE),  # (7, frames)
+        librosa.feature.chroma_stft(S=power + tiny, sr=FEATURE_RATE, tuning=0.0),  # (12, frames)
+    ]
+    scalars = np.concatenate([
+        np.log(librosa.feature.spectral_centroid(S=magnitude, sr=FEATURE_RATE) + 1.0),
+        np.log(librosa.feature.spectral_bandwidth(S=magnitude, sr=FEATURE_RATE) + 1.0),
+        np.log(librosa.feature.spectral_rolloff(S=magnitude, sr=FEATURE_RATE) + 1.0),
+        np.log(librosa.feature.spectral_flatness(S=magnitude + tiny) + tiny),
+        20.0 * np.log10(librosa.feature.rms(S=magnitude, frame_length=2048) + 1e-5),
+        librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[:, : magnitude.shape[1]],
+    ])  # (6, frames)
+    mid, side = 0.5 * (stereo[0] + stereo[1]), 0.5 * (stereo[0] - stereo[1])
+    width = 10.0 * np.log10((np.mean(side**2) + 1e-10) / (np.mean(mid**2) + 1e-10))
+    summaries = [np.concatenate([f.mean(axis=1), f.std(axis=1)]) for f in framewise + [scalars]]
+    return np.concatenate(summaries + [[width]]).astype(np.float64)
+
+
+def analyse_clip(audio, sample_rate: int = SAMPLE_RATE) -> dict:
+    """Key, tempo and feature vector of one stereo clip (2, S)."""
+    return {**estimate_key(audio, sample_rate), "bpm_estimate": estimate_bpm(audio, sample_rate),
+            "features": clip_features(audio, sample_rate)}
+
+
+#################################################################################
+#                            Scores against prompts                             #
+#################################################################################
+
+def mirex_key_score(tonic: int, mode: str, ref_tonic: int, ref_mode: str) -> float:
+    """MIREX weighted key score: 1 same key, 0.5 a fifth apart in the same mode (either
+    direction, as MIREX's current implementation; mir_eval issue #337), 0.3 relative, 0.2 parallel."""
+    interval = (tonic - ref_tonic) % 12
+    if mode == ref_mode:
+        return 1.0 if interval == 0 else 0.5 if interval in (5, 7) else 0.0
+    if interval == 0:
+        return 0.2
+    relative = 9 if ref_mode == "major" else 3  # A minor is C major's relative; C major is A minor's
+    return 0.3 if interval == relative else 0.0
+
+
+def tempo_hits(estimate: float, target: float, factors=(1.0,), tolerance: float = TEMPO_TOLERANCE) -> bool:
+    """Is `estimate` within `tolerance` (relative) of `target` times one of `factors`?"""
+    return any(abs(estimate - target * f) <= tolerance * target * f for f in factors)
+
+
+def adherence(estimates: list[dict], targets: list[dict]) -> dict[str, float]:
+    """Prompt-adherence metrics of analysed clips `estimates` against caption records `targets`."""
+    if len(estimates) != len(targets) or not estimates:
+        raise ValueError(f"need equally many estimates and targets, got {len(estimates)} and {len(targets)}")
+    ref_tonics = [pitch_class(t["tonic"]) for t in targets]
+    bpms = [float(t["bpm"]) for t in targets]
+    return {
+        "key_accuracy": float(np.mean([e["tonic"] == rt and e["mode"] == t["mode"]
+                                       for e, t, rt in zip(estimates, targets, ref_tonics)])),
+        "mode_accuracy": float(np.mean([e["mode"] == t["mode"] for e, t in zip(estimates, targets)])),
+        "key_mirex_score": float(np.mean([mirex_key_score(e["tonic"], e["mode"], rt, t["mode"])
+                                          for e, t, rt in zip(estimates, targets, ref_tonics)])),
+        "tempo_accuracy_octave": float(np.mean([tempo_hits(e["bpm_estimate"], b, (1.0, 2.0, 0.5))
+                                                for e, b in zip(estimates, bpms)])),
+        "tempo_accuracy": float(np.mean([tempo_hits(e["bpm_estimate"], b) for e, b in zip(estimates, bpms)])),
+        "tempo_median_abs_error_bpm": float(np.median([abs(e["bpm_estimate"] - b) for e, b in zip(estimates, bpms)])),
+        "instrument_accuracy": float(np.mean([e["family_estimate"] == t["instrument_family"]
+                                              for e, t in zip(estimates, targets)])),
+    }
+
+
+LOWER_IS_BETTER = {"tempo_median_abs_error_bpm", "frechet_distance", "vae_mrstft", "vae_mel_l1_db"}
+
+
+def shuffled_floor(estimates: list[dict], targets: list[dict], rounds: int, seed: int) -> dict:
+    """Adherence of `estimates` against deranged `targets`, over `rounds` derangements.
+
+    Returns {"mean": {metric: mean}, "std": {...}, "p_value": {...}, "first_derangement": [...]}:
+    p_value is the permutation test of the true pairing (Phipson & Smyth 2010's (b + 1) / (m + 1)),
+    with b the derangements scoring at least as well as the model.
+    """
+    rng = np.random.default_rng(seed)
+    model = adherence(estimates, targets)
+    permutations = [derangement(len(targets), rng) for _ in range(rounds)]
+    scores = [adherence(estimates, [targets[j] for j in permutation]) for permutation in permutations]
+    result = {"mean": {}, "std": {}, "p_value": {}, "first_derangement": permutations[0].tolist()}
+    for metric, value in model.items():
+        values = np.array([score[metric] for score in scores])
+        as_good = values <= value if metric in LOWER_IS_BETTER else values >= value
+        result["mean"][metric], result["std"][metric] = float(values.mean()), float(values.std())
+        result["p_value"][metric] = float((as_good.sum() + 1) / (rounds + 1))
+    return result
+
+
+#################################################################################
+#                Instrument classifier and Fréchet feature distance             #
+#################################################################################
+
+def fit_instrument_classifier(features: np.ndarray, families: list[str], seed: int = 0):
+    """Standardised features -> multinomial logistic regression (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(set(families)) < 2:
+        raise ValueError(f"the instrument classifier needs at least 2 families in the train split, got {set(families)}")
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=3000, random_state=seed))
+    return classifier.fit(features, families)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets a (N, D) and b (M, D):
+    |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)) (Dowson & Landau 1982; FID, Heusel et al. 2017)."""
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"need two (N>=2, D) feature sets of equal D, got {a.shape} and {b.shape}")
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(root).all():  # singular product (N < D): nudge both covariances, as FID code does
+        offset = 1e-6 * np.eye(a.shape[1])
+        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root.real)
+    return float(max(distance, 0.0))  # round-off can leave tiny negatives for identical sets
+
+
+#################################################################################
+#                                  Evaluation                                   #
+#################################################################################
+
+def _log(message: str) -> None:
+    print(f"[evaluate] {message}", file=sys.stderr, flush=True)
+
+
+def load_clip(record: dict, seconds: float) -> np.ndarray:
+    """The first `seconds` of a corpus sample, (2, S) at 48 kHz, zero-padded if shorter."""
+    from audiodit.audio import load_audio
+
+    return load_audio(record["audio_path"], SAMPLE_RATE, duration=seconds).numpy()
+
+
+def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: float, seed: int,
+             batch_size: int, out_dir: Path) -> list[np.ndarray]:
+    """One (2, S) clip per prompt; prompt i uses a CPU generator seeded `seed + i`, so a clip
+    does not depend on the batch size. Clips are written to `out_dir` as 24-bit FLAC."""
+    import torch
+
+    from audiodit.audio import save_audio
+
+    clips = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        generators = [torch.Generator("cpu").manual_seed(seed + start + i) for i in range(len(batch))]
+        audios = pipe([record["caption"] for record in batch], audio_end_in_s=seconds, num_inference_steps=steps,
+                      guidance_scale=guidance, generator=generators).audios  # (B, 2, S)
+        for index, (record, audio) in enumerate(zip(batch, audios.float().cpu().numpy()), start):
+            save_audio(out_dir / f"{index:03d}_{record['id']}.flac", audio, SAMPLE_RATE, "PCM_24", overwrite=True)
+            clips.append(audio)
+        _log(f"generated {len(clips)}/{len(prompts)}")
+    return clips
+
+
+def vae_reconstruction(vae, clips: list[np.ndarray]) -> dict[str, float]:
+    """Mean `audiodit.metrics` reconstruction metrics of clips through the VAE (posterior mode)."""
+    import torch
+
+    from audiodit.metrics import reconstruction_metrics
+
+    rows = []
+    for clip in clips:
+        audio = torch.from_numpy(clip)[None].to(vae.device, vae.dtype)  # (1, 2, S)
+        with torch.no_grad():
+            decoded = vae.decode(vae.encode(audio).latent_dist.mode(), length=audio.shape[-1]).sample
+        rows.append(reconstruction_metrics(audio[0].float().cpu(), decoded[0].float().cpu()))
+    return {f"vae_{name}": float(np.mean([row[name] for row in rows])) for name in rows[0]}
+
+
+def _per_clip(prompts: list[dict], analyses: list[dict], against: list[dict]) -> list[dict]:
+    return [{"id": p["id"], "caption": p["caption"], "scored_against": t["id"], "target_key": f"{t['tonic']} {t['mode']}",
+             "target_bpm": t["bpm"], "target_family": t["instrument_family"], "estimated_key": a["key"],
+             "key_strength": round(a["strength"], 4), "estimated_bpm": round(a["bpm_estimate"], 2),
+             "estimated_family": a["family_estimate"]} for p, a, t in zip(prompts, analyses, against)]
+
+
+def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float | None = None,
+             steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 4,
+             max_train_clips: int = 600, max_reference_clips: int = 256, shuffle_rounds: int = 1000,
+             device: str | None = None) -> dict:
+    """Run the whole evaluation; writes REPORT_DIR files and returns the report dict."""
+    import torch
+
+    from audiodit.pipeline import AudioDiTPipeline
+
+    started, timings = time.perf_counter(), {}
+    out_dir = Path(out_dir)
+    if num_prompts < 2:
+        raise ValueError(f"--num-prompts must be at least 2 (the floor needs a derangement), got {num_prompts}")
+
+    # 1. Held-out prompts, and the train/test clips for the classifier and the Fréchet reference
+    prompts = select_prompts(data_dir, num_prompts, seed)
+    train = sample_records(load_split(data_dir, "train"), max_train_clips, seed)
+    reference = sample_records(load_split(data_dir, "test"), max_reference_clips, seed)
+    if len(train) < 2 or len(reference) < 2:
+        raise ValueError(f"{data_dir}: need at least 2 train and 2 test samples, found {len(train)} and {len(reference)}")
+
+    # 2. Generate
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = AudioDiTPipeline.from_pretrained(model_dir).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    seconds = float(seconds or min(10.0, pipe.max_audio_length_s))
+    if not 0 < seconds <= pipe.max_audio_length_s:
+        raise ValueError(f"--seconds must be in (0, {pipe.max_audio_length_s:g}] for this model, got {seconds:g}")
+    steps = int(steps or pipe.default_num_inference_steps)
+    guidance = float(pipe.default_guidance_scale if guidance is None else guidance)
+    _log(f"{len(prompts)} prompts x {seconds:g} s, {steps} steps, guidance {guidance:g}, on {device}")
+    clock = time.perf_counter()
+    generated = generate(pipe, prompts, seconds, steps, guidance, seed, batch_size, out_dir / "generated")
+    timings["generate_s"] = time.perf_counter() - clock
+
+    # 3. Analyse generations and the real clips of the same prompts
+    clock = time.perf_counter()
+    real_clips = [load_clip(record, seconds) for record in prompts]
+    model_analysis = [analyse_clip(clip) for clip in generated]
+    real_analysis = [analyse_clip(clip) for clip in real_clips]
+    timings["analyse_s"] = time.perf_counter() - clock
+
+    # 4. Instrument classifier: fitted on train-split audio, shown to work on test-split audio
+    clock = time.perf_counter()
+    known = {p["audio_path"]: a["features"] for p, a in zip(prompts, real_analysis)}
+    train_features = np.stack([clip_features(load_clip(record, seconds)) for record in train])
+    reference_features = np.stack([known[r["audio_path"]] if r["audio_path"] in known
+                                   else clip_features(load_clip(r, seconds)) for r in reference])
+    classifier = fit_instrument_classifier(train_features, [r["instrument_family"] for r in train], seed)
+    reference_families = [r["instrument_family"] for r in reference]
+    majority = max(set(reference_families), key=reference_families.count)
+    for analysis in model_analysis + real_analysis:
+        analysis["family_estimate"] = str(classifier.predict(analysis["features"][None])[0])
+    timings["classifier_s"] = time.perf_counter() - clock
+
+    # 5. Adherence: ceiling, model, shuffled-prompt floor
+    ceiling = adherence(real_analysis, prompts)
+    model = adherence(model_analysis, prompts)
+    floor = shuffled_floor(model_analysis, prompts, shuffle_rounds, seed)
+
+    # 6. Fréchet distance to test-split audio, in features standardised by the test-split statistics
+    mean, std = reference_features.mean(axis=0), reference_features.std(axis=0) + 1e-8
+    standardise = lambda features: (np.asarray(features) - mean) / std  # noqa: E731
+    same_size_real = train_features[np.random.default_rng(seed).permutation(len(train))[: len(prompts)]]
+    ceiling["frechet_distance"] = frechet_distance(standardise(same_size_real), standardise(reference_features))
+    model["frechet_distance"] = frechet_distance(
+        standardise([a["features"] for a in model_analysis]), standardise(reference_features))
+
+    # 7. VAE reconstruction of the held-out real clips
+    clock = time.perf_counter()
+    model.update(vae_reconstruction(pipe.vae, real_clips))
+    timings["vae_s"] = time.perf_counter() - clock
+    timings["total_s"] = time.perf_counter() - started
+
+    # 8. Report
+    permutation = floor["first_derangement"]
+    report = {
+        "settings": {"model": str(model_dir), "data": str(data_dir), "num_prompts": len(prompts), "seconds": seconds,
+                     "steps": steps, "guidance_scale": guidance, "seed": seed, "device": device,
+                     "prompt_splits": sorted({p["split"] for p in prompts}), "key_profile": KEY_PROFILE,
+                     "tempo_tolerance": TEMPO_TOLERANCE, "shuffle_rounds": shuffle_rounds,
+                     "train_clips": len(train), "reference_clips": len(reference),
+                     "frechet_ceiling": f"{len(same_size_real)} train-split clips vs the test-split reference",
+                     "features": list(FEATURE_NAMES)},
+        "classifier": {"model": "StandardScaler + LogisticRegression(C=0.5)", "train_clips": len(train),
+                       "classes": sorted(set(r["instrument_family"] for r in train)),
+                       "test_clips": len(reference), "test_accuracy": float(classifier.score(reference_features,
+                                                                                             reference_families)),
+                       "test_majority_class_accuracy": reference_families.count(majority) / len(reference)},
+        "metrics": {"real": ceiling, "model": model, "shuffled": floor["mean"]},
+        "shuffled_std": floor["std"], "p_value_model_vs_shuffled": floor["p_value"],
+        "timings_s": {name: round(value, 2) for name, value in timings.items()},
+        "per_clip": {"real": _per_clip(prompts, real_analysis, prompts),
+                     "model": _per_clip(prompts, model_analysis, prompts),
+                     "shuffled_first_derangement": _per_clip(prompts, model_analysis,
+                                                             [prompts[j] for j in permutation])},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out_dir / "report.md").write_text(format_report(report) + "\n")
+    return report
+
+
+#################################################################################
+#                                    Report                                     #
+#################################################################################
+
+ROWS = (  # (metric key, label, format)
+    ("key_accuracy", "Key accuracy (tonic and mode) ↑", "{:.3f}"),
+    ("mode_accuracy", "Mode accuracy (major/minor) ↑", "{:.3f}"),
+    ("key_mirex_score", "Key MIREX weighted score ↑", "{:.3f}"),
+    ("tempo_accuracy_octave", "Tempo accuracy (±8 %, ×1 ×2 ×½) ↑", "{:.3f}"),
+    ("tempo_accuracy", "Tempo accuracy (±8 %, ×1 only) ↑", "{:.3f}"),
+    ("tempo_median_abs_error_bpm", "Tempo median absolute error (BPM) ↓", "{:.1f}"),
+    ("instrument_accuracy", "Instrument-family accuracy ↑", "{:.3f}"),
+    ("frechet_distance", "Fréchet feature distance to test audio ↓", "{:.2f}"),
+    ("vae_mrstft", "VAE reconstruction MR-STFT distance ↓", "{:.3f}"),
+    ("vae_mel_l1_db", "VAE reconstruction mel L1 (dB) ↓", "{:.2f}"),
+    ("vae_si_sdr_db", "VAE reconstruction SI-SDR (dB) ↑", "{:.2f}"),
+)
+
+
+def format_report(report: dict) -> str:
+    """The markdown table (rows = metrics; columns = ceiling / model / floor / permutation p)."""
+    metrics, p_values, settings = report["metrics"], report["p_value_model_vs_shuffled"], report["settings"]
+    lines = ["| Metric | Real test audio (ceiling) | Model | Shuffled-prompt floor | p (model vs floor) |",
+             "|---|---|---|---|---|"]
+    for key, label, fmt in ROWS:
+        cells = [fmt.format(metrics[column][key]) if key in metrics[column] else "—"
+                 for column in ("real", "model", "shuffled")]
+        p_value = f"{p_values[key]:.3f}" if key in p_values else "—"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {p_value} |")
+    classifier = report["classifier"]
+    lines += [
+        "",
+        f"{settings['num_prompts']} held-out prompts ({'/'.join(settings['prompt_splits'])} split), "
+        f"{settings['seconds']:g} s each, {settings['steps']} steps, guidance {settings['guidance_scale']:g}, "
+        f"seed {settings['seed']}. Floor: mean over {settings['shuffle_rounds']} derangements of the prompts. "
+        f"Instrument classifier: {classifier['train_clips']} train-split clips, {len(classifier['classes'])} families, "
+        f"test-split accuracy {classifier['test_accuracy']:.3f} on {classifier['test_clips']} clips "
+        f"(majority class {classifier['test_majority_class_accuracy']:.3f}). Fréchet ceiling: "
+        f"{settings['frechet_ceiling']}. VAE rows: the held-out real clips through the pipeline's VAE.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiodit.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="pipeline directory (save_pretrained)")
+    parser.add_argument("--data", required=True, help="corpus made by python -m audiodit.data.music21_corpus")
+    parser.add_argument("--out", required=True, help="report directory (report.json, report.md, generated/)")
+    parser.add_argument("--num-prompts", type=int, default=32, help="held-out prompts (test split, then valid)")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per clip (default min(10, model max))")
+    parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of prompt choice, noise and derangements")
+    parser.add_argument("--batch-size", type=int, default=4, help="prompts generated together")
+    parser.add_argument("--max-train-clips", type=int, default=600, help="train-split clips for the classifier")
+    parser.add_argument("--max-reference-clips", type=int, default=256, help="test-split clips (classifier test, Fréchet)")
+    parser.add_argument("--shuffle-rounds", type=int, default=1000, help="derangements averaged for the floor")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    args = parser.parse_args(argv)
+    report = evaluate(args.model, args.data, args.out, num_prompts=args.num_prompts, seconds=args.seconds,
+                      steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
+                      max_train_clips=args.max_train_clips, max_reference_clips=args.max_reference_clips,
+                      shuffle_rounds=args.shuffle_rounds, device=args.device)
+    print(format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
