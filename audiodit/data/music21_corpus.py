@@ -179,6 +179,7 @@ class Sample:
     pan: list[int]  # MIDI CC10 per part (0 left, 64 centre, 127 right)
     stereo: str
     num_parts: int
+    repeats_expanded: bool  # False: the score's repeat signs were inconsistent, every bar plays once
     duration_s: float
     sample_rate: int
     soundfont: str
@@ -426,13 +427,13 @@ def write_midi(midi_bytes: bytes, path: Path, programs: list[int], pan: list[int
             if item.isChannelEvent():
                 item.channel = channel
             if item.type == voice.PROGRAM_CHANGE:
-                item.data = programs[part_index]
+                item.data = programs[part_index % len(programs)]
             elif item.type in (voice.NOTE_ON, voice.NOTE_OFF) and transpose:
                 pitch = item.pitch + transpose
                 item.pitch = pitch + 12 * ((pitch < 0) - (pitch > 127))  # keep the pitch class in range
         if is_part:
-            timed += [(0, event(track, voice.PROGRAM_CHANGE, channel, data=programs[part_index])),
-                      (0, event(track, voice.CONTROLLER_CHANGE, channel, controller=10, value=pan[part_index])),
+            timed += [(0, event(track, voice.PROGRAM_CHANGE, channel, data=programs[part_index % len(programs)])),
+                      (0, event(track, voice.CONTROLLER_CHANGE, channel, controller=10, value=pan[part_index % len(pan)])),
                       (end, event(track, voice.CONTROLLER_CHANGE, channel, controller=123, value=0))]
             part_index += 1
         timed.append((end, event(track, meta.END_OF_TRACK, channel, data=b"")))
@@ -482,7 +483,7 @@ def check_fluidsynth(soundfont: str) -> None:
 def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: int,
                 max_seconds: float) -> tuple[list[dict], dict | None]:
     """Render every variant of `work`; returns (sample records, failure record or None)."""
-    from music21 import midi, tempo
+    from music21 import midi, repeat, tempo
 
     split = split_of(work.work_id)
     ids = [sample_id(work.work_id, variant) for variant in range(variants)]
@@ -492,19 +493,25 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
     stage = "parse"
     try:
         score = parse_work(work)
-        signatures = list(score.recurse().getElementsByClass("TimeSignature"))
-        meter = signatures[0].ratioString if signatures else None
-        beat_quarters = float(signatures[0].beatDuration.quarterLength) if signatures else 1.0
-        parts = list(score.parts) or [score]
         title = score.metadata.title if score.metadata and score.metadata.title else None
+        first_signature = score.recurse().getElementsByClass("TimeSignature").first()
+        beat_quarters = float(first_signature.beatDuration.quarterLength) if first_signature else 1.0
+        num_parts = len(score.parts) or 1
+        choices = [choose_variant(_rng(seed, work.work_id, variant), num_parts, beat_quarters)
+                   for variant in range(variants)]
+        score = _truncate(score, max(max_seconds * c["bpm"] * beat_quarters / 60 for c in choices))
+        signatures = {s.ratioString for s in score.recurse().getElementsByClass("TimeSignature")}
         for mark in list(score.recurse().getElementsByClass(tempo.TempoIndication)):
             mark.activeSite.remove(mark)  # we set one tempo for the whole piece in the MIDI file
         stage = "export"
-        midi_bytes = midi.translate.streamToMidiFile(score).writestr()
+        try:
+            midi_bytes, repeats_expanded = midi.translate.streamToMidiFile(score).writestr(), True
+        except repeat.ExpanderException:  # inconsistent repeat signs: play every bar once instead
+            _remove_repeats(score)
+            midi_bytes, repeats_expanded = midi.translate.streamToMidiFile(score).writestr(), False
         records = []
-        for variant, sid in enumerate(ids):
+        for (variant, sid), choice in zip(enumerate(ids), choices):
             stage = f"variant {variant}"
-            choice = choose_variant(_rng(seed, work.work_id, variant), len(parts), beat_quarters)
             quarter_bpm = choice["bpm"] * beat_quarters
             with tempfile.TemporaryDirectory(prefix="m21render-") as scratch:
                 midi_path, wav_path = Path(scratch) / "work.mid", Path(scratch) / "work.wav"
@@ -528,10 +535,10 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
                     title=title, key=f"{tonic} {mode}", tonic=tonic, tonic_pitch_class=TONIC_NAMES[mode].index(tonic),
                     mode=mode, key_correlation=round(correlation, 4), bpm=choice["bpm"],
                     beat_unit=BEAT_UNITS.get(beat_quarters, f"{beat_quarters} quarters"), quarter_bpm=quarter_bpm,
-                    meter=meter, meter_changes=len({s.ratioString for s in signatures}) > 1,
+                    meter=first_signature.ratioString if first_signature else None, meter_changes=len(signatures) > 1,
                     instrument=choice["instrument"], instrument_family=choice["instrument_family"],
                     program=choice["programs"][0], programs=choice["programs"], transpose=choice["transpose"],
-                    pan=choice["pan"], stereo=choice["stereo"], num_parts=len(parts),
+                    pan=choice["pan"], stereo=choice["stereo"], num_parts=num_parts, repeats_expanded=repeats_expanded,
                     duration_s=round(audio.shape[1] / SAMPLE_RATE, 3), sample_rate=SAMPLE_RATE,
                     soundfont=Path(soundfont).name,
                 )
@@ -546,6 +553,32 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
     except (Exception, AudioLoadError) as error:  # one bad work must not stop the corpus
         return [], {"work_id": work.work_id, "path": work.path, "stage": stage,
                     "error": f"{type(error).__name__}: {error}"[:1000]}
+
+
+def _truncate(score, quarters: float):
+    """The measures of `score` that start before `quarters` (all of it when shorter).
+
+    Saves parsing-to-MIDI work on long scores that --max-seconds cuts anyway. Repeats only jump
+    back, so the first `quarters` of the expanded music lie in these measures.
+    """
+    measures = list(score.parts[0].getElementsByClass("Measure")) if score.parts else []
+    if not measures or score.highestTime <= quarters:
+        return score
+    keep = sum(1 for measure in measures if measure.offset < quarters)
+    return score.measures(0, max(keep, 1) - 1, indicesNotNumbers=True)
+
+
+def _remove_repeats(score) -> None:
+    """Turn repeat barlines into plain ones and drop repeat expressions and volta brackets."""
+    from music21 import bar, repeat, spanner
+
+    for measure in score.recurse().getElementsByClass("Measure"):
+        if isinstance(measure.leftBarline, bar.Repeat):
+            measure.leftBarline = None
+        if isinstance(measure.rightBarline, bar.Repeat):
+            measure.rightBarline = bar.Barline("regular")
+    for mark in list(score.recurse().getElementsByClass((repeat.RepeatExpression, spanner.RepeatBracket))):
+        mark.activeSite.remove(mark)
 
 
 def _render_task(arguments):
