@@ -44,6 +44,9 @@ class DiTTrainModule(nn.Module):
         self.transformer = transformer
         self.text_encoder = text_encoder
 
+    def enable_gradient_checkpointing(self):
+        self.transformer.enable_gradient_checkpointing()
+
     def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None):
         if tokens is not None:
             text = self.text_encoder(tokens)  # condition dropout happens inside (training mode)
@@ -73,6 +76,9 @@ class DiTStage(Stage):
         self.text_encoder.train()  # switches condition dropout on (a frozen tower stays in eval)
         self.flow = FlowMatching(cfg.diffusion)
         self.caption_cache = None
+
+    def compile(self) -> None:
+        self.model.transformer.compile()  # the text tower's tokenized inputs vary; the DiT is the cost
 
     # ------------------------------------------------------------------ data
     def build_dataset(self, rank, world_size):

@@ -52,6 +52,10 @@ class Stage:
         self.cfg = cfg
         self.accelerator = accelerator
 
+    def compile(self) -> None:
+        """`training.compile`: torch.compile in place (state_dict keys stay unprefixed)."""
+        self.model.compile()
+
     # ------------------------------------------------------------------ data
     def build_dataset(self, rank: int, world_size: int):
         """(dataset, collate_fn). A map-style dataset exposes `buckets` (one id per item) and takes

@@ -115,7 +115,7 @@ class Trainer:
                 raise ValueError(f"stage {cfg.stage} does not support training.gradient_checkpointing")
             self.stage.model.enable_gradient_checkpointing()
         if tcfg.compile:
-            self.stage.model.compile()  # in place: state_dict keys stay unprefixed
+            self.stage.compile()
 
         # Data
         self.dataset, self.collate = self.stage.build_dataset(acc.process_index, acc.num_processes)

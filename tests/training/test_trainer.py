@@ -141,7 +141,8 @@ def test_failed_checkpoint_write_keeps_previous_usable(toy_data, tiny_vae_dir, t
 
 def test_fresh_run_into_existing_run_is_refused(toy_data, tiny_vae_dir, tmp_path):
     args = ["--config", "configs/dit_tiny.yaml", f"data.train_dir={toy_data}", f"vae_path={tiny_vae_dir}",
-            f"training.output_dir={tmp_path / 'run'}", "training.max_steps=1"]
+            f"training.output_dir={tmp_path / 'run'}", "training.max_steps=1",
+            "training.gradient_checkpointing=true", "training.mixed_precision=bf16"]  # both paths run
     assert train_main(args) == 0
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         train_main(args)
