@@ -22,7 +22,7 @@ key analysis (`analyze('key')`, Aarden-Essen key profiles) of exactly the notes 
 MIDI file: transposed, with repeats expanded (music21's MIDI export does that) and cut at
 `--max-seconds`. Its correlation is kept as `key_correlation` (low = ambiguous key). BPM counts
 beats of the first time signature's beat unit (quarter in 4/4, dotted quarter in 6/8, half in
-2/2); `quarter_bpm` gives the same tempo in quarter notes.
+2/2 and 4/1; see `counted_beat`); `quarter_bpm` gives the same tempo in quarter notes.
 
 Splits are by work: a hash of the work's group (the work id, or for Bach the BWV number so that
 variants of one chorale stay together, or for multi-movement works the opus folder) picks
@@ -37,7 +37,6 @@ import json
 import multiprocessing
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,9 +45,16 @@ from pathlib import Path
 
 import numpy as np
 
-from audiodit.audio import AudioLoadError, load_audio, normalize_audio, save_audio, trim_trailing_silence
+from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
+from audiodit.data.music21_midi import (
+    SAMPLE_RATE,
+    TONIC_NAMES,
+    analyse_key,
+    check_fluidsynth,
+    render_midi,
+    write_midi,
+)
 
-SAMPLE_RATE = 48000
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian fluid-soundfont-gm
 SPLITS = (("train", 0.90), ("valid", 0.95), ("test", 1.0))  # cumulative fractions
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".krn", ".abc")  # preferred first
@@ -129,10 +135,6 @@ PLURALS = {"flute": "flutes", "clarinet": "clarinets", "violin": "violins", "har
            "accordion": "accordions", "nylon-string guitar": "nylon-string guitars"}  # one per part
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
-TONIC_NAMES = {  # pitch class -> conventional key spelling
-    "major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
-    "minor": ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"),
-}
 BEAT_UNITS = {0.5: "eighth", 0.75: "dotted eighth", 1.0: "quarter", 1.5: "dotted quarter",
               2.0: "half", 3.0: "dotted half", 4.0: "whole"}
 
@@ -217,7 +219,8 @@ def list_works(collections: list[str] | None = None) -> list[Work]:
         if collections and collection not in collections:
             continue
         stem = str(relative.with_suffix(""))
-        if stem not in by_stem or SCORE_SUFFIXES.index(path.suffix) < SCORE_SUFFIXES.index(by_stem[stem].suffix):
+        rank = SCORE_SUFFIXES.index(path.suffix)
+        if stem not in by_stem or rank < SCORE_SUFFIXES.index(by_stem[stem].suffix):
             by_stem[stem] = path
 
     works = []
@@ -225,7 +228,8 @@ def list_works(collections: list[str] | None = None) -> list[Work]:
         collection = stem.split("/")[0]
         tunes = _abc_tunes(path) if path.suffix == ".abc" else []
         if len(tunes) > 1 and len({title for _, title, _ in tunes}) > 1:
-            works += [Work(f"{stem}#{number}", str(path), number, collection, rhythm) for number, _, rhythm in tunes]
+            works += [Work(f"{stem}#{number}", str(path), number, collection, rhythm)
+                      for number, _, rhythm in tunes]
         else:
             rhythm = tunes[0][2] if tunes else None
             works.append(Work(stem, str(path), None, collection, rhythm, merge_voices=len(tunes) > 1))
@@ -272,7 +276,7 @@ def sample_id(work_id: str, variant: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing and analysis
+# Parsing
 # ---------------------------------------------------------------------------------------------
 
 
@@ -299,42 +303,23 @@ def describe_form(work: Work) -> str:
     return COLLECTIONS.get(work.collection, (None, "piece"))[1]
 
 
-def analyse_key(midi_path: Path) -> tuple[str, str, float]:
-    """(tonic, mode, correlation) from music21's key analysis of exactly the notes in a MIDI file.
-
-    Read from the rendered MIDI rather than the score: music21's MIDI export expands repeats, and
-    the file also carries the transposition and the --max-seconds cut. Notes are rebuilt from raw
-    note-on/off ticks (no quantisation), one music21 note per sounding MIDI note.
-    """
-    from music21 import midi, note, stream
-
-    midi_file = midi.MidiFile()
-    midi_file.open(str(midi_path))
-    midi_file.read()
-    midi_file.close()
-    ticks_per_quarter = midi_file.ticksPerQuarterNote
-    notes = stream.Stream()
-    for track in midi_file.tracks:
-        tick, sounding = 0, {}
-        for event in track.events:
-            if event.isDeltaTime():
-                tick += event.time
-            elif event.isNoteOn():
-                sounding.setdefault((event.channel, event.pitch), []).append(tick)
-            elif event.isNoteOff() and sounding.get((event.channel, event.pitch)):
-                start = sounding[(event.channel, event.pitch)].pop(0)
-                if tick > start:
-                    notes.insert(start / ticks_per_quarter,
-                                 note.Note(event.pitch, quarterLength=(tick - start) / ticks_per_quarter))
-    if not notes:
-        raise ValueError("the MIDI file has no notes to analyse")
-    key = notes.analyze("key")
-    return TONIC_NAMES[key.mode][key.tonic.pitchClass], key.mode, float(key.correlationCoefficient)
-
-
 # ---------------------------------------------------------------------------------------------
 # Variants: instrument, tempo, transposition, stereo placement (seeded per work and variant)
 # ---------------------------------------------------------------------------------------------
+
+
+def counted_beat(time_signature) -> float:
+    """Quarter notes per counted beat: the metre's beat (music21), but never longer than a half.
+
+    4/1 and 2/1 (Palestrina, some folk songs) are counted in halves and 6/4 or 9/4 in quarters, as
+    a listener or a beat tracker would, instead of 35 whole notes a minute. No metre: quarters.
+    """
+    if time_signature is None:
+        return 1.0
+    beat = float(time_signature.beatDuration.quarterLength)
+    if beat > 2.0:
+        return 2.0 if beat % 2.0 == 0 else 1.0
+    return beat
 
 
 def _rng(seed: int, work_id: str, variant: int) -> np.random.Generator:
@@ -354,13 +339,11 @@ def choose_variant(rng: np.random.Generator, num_parts: int, beat_quarters: floa
     bpm = int(rng.integers(low, high + 1))
     transpose = int(rng.integers(-5, 7))  # every key equally likely, within a tritone of the score
     if num_parts == 1:
-        stereo, pan = [("centred", [64]), ("placed left of centre", [40]), ("placed right of centre", [88])][
-            rng.integers(3)
-        ]
+        placements = [("centred", [64]), ("placed left of centre", [40]), ("placed right of centre", [88])]
+        stereo, pan = placements[rng.integers(3)]
     else:
-        stereo, (left, right) = [("centred", (64, 64)), ("narrow stereo", (44, 84)), ("wide stereo", (16, 112))][
-            rng.integers(3)
-        ]
+        placements = [("centred", (64, 64)), ("narrow stereo", (44, 84)), ("wide stereo", (16, 112))]
+        stereo, (left, right) = placements[rng.integers(3)]
         pan = [round(left + (right - left) * i / (num_parts - 1)) for i in range(num_parts)]  # top voice left
     return {
         "instrument_family": family, "instrument": phrase, "bpm": bpm, "transpose": transpose,
@@ -372,107 +355,8 @@ def make_caption(sample: Sample) -> str:
     words = " ".join(filter(None, [sample.composer, sample.form]))
     article = "An" if words[0].lower() in "aeiou" else "A"
     metre = "" if sample.meter is None else ", changing metre" if sample.meter_changes else f", {sample.meter}"
-    return f"{article} {words} in {sample.key} for {sample.instrument}, {sample.bpm} BPM{metre}, {sample.stereo}."
-
-
-# ---------------------------------------------------------------------------------------------
-# MIDI and rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def write_midi(midi_bytes: bytes, path: Path, programs: list[int], pan: list[int], transpose: int,
-               quarter_bpm: float, max_seconds: float) -> tuple[bool, float]:
-    """Rewrite music21's MIDI export into what we render and describe.
-
-    One channel, program and pan per part; one tempo; every note transposed; nothing after
-    `max_seconds`. Events are re-sorted so that at equal times note-offs precede note-ons (music21
-    can emit a repeated pitch's note-on before the previous note-off, leaving a note stuck), and
-    each part ends with All Notes Off: FluidSynth's fast render runs until every voice has died,
-    so a stuck sustained note would render forever. Returns (cut at max_seconds, seconds).
-    """
-    from music21 import midi
-
-    voice, meta = midi.ChannelVoiceMessages, midi.MetaEvents
-    midi_file = midi.MidiFile()
-    midi_file.readstr(midi_bytes)
-    cutoff = round(max_seconds * quarter_bpm / 60 * midi_file.ticksPerQuarterNote)
-    channels = [c for c in range(1, 17) if c != 10]  # channel 10 is General MIDI percussion
-    part_index, truncated, has_tempo, last_tick = 0, False, False, 0
-
-    def event(track, kind, channel, data=None, controller=None, value=None):
-        made = midi.MidiEvent(track, type=kind, channel=channel)
-        if data is not None:
-            made.data = data
-        if controller is not None:
-            made.parameter1, made.parameter2 = controller, value
-        return made
-
-    for track in midi_file.tracks:
-        timed, tick = [], 0
-        for item in track.events:
-            if item.isDeltaTime():
-                tick += item.time
-            elif item.type != meta.END_OF_TRACK:
-                timed.append((tick, item))
-        is_part = any(item.isNoteOn() for _, item in timed)
-        truncated |= any(item.isNoteOn() and t >= cutoff for t, item in timed)
-        timed = [(t, item) for t, item in timed if t < cutoff or (t == cutoff and item.isNoteOff())]
-        end = min(max([tick] + [t for t, _ in timed]), cutoff)
-        channel = channels[part_index % len(channels)]
-        for _, item in timed:
-            if item.type == meta.SET_TEMPO:
-                item.data, has_tempo = round(60_000_000 / quarter_bpm).to_bytes(3, "big"), True  # us/quarter
-            if not is_part:
-                continue
-            if item.isChannelEvent():
-                item.channel = channel
-            if item.type == voice.PROGRAM_CHANGE:
-                item.data = programs[part_index % len(programs)]
-            elif item.type in (voice.NOTE_ON, voice.NOTE_OFF) and transpose:
-                pitch = item.pitch + transpose
-                item.pitch = pitch + 12 * ((pitch < 0) - (pitch > 127))  # keep the pitch class in range
-        if is_part:
-            timed += [(0, event(track, voice.PROGRAM_CHANGE, channel, data=programs[part_index % len(programs)])),
-                      (0, event(track, voice.CONTROLLER_CHANGE, channel, controller=10, value=pan[part_index % len(pan)])),
-                      (end, event(track, voice.CONTROLLER_CHANGE, channel, controller=123, value=0))]
-            part_index += 1
-        timed.append((end, event(track, meta.END_OF_TRACK, channel, data=b"")))
-
-        def order(entry):  # at equal ticks: setup, note-offs, note-ons, all-notes-off, end of track
-            tick, item = entry
-            if item.type == meta.END_OF_TRACK:
-                return tick, 4
-            if item.type == voice.CONTROLLER_CHANGE and item.parameter1 == 123:
-                return tick, 3
-            return tick, 2 if item.isNoteOn() else 1 if item.isNoteOff() else 0
-
-        track.events, previous = [], 0
-        for tick, item in sorted(timed, key=order):
-            track.events += [midi.DeltaTime(track, time=tick - previous, channel=item.channel), item]
-            previous = tick
-        last_tick = max(last_tick, end)
-    if not has_tempo:
-        raise ValueError("music21's MIDI export carries no tempo event to set")
-    midi_file.open(str(path), "wb")
-    midi_file.write()
-    midi_file.close()
-    return truncated, last_tick / midi_file.ticksPerQuarterNote * 60 / quarter_bpm
-
-
-def render_midi(midi_path: Path, wav_path: Path, soundfont: str, timeout: float = 600) -> None:
-    """FluidSynth fast render to a float WAV (float cannot clip; we normalise afterwards)."""
-    command = ["fluidsynth", "-ni", "-q", "-C", "0", "-R", "1", "-g", "0.5", "-r", str(SAMPLE_RATE),
-               "-T", "wav", "-O", "float", "-F", str(wav_path), soundfont, str(midi_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0 or not wav_path.exists():
-        raise RuntimeError(f"fluidsynth failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-
-
-def check_fluidsynth(soundfont: str) -> None:
-    if shutil.which("fluidsynth") is None:
-        raise RuntimeError("fluidsynth is not installed: apt-get install -y fluidsynth timgm6mb-soundfont")
-    if not Path(soundfont).is_file():
-        raise RuntimeError(f"soundfont '{soundfont}' not found (Debian: fluid-soundfont-gm or timgm6mb-soundfont)")
+    return (f"{article} {words} in {sample.key} for {sample.instrument}, "
+            f"{sample.bpm} BPM{metre}, {sample.stereo}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,7 +379,7 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
         score = parse_work(work)
         title = score.metadata.title if score.metadata and score.metadata.title else None
         first_signature = score.recurse().getElementsByClass("TimeSignature").first()
-        beat_quarters = float(first_signature.beatDuration.quarterLength) if first_signature else 1.0
+        beat_quarters = counted_beat(first_signature)
         num_parts = len(score.parts) or 1
         choices = [choose_variant(_rng(seed, work.work_id, variant), num_parts, beat_quarters)
                    for variant in range(variants)]
@@ -532,13 +416,16 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
                 sample = Sample(
                     id=sid, work_id=work.work_id, variant=variant, split=split, caption="",
                     composer=COLLECTIONS.get(work.collection, (None, ""))[0], form=describe_form(work),
-                    title=title, key=f"{tonic} {mode}", tonic=tonic, tonic_pitch_class=TONIC_NAMES[mode].index(tonic),
+                    title=title, key=f"{tonic} {mode}", tonic=tonic,
+                    tonic_pitch_class=TONIC_NAMES[mode].index(tonic),
                     mode=mode, key_correlation=round(correlation, 4), bpm=choice["bpm"],
-                    beat_unit=BEAT_UNITS.get(beat_quarters, f"{beat_quarters} quarters"), quarter_bpm=quarter_bpm,
-                    meter=first_signature.ratioString if first_signature else None, meter_changes=len(signatures) > 1,
+                    beat_unit=BEAT_UNITS.get(beat_quarters, f"{beat_quarters} quarters"),
+                    quarter_bpm=quarter_bpm, meter=first_signature.ratioString if first_signature else None,
+                    meter_changes=len(signatures) > 1,
                     instrument=choice["instrument"], instrument_family=choice["instrument_family"],
                     program=choice["programs"][0], programs=choice["programs"], transpose=choice["transpose"],
-                    pan=choice["pan"], stereo=choice["stereo"], num_parts=num_parts, repeats_expanded=repeats_expanded,
+                    pan=choice["pan"], stereo=choice["stereo"], num_parts=num_parts,
+                    repeats_expanded=repeats_expanded,
                     duration_s=round(audio.shape[1] / SAMPLE_RATE, 3), sample_rate=SAMPLE_RATE,
                     soundfont=Path(soundfont).name,
                 )
@@ -547,10 +434,11 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
                 save_audio(target / f"{sid}.flac", audio, SAMPLE_RATE, "PCM_16", overwrite=True)
                 shutil.copyfile(midi_path, target / f"{sid}.mid")
                 (target / f"{sid}.txt").write_text(sample.caption + "\n")
-                (target / f"{sid}.json").write_text(json.dumps(asdict(sample), indent=1) + "\n")  # last: marks done
+                # The JSON goes last: its presence marks the sample as complete for resumed runs.
+                (target / f"{sid}.json").write_text(json.dumps(asdict(sample), indent=1) + "\n")
                 records.append(asdict(sample))
         return records, None
-    except (Exception, AudioLoadError) as error:  # one bad work must not stop the corpus
+    except Exception as error:  # one bad work (parse, export, render, audio) must not stop the corpus
         return [], {"work_id": work.work_id, "path": work.path, "stage": stage,
                     "error": f"{type(error).__name__}: {error}"[:1000]}
 
@@ -592,7 +480,8 @@ def _render_task(arguments):
 
 def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None = None,
                   collections: list[str] | None = None, soundfont: str = DEFAULT_SOUNDFONT, seed: int = 0,
-                  variants: int = 1, workers: int = 1, max_seconds: float = 120.0, verbose: bool = True) -> dict:
+                  variants: int = 1, workers: int = 1, max_seconds: float = 120.0,
+                  verbose: bool = True) -> dict:
     """Render works to `out_dir`; returns a summary dict. See the module docstring for the layout.
 
     `works` selects work ids explicitly (an unknown id is reported as a failure); otherwise the
@@ -604,7 +493,8 @@ def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None 
                 "soundfont": Path(soundfont).name, "sample_rate": SAMPLE_RATE}
     config_path = out_dir / "render_config.json"
     if config_path.exists() and json.loads(config_path.read_text()) != settings:
-        raise ValueError(f"{out_dir} was rendered with {config_path.read_text().strip()}; use a new --out for {settings}")
+        raise ValueError(f"{out_dir} was rendered with {config_path.read_text().strip()}; "
+                         f"use a new --out for {settings}")
     out_dir.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(settings) + "\n")
 
@@ -612,8 +502,8 @@ def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None 
     if works:
         known = {work.work_id: work for work in list_works()}
         selected = [known[work_id] for work_id in works if work_id in known]
-        failures += [{"work_id": work_id, "path": None, "stage": "select", "error": "no such work in the music21 corpus"}
-                     for work_id in works if work_id not in known]
+        failures += [{"work_id": work_id, "path": None, "stage": "select",
+                      "error": "no such work in the music21 corpus"} for work_id in works if work_id not in known]
     else:
         selected = balanced_order(list_works(collections), seed)[:limit]
 
@@ -653,14 +543,14 @@ def _comma_list(text: str | None) -> list[str] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--limit", type=int, default=None, help="render only the first N works of the balanced order")
+    parser.add_argument("--limit", type=int, default=None, help="first N works of the balanced order")
     parser.add_argument("--works", default=None, help="comma-separated work ids (e.g. bach/bwv66.6)")
-    parser.add_argument("--collections", default=None, help="comma-separated corpus folders (e.g. bach,palestrina)")
+    parser.add_argument("--collections", default=None, help="corpus folders, e.g. bach,palestrina")
     parser.add_argument("--soundfont", default=DEFAULT_SOUNDFONT, help="SoundFont (.sf2) file")
     parser.add_argument("--seed", type=int, default=0, help="seed for work order and variant choices")
-    parser.add_argument("--variants", type=int, default=1, help="renders per work (instrument/tempo/key/stereo)")
+    parser.add_argument("--variants", type=int, default=1, help="renders per work")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
-    parser.add_argument("--max-seconds", type=float, default=120.0, help="cut longer renders (with a fade-out)")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="cut longer works (fade-out)")
     parser.add_argument("--list", action="store_true", help="print the work ids in render order and exit")
     args = parser.parse_args(argv)
     if args.list:

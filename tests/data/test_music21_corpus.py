@@ -20,7 +20,7 @@ MAX_SECONDS = 25.0  # the jig is longer: exercises the cut
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    assert shutil.which("fluidsynth"), "fluidsynth is missing: apt-get install -y fluidsynth timgm6mb-soundfont"
+    assert shutil.which("fluidsynth"), "fluidsynth is missing: apt-get install fluidsynth timgm6mb-soundfont"
     assert Path(SOUNDFONT).is_file(), f"{SOUNDFONT} is missing: apt-get install -y timgm6mb-soundfont"
     out = tmp_path_factory.mktemp("music21")
     summary = m21.render_corpus(out, works=WORKS + ["bogus/no_such_work"], soundfont=SOUNDFONT, seed=0,
@@ -47,7 +47,8 @@ def test_files_layout_and_failure_report(rendered):
         for suffix in (".flac", ".txt", ".json", ".mid"):
             assert (out / record["split"] / f"{record['id']}{suffix}").is_file()
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
-    assert [f["work_id"] for f in failures] == ["bogus/no_such_work"] and "no such work" in failures[0]["error"]
+    assert [f["work_id"] for f in failures] == ["bogus/no_such_work"]
+    assert "no such work" in failures[0]["error"]
 
 
 def test_audio_is_48k_stereo_and_not_silent(rendered):
@@ -62,7 +63,8 @@ def test_audio_is_48k_stereo_and_not_silent(rendered):
         assert float(audio.pow(2).mean().sqrt()) > 0.01  # clearly audible, peak-normalised to -1 dBFS
         left, right = (float(channel.pow(2).mean().sqrt()) for channel in audio)
         if record["num_parts"] == 1 and record["pan"][0] != 64:  # a placed solo line is louder on its side
-            assert (left > 1.2 * right) == (record["pan"][0] < 64) and (right > 1.2 * left) == (record["pan"][0] > 64)
+            assert (left > 1.2 * right) == (record["pan"][0] < 64)
+            assert (right > 1.2 * left) == (record["pan"][0] > 64)
 
 
 def test_captions_state_the_json_facts(rendered):
@@ -70,7 +72,8 @@ def test_captions_state_the_json_facts(rendered):
     for record in records:
         caption = (out / record["split"] / f"{record['id']}.txt").read_text().strip()
         assert caption == record["caption"]
-        for fact in (record["key"], f"{record['bpm']} BPM", record["instrument"], record["meter"], record["form"]):
+        facts = (record["key"], f"{record['bpm']} BPM", record["instrument"], record["meter"], record["form"])
+        for fact in facts:
             assert fact in caption, (fact, caption)
         assert record["mode"] in ("major", "minor") and record["key"] == f"{record['tonic']} {record['mode']}"
     chorale = next(r for r in records if r["work_id"] == "bach/bwv66.6")
@@ -138,18 +141,28 @@ def test_work_listing_and_splits():
     ids = [work.work_id for work in works]
     assert len(ids) == len(set(ids)) and ids == sorted(ids)
     assert ids.count("bach/bwv277") == 1  # in the corpus as .krn and .mxl: one work
-    assert "josquin/oVenusBant" in ids and not any(i.startswith("josquin/oVenusBant#") for i in ids)  # voices merged
+    assert "josquin/oVenusBant" in ids  # three ABC tunes that are the voices of one chanson: merged
+    assert not any(i.startswith("josquin/oVenusBant#") for i in ids)
     assert sum(i.startswith("essenFolksong/erk5#") for i in ids) > 10  # a folk-song book is many works
     assert not any(i.startswith(("demos/", "theoryExercises/")) for i in ids)
     splits = [m21.split_of(i) for i in ids]
     fractions = {name: splits.count(name) / len(splits) for name in ("train", "valid", "test")}
-    assert 0.87 < fractions["train"] < 0.93 and 0.03 < fractions["valid"] < 0.07 and 0.03 < fractions["test"] < 0.07
+    assert 0.87 < fractions["train"] < 0.93
+    assert 0.03 < fractions["valid"] < 0.07 and 0.03 < fractions["test"] < 0.07
     # Versions of one chorale and movements of one quartet are one group.
     assert m21.split_group("bach/bwv248.9-1") == m21.split_group("bach/bwv248.9-s") == "bach/bwv248.9"
     assert m21.split_group("beethoven/opus59no1/movement2") == "beethoven/opus59no1"
     order = m21.balanced_order(works, seed=0)
     assert sorted(w.work_id for w in order) == ids and order == m21.balanced_order(works, seed=0)
     assert len({w.collection for w in order[:20]}) == 20  # a small --limit still spans collections
+
+
+def test_counted_beat():
+    from music21 import meter
+
+    beats = {text: m21.counted_beat(meter.TimeSignature(text)) for text in ("4/4", "6/8", "2/2", "4/1", "6/4", "7/8")}
+    assert beats == {"4/4": 1.0, "6/8": 1.5, "2/2": 2.0, "4/1": 2.0, "6/4": 1.0, "7/8": 0.5}
+    assert m21.counted_beat(None) == 1.0
 
 
 def test_caption_grammar():
