@@ -36,6 +36,7 @@ from audiodit.audio import AUDIO_EXTENSIONS, AudioLoadError, audio_info, load_au
 from audiodit.data.report import SkipReport
 
 CAPTION_KEYS = ("caption", "text")
+LOAD_NORMALIZE = ("none", "peak", "rms")  # the modes audiodit.audio.load_audio accepts
 PATH_KEYS = ("file_name", "path", "file")
 
 
@@ -157,6 +158,7 @@ class AudioFolderDataset(Dataset):
     ):
         if clip_seconds <= 0 or num_buckets < 1 or length_multiple < 1:
             raise ValueError("clip_seconds must be > 0, num_buckets and length_multiple >= 1")
+        check_normalize(normalize)
         self.root = Path(root)
         self.sample_rate = sample_rate
         self.clip_seconds = clip_seconds
@@ -217,6 +219,12 @@ class AudioFolderDataset(Dataset):
             "caption": record.caption,
             "id": record.id,
         }
+
+
+def check_normalize(normalize: str) -> None:
+    """Fail at construction, not as a skip of every file, when load_audio cannot normalise so."""
+    if normalize not in LOAD_NORMALIZE:
+        raise ValueError(f"audio.normalize={normalize!r}: audiodit.audio.load_audio supports {LOAD_NORMALIZE}")
 
 
 def _round_up(value: int, multiple: int) -> int:

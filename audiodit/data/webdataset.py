@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from audiodit.audio import AUDIO_EXTENSIONS, AudioLoadError, audio_info, load_audio
-from audiodit.data.folder import scan_audio_folder
+from audiodit.data.folder import check_normalize, scan_audio_folder
 from audiodit.data.report import SkipReport
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +115,10 @@ class AudioWebDataset(IterableDataset):
 
     def __init__(self, urls: str | list[str], sample_rate: int = 48000, clip_seconds: float = 10.0,
                  min_seconds: float = 1.0, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle_buffer: int = 1000, length_multiple: int = 1, batch_size: int = 1):
+                 shuffle_buffer: int = 1000, length_multiple: int = 1, batch_size: int = 1,
+                 normalize: str = "none", target_db: float = -1.0):
+        check_normalize(normalize)
+        self.normalize, self.target_db = normalize, target_db
         self.urls = expand_urls(urls)
         self.sample_rate, self.clip_seconds, self.min_seconds = sample_rate, clip_seconds, min_seconds
         self.rank, self.world_size, self.seed = rank, world_size, seed
@@ -191,7 +194,8 @@ class AudioWebDataset(IterableDataset):
                 raise ValueError(f"too short: {seconds:.2f} s < data.min_seconds={self.min_seconds}")
             crop = min(self.clip_seconds, seconds)
             start = float(torch.rand((), generator=rng)) * (seconds - crop)
-            audio = load_audio(handle.name, self.sample_rate, 2, duration=crop, offset=start)  # (2, S)
+            audio = load_audio(handle.name, self.sample_rate, 2, duration=crop, offset=start,
+                               normalize=self.normalize, target_db=self.target_db)  # (2, S)
         padded = torch.zeros(2, self.clip_samples)
         length = min(audio.shape[-1], self.clip_samples)
         padded[:, :length] = audio[:, :length]

@@ -35,6 +35,7 @@ def build_audio_dataset(cfg: Config, rank: int, world_size: int, length_multiple
             data.train_dir, audio.sample_rate, data.clip_seconds, data.min_seconds, rank=rank,
             world_size=world_size, seed=seed, shuffle_buffer=data.shuffle_buffer,
             length_multiple=length_multiple, batch_size=data.batch_size,
+            normalize=audio.normalize, target_db=audio.target_db,
         )
         return dataset, collate
     raise ValueError(f"data.format={data.format!r} holds no audio; use folder or webdataset")

@@ -114,3 +114,9 @@ def test_skip_report_merges_and_groups():
     other.skip("a.wav", "ignored: first reason wins")
     report.merge(other.to_dict())
     assert len(report) == 2 and report.by_reason() == {"corrupt or unreadable": 2}
+
+
+def test_unsupported_normalize_mode_fails_at_construction(tmp_path):
+    _tone(tmp_path / "a.wav", 1.0)
+    with pytest.raises(ValueError, match="audio.normalize"):
+        AudioFolderDataset(tmp_path, clip_seconds=0.5, min_seconds=0.1, normalize="loudness")

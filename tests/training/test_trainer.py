@@ -53,6 +53,12 @@ def test_dit_one_epoch_exports_a_pipeline_that_generates(toy_data, tiny_vae_dir,
     audio = pipe(["a 440 Hz sine tone"], audio_end_in_s=0.5, num_inference_steps=2,
                  generator=torch.Generator().manual_seed(0)).audios
     assert audio.shape == (1, 2, 24000) and torch.isfinite(audio).all()
+    from audiodit.cli import main as sample_main
+
+    samples = tmp_path / "samples"
+    assert sample_main(["--model", str(result.last_checkpoint / "pipeline"), "--prompt", "a tone",
+                        "--duration", "0.5", "--steps", "2", "--out", str(samples), "--quiet"]) == 0
+    assert len(list(samples.glob("*.wav"))) == 1
     # The export holds the EMA weights, not the raw ones.
     ema = load_file(str(result.last_checkpoint / "ema.safetensors"))
     exported = pipe.transformer.state_dict()
