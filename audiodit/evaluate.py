@@ -36,6 +36,7 @@ SILENCE_RMS = 1e-5  # -100 dBFS: below this a clip has no key or tempo
 TEMPO_TOLERANCE = 0.08  # relative tempo tolerance (MIREX uses 4 %; the brief asks for 8 %)
 PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 REQUIRED_FIELDS = ("caption", "tonic", "mode", "bpm", "instrument_family")
+HELD_OUT_SPLITS = ("test", "valid")  # never trained on; prompts come from test first
 
 
 #################################################################################
@@ -64,7 +65,7 @@ def load_split(data_dir, split: str) -> list[dict]:
 def select_prompts(data_dir, num_prompts: int, seed: int) -> list[dict]:
     """`num_prompts` held-out records, a seeded sample of the test split (then valid if short)."""
     chosen = []
-    for split in ("test", "valid"):
+    for split in HELD_OUT_SPLITS:
         records = load_split(data_dir, split)
         order = np.random.default_rng([seed, len(chosen)]).permutation(len(records))
         chosen += [records[i] for i in order[: num_prompts - len(chosen)]]
@@ -368,12 +369,14 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     if num_prompts < 2:
         raise ValueError(f"--num-prompts must be at least 2 (the floor needs a derangement), got {num_prompts}")
 
-    # 1. Held-out prompts, and the train/test clips for the classifier and the Fréchet reference
+    # 1. Held-out prompts; train clips for the classifier; held-out clips to test it and as the Fréchet reference
     prompts = select_prompts(data_dir, num_prompts, seed)
     train = sample_records(load_split(data_dir, "train"), max_train_clips, seed)
-    reference = sample_records(load_split(data_dir, "test"), max_reference_clips, seed)
+    reference = sample_records([r for split in HELD_OUT_SPLITS for r in load_split(data_dir, split)],
+                               max_reference_clips, seed)
     if len(train) < 2 or len(reference) < 2:
-        raise ValueError(f"{data_dir}: need at least 2 train and 2 test samples, found {len(train)} and {len(reference)}")
+        raise ValueError(f"{data_dir}: need at least 2 train and 2 test/valid samples, "
+                         f"found {len(train)} and {len(reference)}")
 
     # 2. Generate
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -396,7 +399,7 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     real_analysis = [analyse_clip(clip) for clip in real_clips]
     timings["analyse_s"] = time.perf_counter() - clock
 
-    # 4. Instrument classifier: fitted on train-split audio, shown to work on test-split audio
+    # 4. Instrument classifier: fitted on train-split audio, shown to work on held-out audio
     clock = time.perf_counter()
     known = {p["audio_path"]: a["features"] for p, a in zip(prompts, real_analysis)}
     train_features = np.stack([clip_features(load_clip(record, seconds)) for record in train])
@@ -417,7 +420,7 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     model = adherence(model_analysis, prompts)
     floor = shuffled_floor(model_analysis, prompts, shuffle_rounds, seed)
 
-    # 6. Fréchet distance to test-split audio, in features standardised by the test-split statistics
+    # 6. Fréchet distance to held-out real audio, in features standardised by its statistics
     mean, std = reference_features.mean(axis=0), reference_features.std(axis=0) + 1e-8
 
     def distance_to_reference(features) -> float:
@@ -441,14 +444,14 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
                      "prompt_splits": sorted({p["split"] for p in prompts}), "key_profile": KEY_PROFILE,
                      "tempo_tolerance": TEMPO_TOLERANCE, "shuffle_rounds": shuffle_rounds,
                      "train_clips": len(train), "reference_clips": len(reference),
-                     "frechet_ceiling": f"{len(same_size_real)} train-split clips vs the test-split reference",
+                     "frechet_ceiling": f"{len(same_size_real)} train-split clips vs the same reference",
                      "features": list(FEATURE_NAMES)},
         "classifier": {"model": "StandardScaler + LogisticRegression(C=0.5)", "train_clips": len(train),
                        "classes": sorted(set(r["instrument_family"] for r in train)),
-                       "test_clips": len(reference),
-                       "test_accuracy": float(np.mean(reference_predictions == np.array(reference_families))),
-                       "test_majority_class_accuracy": reference_families.count(majority) / len(reference),
-                       "test_accuracy_per_family": per_family},
+                       "held_out_splits": list(HELD_OUT_SPLITS), "held_out_clips": len(reference),
+                       "held_out_accuracy": float(np.mean(reference_predictions == np.array(reference_families))),
+                       "held_out_majority_class_accuracy": reference_families.count(majority) / len(reference),
+                       "held_out_accuracy_per_family": per_family},
         "metrics": {"real": ceiling, "model": model, "shuffled": floor["mean"]},
         "shuffled_std": floor["std"], "p_value_model_vs_shuffled": floor["p_value"],
         "timings_s": {name: round(value, 2) for name, value in timings.items()},
@@ -475,7 +478,7 @@ ROWS = (  # (metric key, label, format)
     ("tempo_accuracy", "Tempo accuracy (±8 %, ×1 only) ↑", "{:.3f}"),
     ("tempo_median_abs_error_bpm", "Tempo median absolute error (BPM) ↓", "{:.1f}"),
     ("instrument_accuracy", "Instrument-family accuracy ↑", "{:.3f}"),
-    ("frechet_distance", "Fréchet feature distance to test audio ↓", "{:.2f}"),
+    ("frechet_distance", "Fréchet feature distance to held-out audio ↓", "{:.2f}"),
     ("vae_mrstft", "VAE reconstruction MR-STFT distance ↓", "{:.3f}"),
     ("vae_mel_l1_db", "VAE reconstruction mel L1 (dB) ↓", "{:.2f}"),
     ("vae_si_sdr_db", "VAE reconstruction SI-SDR (dB) ↑", "{:.2f}"),
@@ -499,9 +502,10 @@ def format_report(report: dict) -> str:
         f"{settings['seconds']:g} s each, {settings['steps']} steps, guidance {settings['guidance_scale']:g}, "
         f"seed {settings['seed']}. Floor: mean over {settings['shuffle_rounds']} derangements of the prompts. "
         f"Instrument classifier: {classifier['train_clips']} train-split clips, {len(classifier['classes'])} families, "
-        f"test-split accuracy {classifier['test_accuracy']:.3f} on {classifier['test_clips']} clips "
-        f"(majority class {classifier['test_majority_class_accuracy']:.3f}). Fréchet ceiling: "
-        f"{settings['frechet_ceiling']}. VAE rows: the held-out real clips through the pipeline's VAE.",
+        f"accuracy {classifier['held_out_accuracy']:.3f} on {classifier['held_out_clips']} held-out real clips "
+        f"(majority class {classifier['held_out_majority_class_accuracy']:.3f}). Fréchet reference: those "
+        f"{settings['reference_clips']} held-out clips; ceiling: {settings['frechet_ceiling']}. "
+        "VAE rows: the held-out prompts' real clips through the pipeline's VAE.",
     ]
     return "\n".join(lines)
 
@@ -518,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of prompt choice, noise and derangements")
     parser.add_argument("--batch-size", type=int, default=4, help="prompts generated together")
     parser.add_argument("--max-train-clips", type=int, default=600, help="train-split clips for the classifier")
-    parser.add_argument("--max-reference-clips", type=int, default=256, help="test-split clips (classifier test, Fréchet)")
+    parser.add_argument("--max-reference-clips", type=int, default=256, help="test+valid clips (classifier test, Fréchet)")
     parser.add_argument("--shuffle-rounds", type=int, default=1000, help="derangements averaged for the floor")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = parser.parse_args(argv)

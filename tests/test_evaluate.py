@@ -238,7 +238,7 @@ def test_command_end_to_end_on_tiny_pipeline(tmp_path, capsys):
     assert set(report["metrics"]["shuffled"]) == set(report["p_value_model_vs_shuffled"]) == adherence_keys
     assert all(np.isfinite(v) for column in report["metrics"].values() for v in column.values())
     assert report["metrics"]["model"]["frechet_distance"] > 0
-    assert report["classifier"]["classes"] == ["flute", "organ"] and report["classifier"]["test_clips"] == 2
+    assert report["classifier"]["classes"] == ["flute", "organ"] and report["classifier"]["held_out_clips"] == 3
     shuffled = report["per_clip"]["shuffled_first_derangement"]
     assert all(row["id"] != row["scored_against"] for row in shuffled)
     # The ceiling scores the real clips against their own captions; these synthetic cadences are easy.
