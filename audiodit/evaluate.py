@@ -64,6 +64,8 @@ def load_split(data_dir, split: str) -> list[dict]:
 
 def select_prompts(data_dir, num_prompts: int, seed: int) -> list[dict]:
     """`num_prompts` held-out records, a seeded sample of the test split (then valid if short)."""
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"corpus directory {data_dir} does not exist (python -m audiodit.data.music21_corpus)")
     chosen = []
     for split in HELD_OUT_SPLITS:
         records = load_split(data_dir, split)

@@ -249,3 +249,9 @@ def test_command_end_to_end_on_tiny_pipeline(tmp_path, capsys):
     assert "| Key accuracy (tonic and mode) ↑ |" in table and "Shuffled-prompt floor" in table
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + len(evaluate.ROWS)
     assert "| Metric |" in capsys.readouterr().out
+
+    common = ["--model", str(model_dir), "--out", str(tmp_path / "again"), "--steps", "2"]
+    with pytest.raises(ValueError, match="--seconds must be in"):
+        evaluate.main(common + ["--data", str(data_dir), "--seconds", "60"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate.main(common + ["--data", str(tmp_path / "missing")])
