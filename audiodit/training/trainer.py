@@ -93,7 +93,6 @@ class Trainer:
             raise ValueError(f"unknown stage {cfg.stage!r}; choose one of {sorted(STAGES)}")
         tcfg = cfg.training
         self.cfg = cfg
-        self.resume = resume
 
         # Setup accelerator
         self.accelerator = acc = build_accelerator(cfg, cpu=cpu)
@@ -157,14 +156,11 @@ class Trainer:
 
         # Resume
         if resume is not None:
-            self._load(resume)
+            self._load(resume)  # also restores every process's RNG states
         else:
             self.stage.setup(self._early_batches())
-        # Per-process RNG for noise, dropout and timesteps (restored exactly by load_state).
-        if resume is None:
+            # Per-process RNG streams for noise, timesteps and dropout: ranks must not draw alike.
             set_seed(tcfg.seed + acc.process_index)
-            if acc.is_main_process:
-                save_yaml(cfg, self.output_dir / "config.yaml")  # setup may have filled in values
 
     def _adamw(self, module: torch.nn.Module) -> torch.optim.AdamW:
         tcfg = self.cfg.training
