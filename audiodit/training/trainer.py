@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedType
+from accelerate.state import AcceleratorState
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
@@ -77,6 +78,10 @@ class TrainResult:
 
 def build_accelerator(cfg: Config, cpu: bool = False) -> Accelerator:
     out = Path(cfg.training.output_dir)
+    # accelerate keeps one global state per process and refuses a second Accelerator with another
+    # mixed precision; one process may train several runs (a notebook: vae then dit; the tests).
+    # The process-level state (device, process group) is kept.
+    AcceleratorState._reset_state()
     return Accelerator(
         cpu=cpu,
         mixed_precision=cfg.training.mixed_precision,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from audiodit.training.checkpoints import CheckpointError
 from audiodit.training.cli import main as train_main
 from audiodit.training.dit_stage import DiTStage
 from audiodit.training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_pipeline(directory):
@@ -146,7 +149,7 @@ def test_failed_checkpoint_write_keeps_previous_usable(toy_data, tiny_vae_dir, t
 
 
 def test_fresh_run_into_existing_run_is_refused(toy_data, tiny_vae_dir, tmp_path):
-    args = ["--config", "configs/dit_tiny.yaml", f"data.train_dir={toy_data}", f"vae_path={tiny_vae_dir}",
+    args = ["--config", str(REPO / "configs" / "dit_tiny.yaml"), f"data.train_dir={toy_data}", f"vae_path={tiny_vae_dir}",
             f"training.output_dir={tmp_path / 'run'}", "training.max_steps=1",
             "training.gradient_checkpointing=true", "training.mixed_precision=bf16"]  # both paths run
     assert train_main(args) == 0
@@ -201,7 +204,7 @@ def test_bad_files_are_skipped_counted_and_reported(tiny_vae_dir, tmp_path, dit_
 def test_cli_and_dit_training_from_latents(tmp_path, toy_data, tiny_vae_dir, dit_config):
     out = tmp_path / "latents"
     assert preencode_main(["--vae", str(tiny_vae_dir), "--data", str(toy_data), "--out", str(out),
-                           "--config", "configs/dit_tiny.yaml", "data.min_seconds=0.1"]) == 0
+                           "--config", str(REPO / "configs" / "dit_tiny.yaml"), "data.min_seconds=0.1"]) == 0
     cfg = dit_config(out, tiny_vae_dir, tmp_path / "run", "data.format=latents", "training.max_steps=2")
     result = train(cfg)
     assert result.step == 2 and (result.last_checkpoint / "pipeline" / "model_index.json").is_file()
