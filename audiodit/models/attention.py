@@ -184,7 +184,11 @@ def rotary_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate `(B, N, H, K)` channel pairs (i, i + K/2) by the position angles, in fp32."""
+    """Rotate `(..., K)` channel pairs (i, i + K/2) by the position angles, in fp32.
+
+    `x` is `(B, N, H, K)` (or `(B, N, 2, H, K)` for queries and keys together, with the tables
+    unsqueezed to match); the result keeps `x`'s dtype.
+    """
     x_float = x.float()
     x1, x2 = x_float.chunk(2, dim=-1)  # (B, N, H, K/2) each
     rotated = torch.addcmul(x_float * cos, torch.cat([x2, x1], dim=-1), sin)  # (B, N, H, K)

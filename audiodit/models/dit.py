@@ -53,7 +53,7 @@ class DiTConfig:
     cross_attention_dim: int = 256  # width of the text token embeddings
     pooled_dim: int = 256  # width of the pooled text embedding
     max_seconds: float = 30.0  # longest clip the timing conditioning is trained for
-    qk_norm: bool = True  # RMSNorm on queries and keys (keeps bf16 attention logits bounded)
+    qk_norm: bool = True  # RMSNorm on self-attention queries and keys (keeps bf16 logits bounded)
     rope_theta: float = 10000.0  # rotary base; positions are in latent frames
     timestep_embed_dim: int = 256  # sinusoidal features of 1000 * t before the timestep MLP
     attention_backend: Literal["auto", "xformers", "sdpa"] = "auto"  # see models/attention.py
@@ -106,11 +106,6 @@ class FP32LayerNorm(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
 
 
-class FP32RMSNorm(nn.RMSNorm):
-    def forward(self, x):
-        return F.rms_norm(x.float(), self.normalized_shape, self.weight.float(), self.eps).to(x.dtype)
-
-
 def mlp(in_dim: int, hidden: int, out_dim: int, act: nn.Module) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), act, nn.Linear(hidden, out_dim))
 
@@ -159,40 +154,46 @@ class TimingEmbedder(nn.Module):
 # a bias makes CPU matmuls copy it into every output first.
 
 class SelfAttention(nn.Module):
+    """Self-attention with QK-RMSNorm and RoPE applied to queries and keys together (one pass each)."""
+
     def __init__(self, hidden_size: int, num_heads: int, qk_norm: bool):
         super().__init__()
         self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=False)
-        self.q_norm = FP32RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = FP32RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        # RMSNorm gains for queries (row 0) and keys (row 1).
+        self.qk_norm_weight = nn.Parameter(torch.ones(2, 1, self.head_dim)) if qk_norm else None
         self.proj = nn.Linear(hidden_size, hidden_size, bias=False)
 
     def forward(self, x, rope_cos, rope_sin, mask, backend):
         batch, tokens, width = x.shape
-        q, k, v = self.qkv(x).view(batch, tokens, 3, self.num_heads, self.head_dim).unbind(2)  # (B, N, H, K)
-        q = apply_rotary(self.q_norm(q), rope_cos, rope_sin)  # (B, N, H, K)
-        k = apply_rotary(self.k_norm(k), rope_cos, rope_sin)  # (B, N, H, K)
-        out = attention(q, k, v, mask, backend)  # (B, N, H, K)
+        qkv = self.qkv(x).view(batch, tokens, 3, self.num_heads, self.head_dim)  # (B, N, 3, H, K)
+        qk = qkv[:, :, :2].float()  # (B, N, 2, H, K)
+        if self.qk_norm_weight is not None:
+            qk = F.rms_norm(qk, (self.head_dim,), eps=1e-6) * self.qk_norm_weight.float()
+        q, k = apply_rotary(qk, rope_cos[:, None], rope_sin[:, None]).to(x.dtype).unbind(2)  # (B, N, H, K)
+        out = attention(q, k, qkv[:, :, 2], mask, backend)  # (B, N, H, K)
         return self.proj(out.reshape(batch, tokens, width))  # (B, N, D)
 
 
 class CrossAttention(nn.Module):
-    """Queries from the latent tokens, keys/values from the (already projected) text tokens."""
+    """Queries from the latent tokens, keys/values from the (already projected) text tokens.
 
-    def __init__(self, hidden_size: int, num_heads: int, qk_norm: bool):
+    No QK-norm here: the logit growth it prevents is a self-attention effect (ViT-22B, sec. 3.1),
+    and leaving it out saves a full-width normalisation of the queries in every block.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
         self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
         self.q = nn.Linear(hidden_size, hidden_size, bias=False)
         self.kv = nn.Linear(hidden_size, 2 * hidden_size, bias=False)
-        self.q_norm = FP32RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
-        self.k_norm = FP32RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.proj = nn.Linear(hidden_size, hidden_size, bias=False)
 
     def forward(self, x, text, mask, backend):
         batch, tokens, width = x.shape
-        q = self.q_norm(self.q(x).view(batch, tokens, self.num_heads, self.head_dim))  # (B, N, H, K)
+        q = self.q(x).view(batch, tokens, self.num_heads, self.head_dim)  # (B, N, H, K)
         k, v = self.kv(text).view(batch, text.shape[1], 2, self.num_heads, self.head_dim).unbind(2)
-        out = attention(q, self.k_norm(k), v, mask, backend)  # (B, N, H, K)
+        out = attention(q, k, v, mask, backend)  # (B, N, H, K)
         return self.proj(out.reshape(batch, tokens, width))  # (B, N, D)
 
 
@@ -214,7 +215,7 @@ class DiTBlock(nn.Module):
         self.norm1 = FP32LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.attn = SelfAttention(hidden_size, num_heads, qk_norm)
         self.norm2 = FP32LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)  # W_q absorbs an affine
-        self.cross_attn = CrossAttention(hidden_size, num_heads, qk_norm)
+        self.cross_attn = CrossAttention(hidden_size, num_heads)
         self.norm3 = FP32LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.mlp = mlp(hidden_size, int(hidden_size * mlp_ratio), hidden_size, nn.GELU())
         self.adaLN_modulation = nn.Linear(hidden_size, 6 * hidden_size)
