@@ -32,6 +32,7 @@ train/valid/test (90/5/5), independent of the seed, so every variant of a work l
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import multiprocessing
@@ -149,6 +150,7 @@ class Work:
     collection: str  # first folder of the corpus path
     rhythm: str | None = None  # ABC "R:" field (jig, reel, ...) when present
     merge_voices: bool = False  # ABC tunes that are the voices of one piece
+    abc_voices: int = 0  # distinct ABC "V:" voices the tune declares (0: none declared)
 
 
 @dataclass
@@ -192,16 +194,17 @@ class Sample:
 # ---------------------------------------------------------------------------------------------
 
 
-def _abc_tunes(path: Path) -> list[tuple[int, str, str | None]]:
-    """(X number, title, rhythm) of every tune in an ABC file, by scanning its header fields."""
+def _abc_tunes(path: Path) -> list[tuple[int, str, str | None, int]]:
+    """(X number, title, rhythm, voices) of every tune in an ABC file, by scanning its fields."""
     tunes = []
     for block in re.split(r"^X:", path.read_text(encoding="utf-8", errors="replace"), flags=re.M)[1:]:
         number = re.match(r"\s*(\d+)", block)
         title = re.search(r"^T:\s*(.*)$", block, flags=re.M)
         rhythm = re.search(r"^R:\s*(.*)$", block, flags=re.M)
+        voices = set(re.findall(r"^V:\s*(\S+)", block, flags=re.M))
         if number:
             tunes.append((int(number.group(1)), title.group(1).strip() if title else "",
-                          rhythm.group(1).strip().lower() if rhythm else None))
+                          rhythm.group(1).strip().lower() if rhythm else None, len(voices)))
     return tunes
 
 
@@ -227,12 +230,13 @@ def list_works(collections: list[str] | None = None) -> list[Work]:
     for stem, path in by_stem.items():
         collection = stem.split("/")[0]
         tunes = _abc_tunes(path) if path.suffix == ".abc" else []
-        if len(tunes) > 1 and len({title for _, title, _ in tunes}) > 1:
-            works += [Work(f"{stem}#{number}", str(path), number, collection, rhythm)
-                      for number, _, rhythm in tunes]
+        if len(tunes) > 1 and len({title for _, title, _, _ in tunes}) > 1:
+            works += [Work(f"{stem}#{number}", str(path), number, collection, rhythm, abc_voices=voices)
+                      for number, _, rhythm, voices in tunes]
         else:
-            rhythm = tunes[0][2] if tunes else None
-            works.append(Work(stem, str(path), None, collection, rhythm, merge_voices=len(tunes) > 1))
+            rhythm, voices = (tunes[0][2], tunes[0][3]) if tunes else (None, 0)
+            works.append(Work(stem, str(path), None, collection, rhythm, merge_voices=len(tunes) > 1,
+                              abc_voices=voices))
     return sorted(works, key=lambda work: work.work_id)
 
 
@@ -281,8 +285,13 @@ def sample_id(work_id: str, variant: int) -> str:
 
 
 def parse_work(work: Work):
-    """The work as a music21 Score."""
-    from music21 import converter, stream
+    """The work as a music21 Score, cleaned of what breaks music21's own MIDI export.
+
+    Two repairs, each seen in the corpus: parts without notes are dropped (a part without
+    measures makes repeat expansion fail), and a time or key signature object shared by several
+    measures (some ABC tunes) is copied, as the MIDI conductor track cannot hold one object twice.
+    """
+    from music21 import converter, key, meter, stream
 
     if work.number is not None:
         parsed = converter.parse(work.path, number=work.number)
@@ -290,8 +299,19 @@ def parse_work(work: Work):
         parsed = converter.parse(work.path)
     if isinstance(parsed, stream.Opus):
         parsed = parsed.mergeScores() if work.merge_voices else parsed.scores[0]
+    for part in list(parsed.parts):
+        if not part.recurse().notes.first():
+            parsed.remove(part)
     if not parsed.recurse().notes.first():
         raise ValueError("score has no notes")
+    if work.abc_voices and len(parsed.parts) != work.abc_voices:  # music21 stacks each line as a part
+        raise ValueError(f"music21 parsed {len(parsed.parts)} parts from an ABC tune with {work.abc_voices} voices")
+    seen = set()
+    for container in [parsed, *parsed.recurse().getElementsByClass(stream.Stream)]:
+        for signature in list(container.getElementsByClass((meter.TimeSignature, key.KeySignature))):
+            if id(signature) in seen:
+                container.replace(signature, copy.deepcopy(signature))
+            seen.add(id(signature))
     return parsed
 
 
@@ -367,7 +387,7 @@ def make_caption(sample: Sample) -> str:
 def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: int,
                 max_seconds: float) -> tuple[list[dict], dict | None]:
     """Render every variant of `work`; returns (sample records, failure record or None)."""
-    from music21 import midi, repeat, tempo
+    from music21 import midi, tempo
 
     split = split_of(work.work_id)
     ids = [sample_id(work.work_id, variant) for variant in range(variants)]
@@ -390,7 +410,7 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
         stage = "export"
         try:
             midi_bytes, repeats_expanded = midi.translate.streamToMidiFile(score).writestr(), True
-        except repeat.ExpanderException:  # inconsistent repeat signs: play every bar once instead
+        except Exception:  # music21 could not expand the repeat signs: play every bar once instead
             _remove_repeats(score)
             midi_bytes, repeats_expanded = midi.translate.streamToMidiFile(score).writestr(), False
         records = []
@@ -465,8 +485,10 @@ def _remove_repeats(score) -> None:
             measure.leftBarline = None
         if isinstance(measure.rightBarline, bar.Repeat):
             measure.rightBarline = bar.Barline("regular")
-    for mark in list(score.recurse().getElementsByClass((repeat.RepeatExpression, spanner.RepeatBracket))):
-        mark.activeSite.remove(mark)
+    marks = (repeat.RepeatExpression, spanner.RepeatBracket, bar.Repeat)  # bar.Repeat: outside measures
+    for mark in list(score.recurse().getElementsByClass(marks)):
+        if mark.activeSite is not None and mark in mark.activeSite:
+            mark.activeSite.remove(mark)
 
 
 def _render_task(arguments):
