@@ -128,12 +128,12 @@ def _xformers_padding_bias(keep: torch.Tensor, heads: int, queries: int, dtype: 
     """Additive bias `(B, H, M, N)` (0 = attend, -inf = masked) for xformers' tensor-bias path.
 
     xformers needs the bias' last dimension 8-aligned in memory: allocate N rounded up and slice
-    (the alignment hint in xformers' error message). H and M are stride-0 broadcasts.
+    (the alignment hint in xformers' error message). Rows are materialised, heads broadcast.
     """
     batch, keys = keep.shape
     aligned = -(-keys // 8) * 8
-    bias = torch.zeros(batch, 1, 1, aligned, dtype=dtype, device=keep.device)
-    bias[:, 0, 0, :keys].masked_fill_(~keep, float("-inf"))
+    bias = torch.zeros(batch, 1, queries, aligned, dtype=dtype, device=keep.device)
+    bias[..., :keys].masked_fill_(~keep[:, None, None, :], float("-inf"))
     return bias[..., :keys].expand(batch, heads, queries, keys)
 
 

@@ -170,7 +170,7 @@ class SelfAttention(nn.Module):
         qk = qkv[:, :, :2].float()  # (B, N, 2, H, K)
         if self.qk_norm_weight is not None:
             qk = F.rms_norm(qk, (self.head_dim,), eps=1e-6) * self.qk_norm_weight.float()
-        q, k = apply_rotary(qk, rope_cos[:, None], rope_sin[:, None]).to(x.dtype).unbind(2)  # (B, N, H, K)
+        q, k = apply_rotary(qk, rope_cos[:, None], rope_sin[:, None]).to(qkv.dtype).unbind(2)  # (B, N, H, K)
         out = attention(q, k, qkv[:, :, 2], mask, backend)  # (B, N, H, K)
         return self.proj(out.reshape(batch, tokens, width))  # (B, N, D)
 

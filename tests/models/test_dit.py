@@ -190,6 +190,15 @@ def test_bf16_model_runs_and_stays_close_to_fp32():
     assert (out - ref).abs().mean() < 0.05 * ref.abs().mean()
 
 
+def test_bf16_autocast_runs_forward_and_backward():
+    model, kw = tiny(patch_frames=2).train(), inputs(2, 9, seed=11)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**kw).sample
+        packed = model.forward_packed(**packed_args(kw, [9, 4])).sample
+    (out.float().square().mean() + packed[1].float().square().mean()).backward()
+    assert torch.isfinite(out).all() and all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 def test_save_load_round_trip(tmp_path):
     model, kw = tiny(patch_frames=2, patch_channels=4), inputs(2, 7, seed=10)
     model.save_pretrained(tmp_path)
@@ -251,6 +260,20 @@ def test_scalar_conditioning_broadcasts():
     full = model(**{**kw, "timestep": torch.full((2,), 0.3), "seconds_start": torch.zeros(2),
                     "seconds_total": torch.full((2,), 10.0)}).sample
     torch.testing.assert_close(out, full, atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_auto_backend_matches_sdpa_on_cuda():
+    """On CUDA `auto` picks xformers when installed; either way it must agree with sdpa."""
+    kw = {k: v.cuda() for k, v in inputs(3, 13, seed=12).items()}
+    outs = []
+    for backend in ("auto", "sdpa"):
+        model = tiny(patch_frames=2, attention_backend=backend).cuda()
+        outs.append((model(**kw).sample, model.forward_packed(**packed_args(kw, [13, 6, 9])).sample))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-4, rtol=1e-4)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_config_fields_are_the_init_arguments():
