@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from audiodit.audio import AUDIO_EXTENSIONS, AudioLoadError, audio_info, load_audio
-from audiodit.data.folder import check_normalize, scan_audio_folder
+from audiodit.data.folder import check_normalize, item_generator, scan_audio_folder
 from audiodit.data.report import SkipReport
 
 # ---------------------------------------------------------------------------------------------
@@ -167,13 +167,13 @@ class AudioWebDataset(IterableDataset):
         # ceil((consumed - k) / workers) of the consumed batches.
         mine = max(0, -(-(self.batches_consumed - worker) // workers))
         to_skip = mine * self.batch_size
-        rng = torch.Generator().manual_seed((self.seed * 1_000_003 + self.rank) * 1_000_033 + worker)
+        stream = self.rank * 4096 + worker  # one crop RNG stream per (process, worker)
         skipped: list[tuple[str, str]] = []
         for count, (sample, _epoch) in enumerate(self._raw_samples(worker, workers)):
             if count < to_skip:
                 continue
             try:
-                item = self._decode(sample, rng)
+                item = self._decode(sample, item_generator(self.seed, stream, count))
             except (AudioLoadError, ValueError, KeyError, json.JSONDecodeError) as err:
                 skipped.append((_sample_name(sample), getattr(err, "reason", str(err))))
                 continue

@@ -57,7 +57,8 @@ def test_stream_repeats_crops_and_resumes_by_position(shards):
     resumed = AudioWebDataset(str(shards), **kwargs)
     resumed.set_position(5)  # batch_size 1: skip 5 samples
     tail = [item for _, item in zip(range(7), iter(resumed))]
-    assert [i["id"] for i in tail] == [i["id"] for i in items[5:]]
+    assert [(i["id"], i["seconds_start"]) for i in tail] == [(i["id"], i["seconds_start"]) for i in items[5:]]
+    assert all(torch.equal(a["audio"], b["audio"]) for a, b in zip(tail, items[5:]))
 
 
 def test_bad_samples_are_skipped_and_reported(tmp_path):
