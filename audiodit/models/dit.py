@@ -150,8 +150,8 @@ class TimingEmbedder(nn.Module):
 # Attention layers
 # ----------------------------------------------------------------------------------------------------
 
-# Attention projections carry no biases (LLaMA, SD3): QK-norm would cancel most of them anyway, and
-# a bias makes CPU matmuls copy it into every output first.
+# Attention projections carry no biases (as in LLaMA and Stable Audio's DiT): they add little, and a
+# biased CPU matmul first copies the bias into every output row.
 
 class SelfAttention(nn.Module):
     """Self-attention with QK-RMSNorm and RoPE applied to queries and keys together (one pass each)."""
