@@ -258,47 +258,58 @@ def _timeit(fn):
 def gpu_benchmark(args) -> str:
     from diffusers import StableAudioDiTModel
 
-    device = torch.device("cuda")
-    name = torch.cuda.get_device_name(device)
+    from audiodit.models.attention import resolve_backend
+
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     peak = args.peak_tflops * 1e12 if args.peak_tflops else next(
         (v for k, v in PEAK_BF16.items() if k in name), None)
     torch.backends.cuda.matmul.allow_tf32 = True
     tokens, batch = args.gpu_tokens, args.gpu_batch
-    cfg = DiTConfig(**PRESETS["base"])
-    from audiodit.models.attention import resolve_backend
+    cfg = DiTConfig(**PRESETS[args.gpu_preset])
+    heads, head_dim, text_dim = cfg.num_heads, cfg.hidden_size // cfg.num_heads, cfg.cross_attention_dim
+    # diffusers at the same depth/width/heads; at `base` this is Stable Audio Open 1.0's DiT
+    # (24 layers, 24 heads x 64, 12 key/value heads in cross-attention, global input 1536).
+    sao = dict(num_layers=cfg.depth, num_attention_heads=heads, attention_head_dim=head_dim,
+               num_key_value_attention_heads=max(1, heads // 2), in_channels=cfg.in_channels,
+               out_channels=cfg.in_channels, cross_attention_dim=text_dim, cross_attention_input_dim=text_dim,
+               global_states_input_dim=1536 if args.gpu_preset == "base" else cfg.pooled_dim)
 
     # Built one at a time (factories) so only one model and its optimiser state occupy the GPU.
-    rows = [(f"ours (base, {resolve_backend(backend, device)})",
+    rows = [(f"ours ({args.gpu_preset}, {resolve_backend(backend, device)})",
              lambda backend=backend: AudioDiTModel(**{**vars(cfg), "attention_backend": backend}))
             for backend in ("auto", "sdpa")]
-    rows.append(("diffusers StableAudioDiTModel (SAO 1.0 config)", StableAudioDiTModel))
+    rows.append((f"diffusers StableAudioDiTModel ({args.gpu_preset} size)", lambda: StableAudioDiTModel(**sao)))
     results = []
     for label, factory in rows:
         model = factory().to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
         if isinstance(model, AudioDiTModel):
-            call, _ = make_calls(model, None, batch, tokens, 64, args.text_tokens, 768, device, 64)
+            call, _ = make_calls(model, None, batch, tokens, cfg.in_channels, args.text_tokens, text_dim, device,
+                                 head_dim)
             flops = batch * dit_flops(cfg, tokens, args.text_tokens)
         else:
-            _, call = make_calls(None, model, batch, tokens, 64, args.text_tokens, 768, device, 64,
-                                 pooled_dim=model.config.global_states_input_dim)
-            flops = flops_of_cuda(call)
+            _, call = make_calls(None, model, batch, tokens, cfg.in_channels, args.text_tokens, text_dim, device,
+                                 head_dim, pooled_dim=model.config.global_states_input_dim)
+            flops = flops_of_device(call, device)
 
         def step():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 loss = call().float().square().mean()
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        timing = time_alternating({"step": step}, args.reps, 3, sync=torch.cuda.synchronize)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        timing = time_alternating({"step": step}, args.reps, 3, sync=sync)
         step_s = statistics.median(timing["step"][0])
         mfu = 3 * flops / step_s / peak if peak else float("nan")
         results.append((label, sum(p.numel() for p in model.parameters()), step_s, batch * tokens / step_s,
-                        flops, mfu, torch.cuda.max_memory_allocated() / 2**30))
+                        flops, mfu, torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0))
         del model, opt
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
     base = results[-1][3]
     lines = [
         "# DiT training throughput on GPU (bf16 autocast, forward + backward + fused AdamW)",
@@ -306,7 +317,8 @@ def gpu_benchmark(args) -> str:
         f"- device: {name}; peak bf16 used for MFU: {peak / 1e12 if peak else 'unknown'} TFLOP/s",
         f"- torch {torch.__version__}, diffusers {diffusers_version()}, xformers "
         f"{xformers_version()}",
-        f"- batch {batch} clips x {tokens} tokens, {args.text_tokens} text tokens (width 768)",
+        f"- batch {batch} clips x {tokens} tokens, {args.text_tokens} text tokens (width {text_dim}), "
+        f"{args.reps} timed steps after 3 warm-up steps",
         "",
         "| model | params | step (s, median) | tokens/s | fwd TFLOP/step | MFU | vs diffusers | peak mem GiB |",
         "|---|---|---|---|---|---|---|---|",
@@ -317,10 +329,10 @@ def gpu_benchmark(args) -> str:
     return "\n".join(lines)
 
 
-def flops_of_cuda(fn):
+def flops_of_device(fn, device):
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16), FlopCounterMode(display=False) as c:
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16), FlopCounterMode(display=False) as c:
         fn()
     return c.get_total_flops()
 
@@ -373,11 +385,13 @@ def main(argv=None):
     parser.add_argument("--compile-check", action="store_true", help="CPU: dynamo graph breaks of one block")
     parser.add_argument("--gpu-tokens", type=int, default=1024)
     parser.add_argument("--gpu-batch", type=int, default=8)
+    parser.add_argument("--gpu-preset", default="base", choices=sorted(PRESETS))
+    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # `cpu`: dry run of --gpu
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="override the bf16 peak for MFU")
     parser.add_argument("--out", help="write the markdown report here too")
     args = parser.parse_args(argv)
     if args.gpu:
-        if not torch.cuda.is_available():
+        if args.device == "cuda" and not torch.cuda.is_available():
             parser.error("--gpu needs a CUDA device")
         report = gpu_benchmark(args)
     else:
