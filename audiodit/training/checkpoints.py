@@ -142,8 +142,10 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.resolve().parent.parent
 
 
-def prepare_output_dir(output_dir: str | os.PathLike, resuming: bool, overwrite: bool) -> None:
-    """Refuse to start a fresh run over an existing run's checkpoints (unless told to)."""
+def prepare_output_dir(output_dir: str | os.PathLike, resuming: bool, overwrite: bool, main: bool = True) -> None:
+    """Refuse to start a fresh run over an existing run's checkpoints (unless told to).
+
+    Every process calls it (so all of them stop together); only the main one deletes or creates."""
     out = Path(output_dir)
     existing = CheckpointManager(out).list() or (out / CHECKPOINT_DIR / LATEST).exists()
     if existing and not resuming:
@@ -152,9 +154,11 @@ def prepare_output_dir(output_dir: str | os.PathLike, resuming: bool, overwrite:
                 f"{out} already holds checkpoints of a run; pass --resume latest to continue it, "
                 "--overwrite to delete them and start over, or choose another training.output_dir"
             )
-        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-        shutil.rmtree(out / "logs", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+        if main:
+            shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+            shutil.rmtree(out / "logs", ignore_errors=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from audiodit.config import Config, load_config
-from audiodit.training.checkpoints import LATEST, resolve_resume, run_dir_of
+from audiodit.configuration import ConfigError
+from audiodit.training.checkpoints import LATEST, CheckpointError, resolve_resume, run_dir_of
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,9 +53,17 @@ def resolve_run(args: argparse.Namespace) -> tuple[Config, Path | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from audiodit.training.trainer import train
+    """Exit codes: 0 done, 1 diverged (non-finite losses), 2 bad config / checkpoint / output dir."""
+    from audiodit.training.trainer import NonFiniteLossError, train
 
     args = build_parser().parse_args(argv)
-    cfg, checkpoint = resolve_run(args)
-    train(cfg, resume=checkpoint, overwrite=args.overwrite, cpu=args.cpu)
+    try:
+        cfg, checkpoint = resolve_run(args)
+        train(cfg, resume=checkpoint, overwrite=args.overwrite, cpu=args.cpu)
+    except (ConfigError, CheckpointError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"train.py: stopped: {err}", file=sys.stderr)
+        return 1
     return 0

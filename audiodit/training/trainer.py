@@ -102,8 +102,9 @@ class Trainer:
         # Setup accelerator
         self.accelerator = acc = build_accelerator(cfg, cpu=cpu)
         self.output_dir = Path(tcfg.output_dir)
+        prepare_output_dir(self.output_dir, resuming=resume is not None, overwrite=overwrite,
+                           main=acc.is_main_process)
         if acc.is_main_process:
-            prepare_output_dir(self.output_dir, resuming=resume is not None, overwrite=overwrite)
             save_yaml(cfg, self.output_dir / "config.yaml")
         acc.wait_for_everyone()
         self.checkpoints = CheckpointManager(self.output_dir, keep=tcfg.keep_checkpoints)

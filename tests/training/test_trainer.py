@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
+from audiodit.config import load_config
 from audiodit.data.preencode import main as preencode_main
 from audiodit.data.synthetic import write_synthetic_dataset
 from audiodit.models.vae import AudioVAE
@@ -148,13 +149,15 @@ def test_failed_checkpoint_write_keeps_previous_usable(toy_data, tiny_vae_dir, t
     assert not list(root.glob(".tmp-*"))
 
 
-def test_fresh_run_into_existing_run_is_refused(toy_data, tiny_vae_dir, tmp_path):
+def test_fresh_run_into_existing_run_is_refused(toy_data, tiny_vae_dir, tmp_path, capsys):
     args = ["--config", str(REPO / "configs" / "dit_tiny.yaml"), f"data.train_dir={toy_data}", f"vae_path={tiny_vae_dir}",
             f"training.output_dir={tmp_path / 'run'}", "training.max_steps=1",
             "training.gradient_checkpointing=true", "training.mixed_precision=bf16"]  # both paths run
     assert train_main(args) == 0
+    assert train_main(args) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
-        train_main(args)
+        train(load_config(args[1], args[2:]))
     assert train_main(args + ["--overwrite"]) == 0
 
 
