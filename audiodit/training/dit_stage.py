@@ -97,15 +97,16 @@ class DiTStage(Stage):
         return dataset, collate_latents
 
     @torch.no_grad()
-    def _latents(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unscaled latents (B, C, T) and the real-frame mask (B, T)."""
+    def _latents(self, batch: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unscaled latents (B, C, T) and the real-frame mask (B, T). Audio is encoded with a
+        posterior sample (`generator`, else the global RNG); pre-encoded latents are the means."""
         device = self.accelerator.device
         if "latents" in batch:
             latents = batch["latents"].to(device).float()  # (B, C, T)
             frames = batch["num_frames"].to(device)
         else:
             audio = batch["audio"].to(device)  # (B, 2, S)
-            latents = self.vae.encode(audio).latent_dist.sample()  # (B, C, T)
+            latents = self.vae.encode(audio).latent_dist.sample(generator)  # (B, C, T)
             frames = torch.tensor([self.vae.latent_frames(int(n)) for n in batch["num_samples"]], device=device)
         frame_mask = torch.arange(latents.shape[-1], device=device)[None, :] < frames[:, None]  # (B, T)
         return latents, frame_mask
@@ -118,16 +119,8 @@ class DiTStage(Stage):
         for index, batch in enumerate(first_batches):
             if index >= self.cfg.training.scaling_batches:
                 break
-            with torch.no_grad():
-                if "latents" in batch:
-                    latents, mask = self._latents(batch)
-                else:
-                    audio = batch["audio"].to(self.accelerator.device)
-                    # Sampled like the training latents, from a private generator (global RNG untouched).
-                    latents = self.vae.encode(audio).latent_dist.sample(generator)
-                    frames = torch.tensor([self.vae.latent_frames(int(n)) for n in batch["num_samples"]],
-                                          device=latents.device)
-                    mask = torch.arange(latents.shape[-1], device=latents.device)[None, :] < frames[:, None]
+            # Sampled like the training latents, from a private generator (global RNG untouched).
+            latents, mask = self._latents(batch, generator)
             values = latents.double().transpose(1, 2)[mask]  # (real frames, C)
             total += torch.stack([torch.tensor(float(values.numel()), device=total.device, dtype=torch.float64),
                                   values.sum(), values.square().sum()])
