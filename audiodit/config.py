@@ -85,6 +85,7 @@ class TrainingConfig:
     scaling_batches: int = 8  # dit stage: batches used to estimate vae.scaling_factor when it is 1.0
     sample_prompts: list[str] = field(default_factory=lambda: ["rain on a tin roof"])  # dit stage: prompts for sample logs
     sample_steps: int = 10  # dit stage: sampling steps for sample logs
+    val_batches: int = 4  # batches of data.val_dir evaluated at each checkpoint (val/loss; needs data.val_dir)
     log_sample_ids: bool = False  # write the clip ids each process trains on to output_dir/sample_ids/rank_R.txt
 
 

@@ -169,6 +169,7 @@ class AudioFolderDataset(Dataset):
         self.records = scan_audio_folder(self.root, min_seconds, self.report)
         if not self.records:
             raise ValueError(f"{self.root}: no usable audio files\n{self.report.summary()}")
+        self.length_multiple = length_multiple
         self.clip_samples = _round_up(round(clip_seconds * sample_rate), length_multiple)
         self.bucket_width = _round_up(math.ceil(self.clip_samples / num_buckets), length_multiple)
         self.buckets = [self._bucket(record) for record in self.records]

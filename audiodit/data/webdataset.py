@@ -124,6 +124,7 @@ class AudioWebDataset(IterableDataset):
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.shuffle_buffer = max(1, shuffle_buffer)
         crop = round(clip_seconds * sample_rate)
+        self.length_multiple = length_multiple
         self.clip_samples = -(-crop // length_multiple) * length_multiple
         self.batch_size = batch_size
         self.batches_consumed = 0

@@ -77,6 +77,10 @@ class DiTStage(Stage):
         self.flow = FlowMatching(cfg.diffusion)
         self.caption_cache = None
 
+    def set_training(self, training: bool) -> None:
+        self.model.train(training)
+        self.text_encoder.train(training)  # condition dropout only while training
+
     def compile(self) -> None:
         self.model.transformer.compile()  # the text tower's tokenized inputs vary; the DiT is the cost
 

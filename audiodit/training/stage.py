@@ -53,6 +53,10 @@ class Stage:
         self.cfg = cfg
         self.accelerator = accelerator
 
+    def set_training(self, training: bool) -> None:
+        """Train/eval mode of everything the losses run through (eval: no dropout, no condition dropout)."""
+        self.model.train(training)
+
     def compile(self) -> None:
         """`training.compile`: torch.compile in place (state_dict keys stay unprefixed)."""
         self.model.compile()

@@ -48,7 +48,8 @@ def _tensorboard_tags(log_dir):
 
 def test_dit_one_epoch_exports_a_pipeline_that_generates(toy_data, tiny_vae_dir, tmp_path, dit_config):
     cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "training.max_epochs=1",
-                     "training.max_steps=100", "training.sample_every=4", "training.log_every=1")
+                     "training.max_steps=100", "training.sample_every=4", "training.log_every=1",
+                     f"data.val_dir={toy_data}", "training.val_batches=2")
     result = train(cfg)
     assert result.step == 4  # 8 clips / batch 2, one epoch
     assert result.last_checkpoint.name == "step-00000004"
@@ -70,7 +71,7 @@ def test_dit_one_epoch_exports_a_pipeline_that_generates(toy_data, tiny_vae_dir,
     assert torch.equal(exported[name], ema["transformer." + name])
     tags = _tensorboard_tags(tmp_path / "run" / "logs")
     assert {"train/loss", "train/lr", "train/grad_norm", "train/samples_per_s"} <= tags
-    assert {"dit/sample_0/audio", "dit/sample_0/spectrogram"} <= tags
+    assert {"dit/sample_0/audio", "dit/sample_0/spectrogram", "val/loss"} <= tags
 
 
 def test_vae_one_epoch_with_adversarial_phase_exports_a_vae(toy_data, tmp_path, vae_config):
@@ -98,7 +99,8 @@ def test_resume_is_bit_exact(toy_data, tiny_vae_dir, tmp_path, monkeypatch, dit_
     # Crosses an epoch boundary (4 batches per epoch), accumulates 2 micro-batches, trains the text
     # tower with condition dropout: every source of randomness and data position must be restored.
     settings = ["training.max_steps=6", "training.checkpoint_every=3", "training.grad_accum_steps=2",
-                "text.trainable=true", "text.dropout_prob=0.3", "data.num_buckets=2"]
+                "text.trainable=true", "text.dropout_prob=0.3", "data.num_buckets=2",
+                f"data.val_dir={toy_data}", "training.val_batches=1"]  # validation must not disturb the RNG
     full = train(dit_config(toy_data, tiny_vae_dir, tmp_path / "full", *settings))
 
     original_save = Trainer.save_checkpoint
