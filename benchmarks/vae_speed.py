@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def memory_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MiB. Unlike getrusage's ru_maxrss, which
+    survives exec and so would report the parent benchmark's peak, VmHWM starts fresh per process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def build_runner(name: str, audio: torch.Tensor) -> dict:
@@ -93,7 +101,7 @@ def long_decode(preset: str, minutes: float) -> dict:
     model.enable_tiling()
     frames = model.latent_frames(int(minutes * 60 * SAMPLE_RATE))
     latents = torch.randn(1, model.latent_channels, frames, generator=torch.Generator().manual_seed(0))
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+    rss_before = memory_mib("VmRSS")
     start = time.perf_counter()
     audio = model.decode(latents).sample
     seconds = time.perf_counter() - start
@@ -101,8 +109,7 @@ def long_decode(preset: str, minutes: float) -> dict:
         "preset": preset, "minutes": minutes, "latent_frames": frames,
         "tile_latent_frames": model.tile_latent_frames, "overlap_latent_frames": model.overlap_latent_frames,
         "output_shape": list(audio.shape), "output_mib": audio.numel() * 4 / 2**20,
-        "decode_s": seconds, "peak_rss_before_mib": rss_before,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "decode_s": seconds, "rss_before_mib": rss_before, "peak_rss_mib": memory_mib("VmHWM"),
     }
 
 
@@ -139,7 +146,8 @@ def write_markdown(result: dict, path: Path):
         f"Long audio: tiled decode of {long['minutes']:g} minutes ({long['latent_frames']} latent frames, "
         f"tiles of {long['tile_latent_frames']} frames overlapping by {long['overlap_latent_frames']}) with "
         f"`{long['preset']}` took {long['decode_s']:.1f} s; peak RSS of the process "
-        f"{long['peak_rss_mib']:.0f} MiB ({long['peak_rss_before_mib']:.0f} MiB before decoding; the "
+        f"{long['peak_rss_mib']:.0f} MiB ({long['rss_before_mib']:.0f} MiB resident before decoding, i.e. "
+        f"torch, diffusers and the model; the "
         f"output waveform itself is {long['output_mib']:.0f} MiB).",
         "",
     ]
