@@ -34,8 +34,6 @@ from tqdm.auto import tqdm
 
 from audiodit.config import Config
 from audiodit.configuration import ConfigError, save_yaml
-from audiodit.data.folder import AudioFolderDataset
-from audiodit.data.folder import collate as folder_collate
 from audiodit.data.report import SkipReport
 from audiodit.data.sampler import BucketBatchSampler
 from audiodit.training.checkpoints import (
@@ -49,6 +47,7 @@ from audiodit.training.checkpoints import (
 )
 from audiodit.training.ema import EMA
 from audiodit.training.schedules import build_lr_scheduler
+from audiodit.training.validation import Validator
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +128,7 @@ class Trainer:
             raise ConfigError(f"data.val_dir={cfg.data.val_dir!r} is not a directory")
         self.dataset, self.collate = self.stage.build_dataset(acc.process_index, acc.num_processes)
         self.report.merge(getattr(self.dataset, "report", SkipReport()))
+        self.validator = Validator(cfg, acc, self.stage, getattr(self.dataset, "length_multiple", 1))
         self.sampler = None
         if not isinstance(self.dataset, IterableDataset):
             self.sampler = BucketBatchSampler(
@@ -388,52 +388,12 @@ class Trainer:
         progress.close()
         return self._finish(last_checkpoint)
 
-    def _val_loader(self) -> DataLoader | None:
-        """Fixed crops (the start of each file) of data.val_dir, split across processes."""
-        data, acc = self.cfg.data, self.accelerator
-        if not data.val_dir or self.cfg.training.val_batches <= 0:
-            return None
-        if not hasattr(self, "_val_loader_cache"):
-            self._val_loader_cache = None
-            try:
-                dataset = AudioFolderDataset(
-                    data.val_dir, self.cfg.audio.sample_rate, data.clip_seconds, data.min_seconds,
-                    num_buckets=data.num_buckets, length_multiple=getattr(self.dataset, "length_multiple", 1),
-                    random_crop=False, normalize=self.cfg.audio.normalize, target_db=self.cfg.audio.target_db,
-                )
-                sampler = BucketBatchSampler(dataset.buckets, data.batch_size, shuffle=False,
-                                             rank=acc.process_index, world_size=acc.num_processes)
-            except (OSError, ValueError) as err:  # a broken validation set must not end the run
-                acc.print(f"warning: validation disabled: data.val_dir={data.val_dir}: {err}")
-            else:
-                self._val_loader_cache = DataLoader(dataset, batch_sampler=sampler, collate_fn=folder_collate,
-                                                    num_workers=data.num_workers)
-        return self._val_loader_cache
-
-    @torch.no_grad()
     def _validate(self) -> None:
-        """Mean loss on the first `training.val_batches` validation batches, with fixed noise and
-        timesteps (seeded inside an isolated RNG), so values are comparable across checkpoints."""
-        loader = self._val_loader()
-        if loader is None:
+        if self.validator.loader() is None:
             return
-        totals: dict[str, float] = {}
-        batches = 0
-        self.stage.set_training(False)
         with self._rng_isolated():
-            torch.manual_seed(self.cfg.training.seed)
-            for batch in loader:
-                if batches >= self.cfg.training.val_batches:
-                    break
-                batch.pop("skipped", None)
-                with self.accelerator.autocast():
-                    outputs = self.stage.compute_losses(self.model, self.stage.prepare_batch(batch), self.state.step)
-                for name, value in outputs.items():
-                    if torch.is_tensor(value) and value.numel() == 1:
-                        totals[name] = totals.get(name, 0.0) + float(value)
-                batches += 1
-        self.stage.set_training(True)
-        scalars = self._mean_over_processes({f"val/{k}": v / max(batches, 1) for k, v in totals.items()})
+            losses = self.validator.losses(self.model, self.state.step)
+        scalars = self._mean_over_processes(losses)
         self.accelerator.log(scalars, step=self.state.step)
         if "val/loss" in scalars:
             self.accelerator.print(f"step {self.state.step}: val/loss {scalars['val/loss']:.4f}")
