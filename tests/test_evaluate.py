@@ -231,7 +231,7 @@ def test_command_end_to_end_on_tiny_pipeline(tmp_path, capsys):
     report = json.loads((out_dir / "report.json").read_text())
     assert report["settings"]["num_prompts"] == 3 and report["settings"]["prompt_splits"] == ["test", "valid"]
     adherence_keys = {"key_accuracy", "mode_accuracy", "key_mirex_score", "tempo_accuracy", "tempo_accuracy_octave",
-                      "tempo_median_abs_error_bpm", "instrument_accuracy"}
+                      "tempo_accuracy_metrical", "tempo_median_abs_error_bpm", "instrument_accuracy"}
     assert set(report["metrics"]["real"]) == adherence_keys | {"frechet_distance"}
     assert set(report["metrics"]["model"]) == adherence_keys | {"frechet_distance", "vae_mrstft", "vae_mel_l1_db",
                                                                 "vae_si_sdr_db"}
