@@ -239,12 +239,15 @@ def adherence(estimates: list[dict], targets: list[dict]) -> dict[str, float]:
                                                   for e, b in zip(estimates, bpms)])),
         "tempo_accuracy": float(np.mean([tempo_hits(e["bpm_estimate"], b) for e, b in zip(estimates, bpms)])),
         "tempo_median_abs_error_bpm": float(np.median([abs(e["bpm_estimate"] - b) for e, b in zip(estimates, bpms)])),
+        "tempo_median_abs_error_octave_bpm": float(np.median([min(abs(e["bpm_estimate"] - b * f) for f in (1.0, 2.0, 0.5))
+                                                              for e, b in zip(estimates, bpms)])),
         "instrument_accuracy": float(np.mean([e["family_estimate"] == t["instrument_family"]
                                               for e, t in zip(estimates, targets)])),
     }
 
 
-LOWER_IS_BETTER = {"tempo_median_abs_error_bpm", "frechet_distance", "vae_mrstft", "vae_mel_l1_db"}
+LOWER_IS_BETTER = {"tempo_median_abs_error_bpm", "tempo_median_abs_error_octave_bpm", "frechet_distance",
+                   "vae_mrstft", "vae_mel_l1_db"}
 
 
 def shuffled_floor(estimates: list[dict], targets: list[dict], rounds: int, seed: int) -> dict:
@@ -482,6 +485,7 @@ ROWS = (  # (metric key, label, format)
     ("tempo_accuracy_metrical", "Tempo accuracy (±8 %, ×1 ×2 ×3 ×½ ×⅓) ↑", "{:.3f}"),
     ("tempo_accuracy", "Tempo accuracy (±8 %, ×1 only) ↑", "{:.3f}"),
     ("tempo_median_abs_error_bpm", "Tempo median absolute error (BPM) ↓", "{:.1f}"),
+    ("tempo_median_abs_error_octave_bpm", "Tempo median absolute error, nearest of ×1 ×2 ×½ (BPM) ↓", "{:.1f}"),
     ("instrument_accuracy", "Instrument-family accuracy ↑", "{:.3f}"),
     ("frechet_distance", "Fréchet feature distance to held-out audio ↓", "{:.2f}"),
     ("vae_mrstft", "VAE reconstruction MR-STFT distance ↓", "{:.3f}"),

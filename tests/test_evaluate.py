@@ -137,7 +137,11 @@ def test_shuffled_floor_scores_against_deranged_prompts():
                 "family_estimate": t["instrument_family"]} for t in targets]
     model = evaluate.adherence(perfect, targets)
     assert model["key_accuracy"] == model["tempo_accuracy"] == model["instrument_accuracy"] == 1.0
-    assert model["tempo_median_abs_error_bpm"] == 0.0
+    assert model["tempo_median_abs_error_bpm"] == model["tempo_median_abs_error_octave_bpm"] == 0.0
+    doubled = [dict(e, bpm_estimate=2 * e["bpm_estimate"]) for e in perfect]  # every estimate an octave high
+    octave = evaluate.adherence(doubled, targets)
+    assert octave["tempo_accuracy"] == 0.0 and octave["tempo_accuracy_octave"] == 1.0
+    assert octave["tempo_median_abs_error_octave_bpm"] == 0.0 < octave["tempo_median_abs_error_bpm"]
     floor = evaluate.shuffled_floor(perfect, targets, rounds=200, seed=0)
     first = np.array(floor["first_derangement"])
     assert not np.any(first == np.arange(len(targets)))  # nobody is scored against its own prompt
@@ -231,7 +235,8 @@ def test_command_end_to_end_on_tiny_pipeline(tmp_path, capsys):
     report = json.loads((out_dir / "report.json").read_text())
     assert report["settings"]["num_prompts"] == 3 and report["settings"]["prompt_splits"] == ["test", "valid"]
     adherence_keys = {"key_accuracy", "mode_accuracy", "key_mirex_score", "tempo_accuracy", "tempo_accuracy_octave",
-                      "tempo_accuracy_metrical", "tempo_median_abs_error_bpm", "instrument_accuracy"}
+                      "tempo_accuracy_metrical", "tempo_median_abs_error_bpm", "tempo_median_abs_error_octave_bpm",
+                      "instrument_accuracy"}
     assert set(report["metrics"]["real"]) == adherence_keys | {"frechet_distance"}
     assert set(report["metrics"]["model"]) == adherence_keys | {"frechet_distance", "vae_mrstft", "vae_mel_l1_db",
                                                                 "vae_si_sdr_db"}
