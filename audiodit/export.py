@@ -1,0 +1,68 @@
+"""Export a trained pipeline for shipping: `python -m audiodit.export SRC DST [--dtype float16]`.
+
+Copies a pipeline directory (e.g. a checkpoint's `pipeline/` export, which holds EMA weights)
+into DST with weights cast to `--dtype` (half the size in fp16; loading casts back to the
+caller's dtype, fp32 by default) and, optionally, new sampling defaults. DST must not exist
+unless `--overwrite` is given; the copy is written beside DST and renamed into place, so a failed
+export never leaves half a model behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def export_pipeline(source: Path, destination: Path, dtype: str = "float16", steps: int | None = None,
+                    guidance: float | None = None, overwrite: bool = False) -> Path:
+    from audiodit.pipeline import AudioDiTPipeline
+
+    if not (source / "model_index.json").is_file():
+        raise ValueError(f"{source} is not a pipeline directory (model_index.json missing)")
+    if destination.exists() and not overwrite:
+        raise FileExistsError(f"{destination} exists (use --overwrite)")
+    pipe = AudioDiTPipeline.from_pretrained(source, dtype=torch.float32)
+    if steps is not None:
+        pipe.register_to_config(default_num_inference_steps=steps)
+    if guidance is not None:
+        pipe.register_to_config(default_guidance_scale=guidance)
+    pipe.to(getattr(torch, dtype))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
+    try:
+        pipe.save_pretrained(staging)
+        if destination.exists():
+            shutil.rmtree(destination)
+        staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return destination
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="pipeline directory to export")
+    parser.add_argument("destination", type=Path, help="new pipeline directory")
+    parser.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16")
+    parser.add_argument("--steps", type=int, help="new default number of inference steps")
+    parser.add_argument("--guidance", type=float, help="new default guidance scale")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite)
+    except (ValueError, FileExistsError) as err:
+        print(f"audiodit.export: error: {err}", file=sys.stderr)
+        return 2
+    size = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+    print(f"{path}: {size / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

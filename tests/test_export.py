@@ -1,0 +1,37 @@
+"""Exporting a pipeline in fp16 halves it, keeps its outputs close, and never clobbers."""
+
+import pytest
+import torch
+
+from audiodit.export import export_pipeline, main
+from audiodit.pipeline import AudioDiTPipeline
+from audiodit.testing import tiny_pipeline
+
+
+def _size(path):
+    return sum(file.stat().st_size for file in path.rglob("*.safetensors"))
+
+
+def test_fp16_export_is_smaller_loads_as_fp32_and_matches(tmp_path):
+    pipe = tiny_pipeline(seed=0)
+    pipe.save_pretrained(tmp_path / "fp32")
+    export_pipeline(tmp_path / "fp32", tmp_path / "fp16", steps=3, guidance=2.5)
+    assert _size(tmp_path / "fp16") < 0.6 * _size(tmp_path / "fp32")
+    loaded = AudioDiTPipeline.from_pretrained(tmp_path / "fp16")
+    assert loaded.transformer.dtype == torch.float32
+    assert (loaded.default_num_inference_steps, loaded.default_guidance_scale) == (3, 2.5)
+    kwargs = dict(audio_end_in_s=0.5, num_inference_steps=2, guidance_scale=2.5)
+    ours = loaded("a piano", generator=torch.Generator().manual_seed(0), **kwargs).audios
+    reference = pipe("a piano", generator=torch.Generator().manual_seed(0), **kwargs).audios
+    assert (ours - reference).abs().max() < 0.05 * reference.abs().max() + 1e-4
+
+
+def test_export_refuses_to_overwrite_and_rejects_non_pipelines(tmp_path, capsys):
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "src")
+    (tmp_path / "dst").mkdir()
+    with pytest.raises(FileExistsError):
+        export_pipeline(tmp_path / "src", tmp_path / "dst")
+    assert main([str(tmp_path / "nothing"), str(tmp_path / "out")]) == 2
+    assert "model_index.json" in capsys.readouterr().err
+    assert main([str(tmp_path / "src"), str(tmp_path / "dst"), "--overwrite"]) == 0
+    assert (tmp_path / "dst" / "model_index.json").is_file()
