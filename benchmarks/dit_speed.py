@@ -26,6 +26,7 @@ import time
 import warnings
 
 import torch
+from machine import cpu_model
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -152,7 +153,7 @@ def cpu_benchmark(args) -> str:
     lines = [
         "# DiT speed on CPU: audiodit `AudioDiTModel` vs diffusers `StableAudioDiTModel`",
         "",
-        f"- CPU: {cpu_name()} ({os.cpu_count()} logical cores), torch threads: {torch.get_num_threads()}",
+        f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: {torch.get_num_threads()}",
         f"- torch {torch.__version__}, diffusers {diffusers_version()}, Python {platform.python_version()}",
         f"- load average before the run: {load_before}; after: {os.getloadavg()[0]:.2f} "
         "(other jobs share this machine: read ratios, not absolute times)",
@@ -261,7 +262,7 @@ def gpu_benchmark(args) -> str:
     from audiodit.models.attention import resolve_backend
 
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     peak = args.peak_tflops * 1e12 if args.peak_tflops else next(
         (v for k, v in PEAK_BF16.items() if k in name), None)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -340,17 +341,6 @@ def flops_of_device(fn, device):
 # ----------------------------------------------------------------------------------------------------
 # Environment
 # ----------------------------------------------------------------------------------------------------
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def diffusers_version() -> str:
     import diffusers

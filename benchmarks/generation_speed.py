@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model
 
 from audiodit.cli import default_model_dir
 from audiodit.pipeline import AudioDiTPipeline
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, repeats: int) -> float:
@@ -74,7 +64,7 @@ def main() -> None:
 
     total = timed(generate, args.repeats)
     result = {
-        "device": args.device if args.device != "cpu" else f"cpu: {cpu_name()} ({torch.get_num_threads()} threads)",
+        "device": args.device if args.device != "cpu" else f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
         "model": str(args.model),
         "seconds_of_audio": args.seconds,

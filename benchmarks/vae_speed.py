@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from audiodit.models.vae import AudioVAE  # noqa: E402
@@ -29,16 +29,6 @@ from audiodit.models.vae import AudioVAE  # noqa: E402
 SAMPLE_RATE = 48000
 SECONDS = 10
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def memory_mib(field: str) -> float:

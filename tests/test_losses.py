@@ -8,13 +8,7 @@ from audiodit.losses import (VAELoss, VAELossConfig, log_mel_spectrogram, mel_fi
 from audiodit.models.vae import DiagonalGaussianDistribution
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Small tensors: intra-op threads only add OpenMP spin-waits on a busy shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def music_like(seconds=0.5, sample_rate=48000, seed=0):

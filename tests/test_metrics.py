@@ -9,13 +9,7 @@ from audiodit.metrics import (load_vae, main, mel_l1_db, multi_resolution_stft_d
 from audiodit.models.vae import AudioVAE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Small tensors: intra-op threads only add OpenMP spin-waits on a busy shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tone_mix(batch=2, samples=24000, seed=0):

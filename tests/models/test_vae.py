@@ -12,14 +12,7 @@ from audiodit.losses import VAELoss, VAELossConfig
 from audiodit.models.vae import PRESETS, AudioVAE, DiagonalGaussianDistribution, VAEConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP workers
-    # spin-waiting for a busy core made a training step 50x slower (measured: 10 s vs 0.15 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
