@@ -41,6 +41,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput
+from audiodit.configuration import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +53,6 @@ def caption_key(caption: str) -> str:
     """The cache key of a caption: sha256 of its exact UTF-8 text (no normalisation: CLAP's
     tokenizer is case-sensitive, so "Piano" and "piano" may encode differently)."""
     return hashlib.sha256(caption.encode("utf-8")).hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class CaptionCache:
@@ -132,7 +119,7 @@ class CaptionCache:
             "pooled_dim": self.encoder.pooled_dim,
             "entries": self._entries,
         }
-        _atomic_write_bytes(self.directory / INDEX_NAME, json.dumps(index, default=str).encode())
+        atomic_write_text(self.directory / INDEX_NAME, json.dumps(index, default=str))
 
     @property
     def stats(self) -> dict[str, int]:

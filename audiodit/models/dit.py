@@ -374,12 +374,9 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         """
         batch, frames = self._check_latents(hidden_states, frame_mask)
         device = hidden_states.device
-        backend = resolve_backend(self.config.attention_backend, device)
-        timestep, seconds_start, seconds_total = (self._per_item(value, batch, name, device) for value, name in
-                                                  ((timestep, "timestep"), (seconds_start, "seconds_start"),
-                                                   (seconds_total, "seconds_total")))
-        encoder_attention_mask = self._check_text(encoder_hidden_states, encoder_attention_mask,
-                                                  pooled_text, batch)
+        backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
+            batch, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
+            pooled_text)
         # 1. Latent tokens and their positions
         latents = hidden_states
         if frame_mask is not None:
@@ -426,12 +423,9 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                 raise ValueError(f"latents[{i}] must be ({self.config.in_channels}, T >= 1), "
                                  f"got {tuple(clip.shape)}")
         clips, device = len(latents), latents[0].device
-        backend = resolve_backend(self.config.attention_backend, device)
-        timestep, seconds_start, seconds_total = (self._per_item(value, clips, name, device) for value, name in
-                                                  ((timestep, "timestep"), (seconds_start, "seconds_start"),
-                                                   (seconds_total, "seconds_total")))
-        encoder_attention_mask = self._check_text(encoder_hidden_states, encoder_attention_mask,
-                                                  pooled_text, clips)
+        backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
+            clips, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
+            pooled_text)
         # 1. Pack the clips' tokens into one sequence (1, sum N_i, D)
         frames = [clip.shape[1] for clip in latents]
         seqlens = [self.grid.num_tokens(f) for f in frames]
@@ -456,6 +450,17 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         return AudioDiTOutput(sample=samples) if return_dict else (samples,)
 
     # ---- input checks -------------------------------------------------------------------------------
+
+    def _check_conditioning(self, batch, device, timestep, seconds_start, seconds_total, encoder_hidden_states,
+                            encoder_attention_mask, pooled_text):
+        """Shared by `forward` and `forward_packed`: the attention backend, per-item (batch,)
+        timestep and seconds, and the checked text mask."""
+        backend = resolve_backend(self.config.attention_backend, device)
+        timestep, seconds_start, seconds_total = (self._per_item(value, batch, name, device) for value, name in
+                                                  ((timestep, "timestep"), (seconds_start, "seconds_start"),
+                                                   (seconds_total, "seconds_total")))
+        encoder_attention_mask = self._check_text(encoder_hidden_states, encoder_attention_mask, pooled_text, batch)
+        return backend, timestep, seconds_start, seconds_total, encoder_attention_mask
 
     def _check_latents(self, hidden_states, frame_mask):
         if hidden_states.ndim != 3 or hidden_states.shape[1] != self.config.in_channels:
