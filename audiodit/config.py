@@ -82,7 +82,8 @@ class TrainingConfig:
     adversarial_start_step: int = 2000  # VAE stage: switch the discriminator on after this
     max_epochs: int = 0  # also stop after this many passes over the data (0 = only max_steps)
     vae_loss: VAELossConfig = field(default_factory=VAELossConfig)  # VAE stage loss weights (its adversarial_start_step is replaced by the one above)
-    scaling_batches: int = 8  # dit stage: batches used to estimate vae.scaling_factor when it is 1.0
+    scaling_batches: int = 8  # fresh runs: batches for data-dependent set-up (dit: vae.scaling_factor
+    # when it is 1.0; vae: the decoder's initial mean spectrum)
     sample_prompts: list[str] = field(default_factory=lambda: ["rain on a tin roof"])  # dit stage: prompts for sample logs
     sample_steps: int = 10  # dit stage: sampling steps for sample logs
     val_batches: int = 4  # batches of data.val_dir evaluated at each checkpoint (val/loss; needs data.val_dir)

@@ -1,12 +1,21 @@
 """Does the VAE's reconstruction depend on its input early in training? A diagnostic for issue 3.
 
 Trains the `small` VAE from scratch on 64 one-second clips of a folder (batch 8, AdamW, the
-`audiodit.losses` generator loss without the discriminator) and every 50 steps reports:
-- the mel-spectrogram distance (dB) between the reconstructions of two different clips, which is 0
-  when the decoder's output no longer depends on its input (collapse), next to
-- the distance between a reconstruction and its real clip, and the mean posterior std.
+`audiodit.losses` generator loss without the discriminator, posterior samples as in `train.py`)
+and every `--every` steps reports, on 8 clips of a second folder (held out):
+- `between`: mel distance (natural-log units) between the reconstructions of two different clips;
+  0 when the decoder's output no longer depends on its input (collapse);
+- `to_real`: mean mel distance between each reconstruction and its real clip, next to the distance
+  from the real clips to their own average spectrum (the score of a decoder that ignores its input);
+- `const/var`: in the decoder's residual stream just before its last LayerNorm, the mean absolute
+  per-channel average over clips and frames against the mean per-channel std. When the constant
+  dominates, the LayerNorm's output is the same for every input;
+- the mean posterior std.
 
-    python benchmarks/vae_collapse_probe.py DATA_DIR [--lr 2e-3] [--latents sample|mode] [--steps 150]
+`--before-fix` undoes the two initialisations that issue 3 added (decoder output at the data's mean
+log-magnitude, posterior std 0.02) to show the collapse they prevent.
+
+    python benchmarks/vae_collapse_probe.py TRAIN_DIR HELD_OUT_DIR [--before-fix] [--steps 150]
 """
 
 from __future__ import annotations
@@ -22,43 +31,63 @@ from audiodit.losses import VAELoss, VAELossConfig, log_mel_spectrogram
 from audiodit.models.vae import AudioVAE
 
 
+def _clips(folder: Path, count: int) -> torch.Tensor:
+    files = sorted(folder.glob("*.flac"))[:count]
+    if len(files) < 2:
+        raise SystemExit(f"{folder}: need at least 2 .flac files, found {len(files)}")
+    return torch.stack([load_audio(path, duration=1.0, offset=2.0) for path in files])  # (N, 2, 48000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="folder of audio files (e.g. data/music21/train)")
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--latents", choices=("sample", "mode"), default="sample")
+    parser.add_argument("train", type=Path, help="folder of audio files (e.g. data/music21/train)")
+    parser.add_argument("held_out", type=Path, help="folder of other audio (e.g. data/music21/test)")
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--every", type=int, default=25)
+    parser.add_argument("--before-fix", action="store_true",
+                        help="zero output bias and posterior std softplus(0) = 0.69, as before issue 3's fix")
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    files = sorted(args.data.glob("*.flac"))[:64]
-    clips = torch.stack([load_audio(path, duration=1.0, offset=2.0) for path in files])  # (N, 2, 48000)
+    clips, held_out = _clips(args.train, 64), _clips(args.held_out, 8)
     vae = AudioVAE.from_preset("small")
+    with torch.no_grad():
+        if args.before_fix:
+            vae.encoder_out[1].bias.zero_()
+        else:
+            vae.initialize_output_from_audio(clips[:32])
+    stream = {}
+    vae.decoder_out_norm.register_forward_hook(lambda module, inputs, output: stream.update(h=inputs[0]))
     loss_fn = VAELoss(VAELossConfig())
     optimizer = torch.optim.AdamW(vae.parameters(), args.lr, betas=(0.8, 0.99), weight_decay=0.0)
-    first, second = clips[:1], clips[len(clips) // 2 : len(clips) // 2 + 1]
+    with torch.no_grad():
+        real = log_mel_spectrogram(held_out, 48000)  # (N, 2, mels, frames)
+        average = (real - real.mean(0, keepdim=True)).abs().mean().item()
 
-    def probe() -> tuple[float, float]:
+    def probe() -> tuple[float, float, float, float]:
         with torch.no_grad():
-            mels = [log_mel_spectrogram(vae(x).sample, 48000) for x in (first, second)]
-            real = log_mel_spectrogram(first, 48000)
-        return (mels[0] - mels[1]).abs().mean().item(), (mels[0] - real).abs().mean().item()
+            recon = log_mel_spectrogram(vae(held_out).sample, 48000)
+            h = stream["h"].double()  # (N, F, D)
+        return ((recon[0] - recon[1]).abs().mean().item(), (recon - real).abs().mean().item(),
+                h.mean((0, 1)).abs().mean().item(), h.std((0, 1)).mean().item())
 
+    print(f"held-out clips to their average spectrum: {average:.3f}")
+    print("step   loss  between  to_real  const/var    std  seconds")
     started = time.perf_counter()
-    print("step  loss   recon(a)-recon(b) dB  recon(a)-real(a) dB  posterior std  seconds")
     for step in range(args.steps + 1):
         batch = clips[torch.randint(0, len(clips), (8,))]
         posterior = vae.encode(batch).latent_dist
-        latents = posterior.mode() if args.latents == "mode" else posterior.sample()
-        total, _ = loss_fn.generator_loss(batch, vae.decode(latents, length=batch.shape[-1]).sample, posterior, 0)
+        fake = vae.decode(posterior.sample(), length=batch.shape[-1]).sample
+        total, _ = loss_fn.generator_loss(batch, fake, posterior, 0)
         optimizer.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
-        if step % 50 == 0:
-            between, to_real = probe()
-            print(f"{step:4d}  {total.item():.3f}  {between:20.3f}  {to_real:19.3f}  "
-                  f"{posterior.std.mean().item():13.3f}  {time.perf_counter() - started:7.0f}", flush=True)
+        if step % args.every == 0:
+            between, to_real, const, var = probe()
+            print(f"{step:4d}  {total.item():5.2f}  {between:7.3f}  {to_real:7.3f}  {const:4.2f}/{var:4.2f}  "
+                  f"{posterior.std.mean().item():5.3f}  {time.perf_counter() - started:7.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 
+INITIAL_POSTERIOR_STD = 0.02  # posterior std of a freshly initialised encoder (see initialize_weights)
+
+
 @dataclass
 class VAEConfig:
     sampling_rate: int = 48000  # audio sample rate in Hz
@@ -277,6 +280,57 @@ class AudioVAE(ModelMixin, ConfigMixin):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        # Posterior std starts at INITIAL_POSTERIOR_STD, not softplus(0) = 0.69: latents that start
+        # mostly noise teach the decoder to ignore them (posterior collapse, issue 3); the KL term
+        # raises the std as far as reconstruction allows.
+        nn.init.constant_(self.encoder_out[1].bias[self.latent_channels:],
+                          math.log(math.expm1(INITIAL_POSTERIOR_STD)))
+
+    # ------------------------------------------------------- output initialisation
+    @torch.no_grad()
+    def mean_log_magnitude(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        """Mean natural-log STFT magnitude of `audio` (B, ch, S) per channel and bin: (ch, bins), in
+        the units the decoder head predicts (floored at 1e-5, like the losses). `lengths` (samples
+        per item) leaves out right zero-padding."""
+        self._check_audio(audio)
+        cfg = self.config
+        hop = cfg.stft_hop_length
+        total, frames = 0.0, 0
+        for index, item in enumerate(audio.float()):
+            length = audio.shape[-1] if lengths is None else int(lengths[index])
+            length = max(hop, length - length % hop)  # whole STFT frames of real audio
+            item = F.pad(item, (0, max(0, length - item.shape[-1])))[:, :length]  # (ch, S')
+            spec = stft_same(item, cfg.n_fft, hop, self.window.float())  # (ch, bins, F)
+            total = total + spec.abs().clamp_min(1e-5).log().sum(dim=-1)  # (ch, bins)
+            frames += spec.shape[-1]
+        return total / frames
+
+    @torch.no_grad()
+    def set_output_log_magnitude(self, log_magnitude: torch.Tensor) -> None:
+        """Set the decoder head's log-magnitude bias to `log_magnitude` (ch, bins).
+
+        Why (issue 3): with the bias at 0 the decoder starts e^4 times too loud on music, whose mean
+        log-magnitude is about -4. The first hundred optimiser steps then close that gap by growing
+        one constant vector in the decoder's residual stream (biases everywhere move together under
+        Adam) until it is ~8x larger than the input-dependent part; after the final LayerNorm every
+        input then decodes to the same average spectrum, and training stalls there (measured by
+        `benchmarks/vae_collapse_probe.py`). Starting the bias at the data's mean removes that
+        pressure: the decoder only has to learn the deviations, which depend on the input."""
+        cfg = self.config
+        bins = cfg.n_fft // 2 + 1
+        expected = (self.audio_channels, bins)
+        if tuple(log_magnitude.shape) != expected:
+            raise ValueError(f"log_magnitude must have shape {expected} (channels, bins), got "
+                             f"{tuple(log_magnitude.shape)}")
+        bias = self.decoder_head.bias.view(self.audio_channels, 2, bins)  # (ch, [log-mag, phase], bins)
+        bias[:, 0] = log_magnitude.to(bias)
+
+    def initialize_output_from_audio(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        """Data-dependent initialisation before training: the decoder starts at `audio`'s mean
+        spectrum (see `set_output_log_magnitude`). Returns the (ch, bins) log-magnitudes set."""
+        log_magnitude = self.mean_log_magnitude(audio, lengths)
+        self.set_output_log_magnitude(log_magnitude)
+        return log_magnitude
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "AudioVAE":

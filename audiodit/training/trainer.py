@@ -169,6 +169,8 @@ class Trainer:
             self._load(resume)  # also restores every process's RNG states
         else:
             self.stage.setup(self._early_batches())
+            if self.ema is not None:  # setup may change weights (data-dependent initialisation)
+                self.ema = EMA(acc.unwrap_model(self.model), tcfg.ema_decay)
             # Per-process RNG streams for noise, timesteps and dropout: ranks must not draw alike.
             set_seed(tcfg.seed + acc.process_index)
 

@@ -63,6 +63,26 @@ class VAEStage(Stage):
         self.loss_fn = VAELoss(loss_cfg, audio_channels=cfg.audio.channels).to(accelerator.device)
         self.discriminator = self.loss_fn.discriminator
 
+    def setup(self, first_batches):
+        """Fresh run: start the decoder at the training data's mean spectrum, averaged over the
+        first `training.scaling_batches` batches of every process (`AudioVAE.set_output_log_magnitude`
+        explains why an uninitialised decoder collapses to one output)."""
+        vae = self.model.vae
+        total, count = None, 0
+        for index, batch in enumerate(first_batches):
+            if index >= self.cfg.training.scaling_batches:
+                break
+            audio = batch["audio"].to(self.accelerator.device)  # (B, 2, S)
+            mean = vae.mean_log_magnitude(audio, [int(n) for n in batch["num_samples"]])  # (ch, bins)
+            total = mean if total is None else total + mean
+            count += 1
+        if total is None:
+            return
+        log_magnitude = self.accelerator.reduce(total / count, reduction="mean")  # same on every rank
+        vae.set_output_log_magnitude(log_magnitude)
+        self.accelerator.print(f"vae: decoder output initialised at the data's mean log-magnitude "
+                               f"({float(log_magnitude.mean()):.2f} over {count} batch(es) per process)")
+
     def build_dataset(self, rank, world_size):
         return build_audio_dataset(self.cfg, rank, world_size, self.model.vae.hop_length)
 

@@ -1,4 +1,5 @@
-"""AudioVAE: length rule, posterior API, save/load, tiling, and a short overfit on a real recording."""
+"""AudioVAE: length rule, posterior API, save/load, tiling, output initialisation, and short trainings
+on a real recording (the loss falls; reconstructions depend on their input)."""
 
 import dataclasses
 import inspect
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiodit.losses import VAELoss, VAELossConfig
-from audiodit.models.vae import PRESETS, AudioVAE, DiagonalGaussianDistribution, VAEConfig
+from audiodit.losses import VAELoss, VAELossConfig, log_mel_spectrogram
+from audiodit.models.vae import (INITIAL_POSTERIOR_STD, PRESETS, AudioVAE, DiagonalGaussianDistribution,
+                                  VAEConfig)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -134,7 +136,7 @@ def test_tiled_decode_works_chunk_by_chunk(tiny, monkeypatch):
     assert sum(seen) - 32 * (len(seen) - 1) == frames  # tiles cover every frame once, plus overlaps
 
 
-def _real_recording(seconds: float = 0.5) -> torch.Tensor:
+def _real_recording(seconds: float = 0.5, offset: float = 2.0) -> torch.Tensor:
     """`seconds` of a real microphone recording (music21's audioSearch test file, mono, 44.1 kHz),
     resampled to 48 kHz stereo (both sides equal)."""
     music21 = pytest.importorskip("music21")
@@ -143,7 +145,7 @@ def _real_recording(seconds: float = 0.5) -> torch.Tensor:
     path = Path(music21.__file__).parent / "audioSearch" / "test_audio.wav"
     if not path.is_file():
         pytest.skip(f"{path} not shipped with this music21")
-    audio = load_audio(path, offset=2.0, duration=seconds)  # (2, S)
+    audio = load_audio(path, offset=offset, duration=seconds)  # (2, S)
     assert audio.abs().max() > 0.01, "the excerpt should not be silence"
     return audio[None]
 
@@ -166,3 +168,59 @@ def test_overfit_one_real_recording():
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
     assert min(losses[-5:]) < 0.7 * losses[0], losses
+
+
+def test_fresh_posterior_starts_narrow(tiny):
+    # Issue 3: a posterior starting at softplus(0) = 0.69 buried the latents in noise and the decoder
+    # learnt to ignore them. A fresh encoder starts at INITIAL_POSTERIOR_STD instead.
+    torch.manual_seed(1)
+    std = tiny.encode(0.1 * torch.randn(2, 2, 7000)).latent_dist.std
+    assert 0.5 * INITIAL_POSTERIOR_STD < std.mean().item() < 2 * INITIAL_POSTERIOR_STD
+
+
+def test_mean_log_magnitude_leaves_out_padding(tiny):
+    torch.manual_seed(2)
+    audio = 0.1 * torch.randn(1, 2, 4800)
+    padded = torch.nn.functional.pad(audio, (0, 9600))
+    expected = tiny.mean_log_magnitude(audio)  # (ch, bins)
+    assert expected.shape == (2, tiny.config.n_fft // 2 + 1)
+    torch.testing.assert_close(tiny.mean_log_magnitude(padded, lengths=[4800]), expected)
+    assert (tiny.mean_log_magnitude(padded) < expected).all()  # zeros would pull it to log(1e-5)
+
+
+def test_output_initialisation_sets_the_log_magnitude_bias():
+    vae = AudioVAE.from_preset("tiny")
+    audio = 0.1 * torch.randn(3, 2, 5000)
+    log_magnitude = vae.initialize_output_from_audio(audio)
+    bins = vae.config.n_fft // 2 + 1
+    bias = vae.decoder_head.bias.detach().view(2, 2, bins)  # (ch, [log-magnitude, phase], bins)
+    torch.testing.assert_close(bias[:, 0], log_magnitude)
+    assert (bias[:, 1] == 0).all()  # phase bias untouched
+    with pytest.raises(ValueError, match="log_magnitude must have shape"):
+        vae.set_output_log_magnitude(torch.zeros(bins))
+
+
+def test_trained_reconstruction_depends_on_its_input():
+    # The failure of issue 3: after a few dozen steps every input decoded to the same average
+    # spectrum (each reconstruction as far from its own clip as from the other). With the two
+    # initialisations (narrow posterior, decoder at the data's mean spectrum) and posterior samples as
+    # in training, each reconstruction must be clearly closer to its own clip.
+    torch.manual_seed(0)
+    clips = torch.cat([_real_recording(offset=offset) for offset in (2.0, 10.0)])  # (2, 2, 24000)
+    vae = AudioVAE.from_preset("tiny")
+    vae.initialize_output_from_audio(clips)
+    loss_fn = VAELoss(VAELossConfig(adversarial_start_step=10**9))
+    optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    for step in range(100):
+        posterior = vae.encode(clips).latent_dist
+        fake = vae.decode(posterior.sample(), length=clips.shape[-1]).sample
+        loss, _ = loss_fn.generator_loss(clips, fake, posterior, step)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+    with torch.no_grad():
+        recon = log_mel_spectrogram(vae(clips).sample, 48000)  # (2, 2, mels, frames)
+        real = log_mel_spectrogram(clips, 48000)
+    distance = (recon[:, None] - real[None]).abs().mean(dim=(2, 3, 4))  # (reconstruction, real)
+    assert distance[0, 0] < 0.6 * distance[0, 1] and distance[1, 1] < 0.6 * distance[1, 0], distance

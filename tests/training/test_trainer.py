@@ -91,6 +91,26 @@ def test_vae_one_epoch_with_adversarial_phase_exports_a_vae(toy_data, tmp_path, 
     assert {"train/adversarial", "train/discriminator_loss", "vae/reconstruction/spectrogram"} <= tags
 
 
+def test_fresh_vae_run_starts_at_the_data_mean_spectrum(toy_data, tmp_path, vae_config):
+    # Issue 3: the vae stage's setup puts the decoder's log-magnitude bias at the mean log-magnitude
+    # of the first training batches, and the EMA (exported weights) starts from those weights too.
+    cfg = vae_config(toy_data, tmp_path / "run", "training.scaling_batches=2", "data.clip_seconds=0.25")
+    trainer = Trainer(cfg)
+    vae = trainer.stage.model.vae
+    expected = None
+    for index, batch in enumerate(trainer._early_batches()):
+        if index == 2:
+            break
+        mean = vae.mean_log_magnitude(batch["audio"], [int(n) for n in batch["num_samples"]])
+        expected = mean if expected is None else expected + mean
+    bins = vae.config.n_fft // 2 + 1
+    bias = vae.decoder_head.bias.detach().view(vae.audio_channels, 2, bins)[:, 0]
+    torch.testing.assert_close(bias, expected / 2)
+    assert bias.mean() < -1.0  # the synthetic clips are far quieter than the untrained decoder (0)
+    exported = trainer._export_state()["vae.decoder_head.bias"]
+    torch.testing.assert_close(exported, vae.decoder_head.bias.detach())
+
+
 class _Interrupt(Exception):
     pass
 
