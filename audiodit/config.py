@@ -87,6 +87,8 @@ class TrainingConfig:
     sample_prompts: list[str] = field(default_factory=lambda: ["rain on a tin roof"])  # dit stage: prompts for sample logs
     sample_steps: int = 10  # dit stage: sampling steps for sample logs
     val_batches: int = 4  # batches of data.val_dir evaluated at each checkpoint (val/loss; needs data.val_dir)
+    init_from: str = ""  # fresh runs: start from trained weights (vae stage: a VAE, pipeline or run; dit stage: a pipeline or dit run) instead of a random init
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed, e.g. [vae.encoder] to fine-tune only the decoder
     log_sample_ids: bool = False  # write the clip ids each process trains on to output_dir/sample_ids/rank_R.txt
 
 

@@ -394,6 +394,8 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
     done = [out_dir / split / f"{sid}.json" for sid in ids]
     if all(path.exists() for path in done):  # resumed run
         return [json.loads(path.read_text()) for path in done], None
+    # A resumed run renders only the missing variants; every variant's choices are still drawn
+    # (each from its own seeded stream), so a variant's audio does not depend on which ran before.
     stage = "parse"
     try:
         score = parse_work(work)
@@ -415,6 +417,9 @@ def render_work(work: Work, out_dir: Path, soundfont: str, seed: int, variants: 
             midi_bytes, repeats_expanded = midi.translate.streamToMidiFile(score).writestr(), False
         records = []
         for (variant, sid), choice in zip(enumerate(ids), choices):
+            if done[variant].exists():
+                records.append(json.loads(done[variant].read_text()))
+                continue
             stage = f"variant {variant}"
             quarter_bpm = choice["bpm"] * beat_quarters
             with tempfile.TemporaryDirectory(prefix="m21render-") as scratch:

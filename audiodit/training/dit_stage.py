@@ -31,7 +31,7 @@ from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 from audiodit.training.checkpoints import CheckpointError, resolve_resume
-from audiodit.training.stage import Stage, build_audio_dataset
+from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source
 from audiodit.training.tensorboard_logs import log_audio
 from audiodit.training.vae_stage import VAEStage
 
@@ -134,6 +134,34 @@ class DiTStage(Stage):
         self._set_scaling(1.0 / std)
         self.accelerator.print(f"dit: estimated vae.scaling_factor = {1.0 / std:.5f} "
                                f"(latent std {std:.5f} over {int(count)} values)")
+
+    def initialize_from(self, path):
+        """Start the transformer and the text tower from a trained pipeline (a pipeline directory or a
+        dit run's latest export) instead of `setup`; the latent scale is the one it was trained at."""
+        from audiodit.pipeline import AudioDiTPipeline
+
+        source = resolve_init_source(path)
+        if not (source / "model_index.json").is_file():
+            raise ValueError(f"training.init_from={str(path)!r}: the dit stage starts from a pipeline "
+                             f"directory (model_index.json) or a dit run, not {source}")
+        pipe = AudioDiTPipeline.from_pretrained(str(source))
+        check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source)
+        load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer", source / "transformer")
+        load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder", source / "text_encoder")
+        trained_scale, ours = float(pipe.vae.config.scaling_factor), float(self.vae.config.scaling_factor)
+        if ours == 1.0:
+            self._set_scaling(trained_scale)
+        elif not math.isclose(ours, trained_scale, rel_tol=1e-6):
+            raise ValueError(f"training.init_from: {source} was trained at vae.scaling_factor {trained_scale:g}, "
+                             f"but the VAE in vae_path={self.cfg.vae_path!r} sets {ours:g}")
+        ours_vae = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
+        same_encoder = all(name in ours_vae and ours_vae[name].shape == weight.shape
+                           and torch.allclose(ours_vae[name].float().cpu(), weight.float(), rtol=1e-3, atol=1e-4)
+                           for name, weight in pipe.vae.state_dict().items() if name.startswith("encoder"))
+        if not same_encoder:
+            self.accelerator.print(f"dit: warning: the VAE encoder in vae_path differs from {source}'s; the "
+                                   f"transformer must re-learn the latent space")
+        self.accelerator.print(f"dit: started from {source} (vae.scaling_factor {trained_scale:g})")
 
     def _set_scaling(self, value: float) -> None:
         self.vae.register_to_config(scaling_factor=float(value))

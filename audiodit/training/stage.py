@@ -75,6 +75,10 @@ class Stage:
         """Called once on a fresh run with an iterator over early batches (e.g. to estimate the
         latent scaling factor). Must not touch the global RNG."""
 
+    def initialize_from(self, path: Path) -> None:
+        """`training.init_from`: a fresh run starts from trained weights (instead of `setup`)."""
+        raise ValueError(f"stage {self.name} cannot start from training.init_from")
+
     # ------------------------------------------------------------------ losses
     def compute_losses(self, model: nn.Module, inputs: dict, step: int) -> dict[str, torch.Tensor]:
         """Run the (accelerate-wrapped) `model`; return a dict with the total `loss` plus parts."""
@@ -98,3 +102,67 @@ class Stage:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+#################################################################################
+#                 Starting from trained weights; frozen parameters               #
+#################################################################################
+
+def resolve_init_source(path: str | Path) -> Path:
+    """`training.init_from` -> a directory holding weights: a pipeline (model_index.json) or a
+    single model (config.json) as given, or a training run / checkpoint (its latest export)."""
+    from audiodit.training.checkpoints import CheckpointError, resolve_resume
+
+    path = Path(path)
+    if (path / "model_index.json").is_file() or (path / "config.json").is_file():
+        return path
+    try:
+        checkpoint = resolve_resume(str(path), path)
+    except CheckpointError as err:
+        raise ValueError(f"training.init_from={str(path)!r} is neither a pipeline or model directory "
+                         f"(model_index.json / config.json) nor a training run with checkpoints ({err})") from err
+    for export in ("pipeline", "vae"):
+        if (checkpoint / export).is_dir():
+            return checkpoint / export
+    raise ValueError(f"training.init_from={str(path)!r}: checkpoint {checkpoint} holds no pipeline/ or vae/ export")
+
+
+def check_architecture(section: str, wanted: dict, saved: dict, source: Path, ignore=()) -> None:
+    """Fields of the config's `section` that differ from the saved model's config are an error
+    (the weights would not fit, or would mean something else)."""
+    differing = [f"{name}: config {wanted[name]!r}, {source} {saved[name]!r}" for name in wanted
+                 if name in saved and name not in ignore and _plain(saved[name]) != _plain(wanted[name])]
+    if differing:
+        raise ValueError(f"training.init_from: the config's {section} section does not match the model in "
+                         f"{source}; set these fields as saved there: " + "; ".join(differing))
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
+    """Strict `load_state_dict` whose error says which model and directory did not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"training.init_from: the {what} weights in {source} do not fit the configured "
+                         f"model: {err}") from err
+
+
+def freeze_parameters(model: nn.Module, prefixes: list[str]) -> int:
+    """`training.freeze`: parameters whose names (as in `model.named_parameters()`) start with any
+    of `prefixes` stop requiring gradients; returns how many tensors were frozen. A prefix that
+    matches nothing is an error naming the model's top-level modules."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not prefix or not any(name.startswith(prefix) for name in names):
+            tops = sorted({".".join(name.split(".")[:2]) for name in names})
+            raise ValueError(f"training.freeze: {prefix!r} matches no parameter; names start with: "
+                             + ", ".join(tops))
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if any(name.startswith(prefix) for prefix in prefixes):
+            parameter.requires_grad_(False)
+            frozen += 1
+    return frozen

@@ -47,6 +47,7 @@ from audiodit.training.checkpoints import (
 )
 from audiodit.training.ema import EMA
 from audiodit.training.schedules import build_lr_scheduler
+from audiodit.training.stage import freeze_parameters
 from audiodit.training.validation import Validator
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class Trainer:
         # Build models: identical initial weights on every process (DDP also broadcasts rank 0's)
         set_seed(tcfg.seed)
         self.stage = STAGES[cfg.stage](cfg, acc)
+        if tcfg.freeze:
+            frozen = freeze_parameters(self.stage.model, list(tcfg.freeze))
+            acc.print(f"training.freeze: {frozen} parameter tensors fixed ({', '.join(tcfg.freeze)})")
         if tcfg.gradient_checkpointing:
             if not hasattr(self.stage.model, "enable_gradient_checkpointing"):
                 raise ValueError(f"stage {cfg.stage} does not support training.gradient_checkpointing")
@@ -167,6 +171,8 @@ class Trainer:
         # Resume
         if resume is not None:
             self._load(resume)  # also restores every process's RNG states
+        elif tcfg.init_from:
+            self.stage.initialize_from(Path(tcfg.init_from))  # trained weights: no data-dependent init
         else:
             self.stage.setup(self._early_batches())
             if self.ema is not None:  # setup may change weights (data-dependent initialisation)

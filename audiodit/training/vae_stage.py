@@ -16,7 +16,7 @@ from torch import nn
 
 from audiodit.losses import VAELoss
 from audiodit.models.vae import AudioVAE, DiagonalGaussianDistribution
-from audiodit.training.stage import Stage, build_audio_dataset
+from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source
 from audiodit.training.tensorboard_logs import log_audio
 
 
@@ -83,6 +83,29 @@ class VAEStage(Stage):
         self.accelerator.print(f"vae: decoder output initialised at the data's mean log-magnitude "
                                f"({float(log_magnitude.mean()):.2f} over {count} batch(es) per process)")
 
+    def initialize_from(self, path):
+        """Start from a trained VAE (a VAE directory, a pipeline's `vae/`, or a vae/dit run's latest
+        export) instead of `setup`. Its `scaling_factor` is kept unless the config sets one, so a
+        decoder fine-tuned with `training.freeze: [vae.encoder]` drops into the DiT trained on it."""
+        source = resolve_init_source(path)
+        if (source / "model_index.json").is_file():
+            source = source / "vae"
+        trained = AudioVAE.from_pretrained(str(source))
+        check_architecture("vae", dataclasses.asdict(self.cfg.vae), dict(trained.config), source,
+                           ignore=("scaling_factor",))
+        vae = self.model.vae
+        load_weights(vae, trained.state_dict(), "VAE", source)
+        if float(self.cfg.vae.scaling_factor) == 1.0:
+            vae.register_to_config(scaling_factor=float(trained.config.scaling_factor))
+        self.accelerator.print(f"vae: started from {source} (scaling_factor {vae.config.scaling_factor:g})")
+
+    def state_dict(self):
+        return {"scaling_factor": float(self.model.vae.config.scaling_factor)}
+
+    def load_state_dict(self, state):
+        if "scaling_factor" in state:
+            self.model.vae.register_to_config(scaling_factor=float(state["scaling_factor"]))
+
     def build_dataset(self, rank, world_size):
         return build_audio_dataset(self.cfg, rank, world_size, self.model.vae.hop_length)
 
@@ -105,7 +128,8 @@ class VAEStage(Stage):
         return loss
 
     def _vae_from_state(self, model_state) -> AudioVAE:
-        vae = AudioVAE(**dataclasses.asdict(self.cfg.vae))
+        scaling = float(self.model.vae.config.scaling_factor)  # the config's, or training.init_from's
+        vae = AudioVAE(**{**dataclasses.asdict(self.cfg.vae), "scaling_factor": scaling})
         prefix = "vae."
         vae.load_state_dict({k[len(prefix):]: v.detach().cpu() for k, v in model_state.items()
                              if k.startswith(prefix)})

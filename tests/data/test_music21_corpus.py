@@ -128,6 +128,24 @@ def test_rendering_is_deterministic_and_resumable(rendered, tmp_path):
         m21.render_corpus(tmp_path, works=WORKS[:1], soundfont=SOUNDFONT, seed=1, verbose=False)
 
 
+def test_resume_renders_only_the_missing_variants(rendered, tmp_path):
+    # A corpus rendered with one variant per work grows to two without rendering variant 0 again.
+    out, _, records = rendered
+    first = next(r for r in records if r["id"] == "bach__bwv66.6-v0")
+    split = tmp_path / first["split"]
+    split.mkdir()
+    shutil.copy(out / "render_config.json", tmp_path / "render_config.json")
+    for suffix in (".json", ".flac", ".txt", ".mid"):
+        shutil.copy(out / first["split"] / f"bach__bwv66.6-v0{suffix}", split / f"bach__bwv66.6-v0{suffix}")
+    kept = (split / "bach__bwv66.6-v0.flac").stat().st_mtime_ns
+    summary = m21.render_corpus(tmp_path, works=WORKS[:1], soundfont=SOUNDFONT, seed=0, variants=2,
+                                max_seconds=MAX_SECONDS, verbose=False)
+    assert summary["samples"] == 2 and summary["failed"] == 0
+    assert (split / "bach__bwv66.6-v0.flac").stat().st_mtime_ns == kept  # not rendered again
+    np.testing.assert_array_equal(load_audio(split / "bach__bwv66.6-v1.flac"),
+                                  load_audio(out / first["split"] / "bach__bwv66.6-v1.flac"))
+
+
 def test_broken_work_is_reported_not_raised(tmp_path):
     broken = tmp_path / "broken.abc"
     broken.write_bytes(b"\x00\xff not a score")

@@ -1,0 +1,111 @@
+"""Fine-tuning: `training.init_from` (start from trained weights) and `training.freeze`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiodit.config import load_config
+from audiodit.models.vae import AudioVAE
+from audiodit.pipeline import AudioDiTPipeline
+from audiodit.training import train
+from audiodit.training.checkpoints import resolve_resume
+from audiodit.training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained_vae_dir(tmp_path_factory):
+    """A tiny VAE with non-default weights and a scaling factor, as a DiT run would export it."""
+    directory = tmp_path_factory.mktemp("trained_vae")
+    torch.manual_seed(3)
+    vae = AudioVAE(**{**dataclasses.asdict(load_config(REPO / "configs" / "vae_tiny.yaml").vae), "scaling_factor": 0.5})
+    with torch.no_grad():
+        for parameter in vae.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    vae.save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def dit_run(toy_data, tiny_vae_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dit_base") / "run"
+    cfg = load_config(REPO / "configs" / "dit_tiny.yaml", [
+        f"data.train_dir={toy_data}", f"vae_path={tiny_vae_dir}", f"training.output_dir={out}",
+        "training.max_steps=2", "training.checkpoint_every=2"])
+    train(cfg)
+    return out
+
+
+def _state(module):
+    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+
+
+def test_vae_decoder_fine_tune_keeps_the_encoder_and_the_scaling_factor(toy_data, trained_vae_dir, tmp_path, vae_config):
+    cfg = vae_config(toy_data, tmp_path / "run", f"training.init_from={trained_vae_dir}",
+                     "training.freeze=[vae.encoder]", "training.max_steps=3", "training.ema_decay=0",
+                     "data.clip_seconds=0.25", "training.lr=1e-3")
+    trainer = Trainer(cfg)
+    start = _state(trainer.stage.model.vae)
+    trained = AudioVAE.from_pretrained(str(trained_vae_dir)).state_dict()
+    for name, weight in trained.items():  # no random init, no data-mean decoder bias: the trained weights
+        torch.testing.assert_close(start[name], weight, rtol=0, atol=0)
+    result = trainer.train()
+    exported = AudioVAE.from_pretrained(str(result.last_checkpoint / "vae"))
+    assert exported.config.scaling_factor == 0.5  # the DiT trained on this latent scale keeps working
+    after = exported.state_dict()
+    encoder = [name for name in after if name.startswith("encoder")]
+    decoder = [name for name in after if name.startswith("decoder")]
+    assert encoder and decoder
+    assert all(torch.equal(after[name], trained[name]) for name in encoder)
+    assert any(not torch.equal(after[name], trained[name]) for name in decoder)
+    assert trainer.stage.state_dict() == {"scaling_factor": 0.5}  # restored on --resume
+
+
+def test_dit_fine_tune_starts_from_the_pipeline_and_can_freeze_the_text_tower(toy_data, tiny_vae_dir, dit_run,
+                                                                            tmp_path, dit_config):
+    base = AudioDiTPipeline.from_pretrained(str(resolve_resume("latest", dit_run) / "pipeline"))
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", f"training.init_from={dit_run}",
+                     "text.trainable=true", "training.freeze=[text_encoder]", "training.max_steps=2", "training.ema_decay=0",
+                     "training.lr=1e-3")
+    trainer = Trainer(cfg)
+    # the VAE in vae_path has scaling 1.0: the scale the pipeline was trained at is taken, not re-estimated
+    assert trainer.stage.vae.config.scaling_factor == base.vae.config.scaling_factor != 1.0
+    for name, weight in base.transformer.state_dict().items():
+        torch.testing.assert_close(trainer.stage.model.transformer.state_dict()[name], weight, rtol=0, atol=0)
+    result = trainer.train()
+    tuned = AudioDiTPipeline.from_pretrained(str(result.last_checkpoint / "pipeline"))
+    assert tuned.vae.config.scaling_factor == base.vae.config.scaling_factor
+    assert all(torch.equal(w, base.text_encoder.state_dict()[n]) for n, w in tuned.text_encoder.state_dict().items())
+    assert any(not torch.equal(w, base.transformer.state_dict()[n]) for n, w in tuned.transformer.state_dict().items())
+    audio = tuned(["a tone"], audio_end_in_s=0.5, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).audios
+    assert audio.shape == (1, 2, 24000) and torch.isfinite(audio).all()
+
+
+def test_dit_init_from_a_mismatched_architecture_names_the_field(toy_data, tiny_vae_dir, dit_run, tmp_path, dit_config):
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", f"training.init_from={dit_run}", "dit.depth=1")
+    with pytest.raises(ValueError, match="depth: config 1"):
+        Trainer(cfg)
+
+
+def test_dit_init_from_a_vae_directory_is_refused(toy_data, tiny_vae_dir, trained_vae_dir, tmp_path, dit_config):
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", f"training.init_from={trained_vae_dir}")
+    with pytest.raises(ValueError, match="starts from a pipeline"):
+        Trainer(cfg)
+
+
+def test_dit_init_from_a_pipeline_at_another_scale_is_refused(toy_data, trained_vae_dir, dit_run, tmp_path, dit_config):
+    cfg = dit_config(toy_data, trained_vae_dir, tmp_path / "run", f"training.init_from={dit_run}")  # vae sets 0.5
+    with pytest.raises(ValueError, match="scaling_factor"):
+        Trainer(cfg)
+
+
+def test_init_from_a_missing_path_and_unknown_freeze_prefix_are_errors(toy_data, tmp_path, vae_config):
+    with pytest.raises(ValueError, match="training.init_from='.*nowhere'"):
+        Trainer(vae_config(toy_data, tmp_path / "a", f"training.init_from={tmp_path / 'nowhere'}"))
+    with pytest.raises(ValueError, match="'vae.encodr' matches no parameter.*vae.encoder_in"):
+        Trainer(vae_config(toy_data, tmp_path / "b", "training.freeze=[vae.encodr]"))
