@@ -21,6 +21,11 @@ Terms of the generator loss (weights in `VAELossConfig`):
   2020, Parallel WaveGAN) on left/right, plus `mid_side_weight` times the same on mid/side, so the
   stereo image is learned explicitly, as stable-audio-tools does with its sum/difference STFT loss.
 - `mel`: L1 between log mel spectrograms (mel filterbank built here in pure torch).
+- `chroma` (off unless `chroma_weight` > 0): L1 between the real and reconstructed pitch-class
+  distributions of each frame, weighted by the real frame's share of the energy. The spectral terms
+  above can be lowered by the data's average spectrum plus the right envelope; this one cannot,
+  so it asks the latents to carry pitch (issue 8: the CPU-trained VAE decoded every clip in
+  "G major"; docs/training.md records what this term did in short CPU runs).
 - `waveform`: L1 between waveforms (off by default: it pulls phase towards the mean).
 - `kl`: KL to N(0, I), summed over latent channels and averaged over frames and batch.
 - `adversarial` and `feature_matching` once `step >= adversarial_start_step`: a multi-scale
@@ -48,6 +53,10 @@ class VAELossConfig:
     mid_side_weight: float = 0.5  # weight of the mid/side MR-STFT loss
     mel_weight: float = 1.0  # weight of the log-mel L1 loss
     n_mels: int = 128  # mel bands of the mel loss (n_fft 2048, hop 512)
+    chroma_weight: float = 0.0  # weight of the pitch-class (chroma) L1 loss (0 disables)
+    chroma_fft_size: int = 4096  # STFT size of the chroma loss (11.7 Hz bins at 48 kHz)
+    chroma_fmin: float = 100.0  # Hz: bins below carry too few bins per semitone to be pitch-accurate
+    chroma_fmax: float = 5000.0  # Hz: above, harmonics and noise blur the pitch classes
     waveform_weight: float = 0.0  # weight of the waveform L1 loss
     kl_weight: float = 1e-4  # weight of the KL term
     adversarial_start_step: int = 2000  # GAN terms and discriminator updates start at this step
@@ -103,6 +112,31 @@ def log_mel_spectrogram(audio: torch.Tensor, sample_rate: int, n_fft: int = 2048
     filters = mel_filterbank(sample_rate, n_fft, n_mels).to(audio.device)
     mel = torch.matmul(filters, magnitude_spectrogram(audio, n_fft, hop))  # (..., n_mels, frames)
     return torch.log(mel.clamp(min=1e-5))
+
+
+def chroma_filterbank(sample_rate: int, n_fft: int, f_min: float, f_max: float) -> torch.Tensor:
+    """(12, n_fft // 2 + 1) pitch-class weights, row 0 = C: a bin between `f_min` and `f_max` counts
+    towards a pitch class by 1 - (its distance in semitones to that class, in any octave), floored at
+    0, so a bin exactly on a note counts fully to it and a bin between two notes half to each."""
+    frequencies = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    inside = (frequencies >= f_min) & (frequencies <= f_max)
+    midi = 69.0 + 12.0 * torch.log2(frequencies.clamp(min=1e-6) / 440.0)  # (bins,)
+    offsets = (midi[None, :] - torch.arange(12, dtype=torch.float64)[:, None]) % 12.0  # (12, bins)
+    distance = torch.minimum(offsets, 12.0 - offsets)
+    return ((1.0 - distance).clamp(min=0.0) * inside).float()
+
+
+def chroma_loss(real: torch.Tensor, fake: torch.Tensor, filters: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Energy-weighted L1 between per-frame pitch-class distributions of (B, ch, S) waveforms (mono mix)."""
+    power_real = magnitude_spectrogram(real.mean(dim=1), n_fft).square()  # (B, bins, frames)
+    power_fake = magnitude_spectrogram(fake.mean(dim=1), n_fft).square()
+    chroma_real = torch.einsum("kf,bft->bkt", filters, power_real)  # (B, 12, frames)
+    chroma_fake = torch.einsum("kf,bft->bkt", filters, power_fake)
+    energy_real = chroma_real.sum(dim=1)  # (B, frames)
+    distance = (chroma_real / (energy_real[:, None] + 1e-7)
+                - chroma_fake / (chroma_fake.sum(dim=1, keepdim=True) + 1e-7)).abs().sum(dim=1)  # (B, frames)
+    weight = energy_real / (energy_real.sum(dim=1, keepdim=True) + 1e-7)  # silent frames count for nothing
+    return (distance * weight).sum(dim=1).mean()
 
 
 class MultiResolutionSTFTLoss(nn.Module):
@@ -198,6 +232,8 @@ class VAELoss(nn.Module):
         if config.adversarial_loss not in ("hinge", "lsgan"):
             raise ValueError(f"adversarial_loss must be 'hinge' or 'lsgan', got {config.adversarial_loss!r}")
         self.stft_loss = MultiResolutionSTFTLoss(config.stft_fft_sizes)
+        self.register_buffer("chroma_filters", chroma_filterbank(
+            config.sample_rate, config.chroma_fft_size, config.chroma_fmin, config.chroma_fmax), persistent=False)
         self.discriminator = MultiScaleSTFTDiscriminator(
             config.disc_fft_sizes, audio_channels, config.disc_channels)
 
@@ -211,7 +247,7 @@ class VAELoss(nn.Module):
                              f"{tuple(real.shape)} and {tuple(fake.shape)}")
 
     def reconstruction_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Un-weighted reconstruction terms (with grad): stft, stft_mid_side, mel, waveform."""
+        """Un-weighted reconstruction terms (with grad): stft, stft_mid_side, mel, waveform (and chroma)."""
         self._check(real, fake)
         cfg = self.config
         terms = {"stft": self.stft_loss(real, fake)}
@@ -220,6 +256,8 @@ class VAELoss(nn.Module):
         terms["mel"] = F.l1_loss(log_mel_spectrogram(fake, cfg.sample_rate, n_mels=cfg.n_mels),
                                  log_mel_spectrogram(real, cfg.sample_rate, n_mels=cfg.n_mels))
         terms["waveform"] = F.l1_loss(fake, real)
+        if cfg.chroma_weight > 0:
+            terms["chroma"] = chroma_loss(real, fake, self.chroma_filters, cfg.chroma_fft_size)
         return terms
 
     def generator_loss(self, real: torch.Tensor, fake: torch.Tensor, posterior=None,
@@ -229,6 +267,8 @@ class VAELoss(nn.Module):
         terms = self.reconstruction_terms(real, fake)
         total = (cfg.stft_weight * terms["stft"] + cfg.mel_weight * terms["mel"]
                  + cfg.waveform_weight * terms["waveform"])
+        if "chroma" in terms:
+            total = total + cfg.chroma_weight * terms["chroma"]
         if "stft_mid_side" in terms:
             total = total + cfg.mid_side_weight * terms["stft_mid_side"]
         if posterior is not None:

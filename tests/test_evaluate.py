@@ -237,7 +237,7 @@ def test_command_end_to_end_on_tiny_pipeline(tmp_path, capsys):
     adherence_keys = {"key_accuracy", "mode_accuracy", "key_mirex_score", "tempo_accuracy", "tempo_accuracy_octave",
                       "tempo_accuracy_metrical", "tempo_median_abs_error_bpm", "tempo_median_abs_error_octave_bpm",
                       "instrument_accuracy"}
-    assert set(report["metrics"]["real"]) == adherence_keys | {"frechet_distance"}
+    assert set(report["metrics"]["real"]) == set(report["metrics"]["vae"]) == adherence_keys | {"frechet_distance"}
     assert set(report["metrics"]["model"]) == adherence_keys | {"frechet_distance", "vae_mrstft", "vae_mel_l1_db",
                                                                 "vae_si_sdr_db"}
     assert set(report["metrics"]["shuffled"]) == set(report["p_value_model_vs_shuffled"]) == adherence_keys
@@ -252,6 +252,7 @@ def test_command_end_to_end_on_tiny_pipeline(tmp_path, capsys):
 
     table = (out_dir / "report.md").read_text()
     assert "| Key accuracy (tonic and mode) ↑ |" in table and "Shuffled-prompt floor" in table
+    assert "Real audio through the VAE" in table and len(report["per_clip"]["vae"]) == 3
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + len(evaluate.ROWS)
     assert "| Metric |" in capsys.readouterr().out
 

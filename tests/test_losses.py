@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from audiodit.losses import (VAELoss, VAELossConfig, log_mel_spectrogram, mel_filterbank,
-                             mid_side)
+from audiodit.losses import (VAELoss, VAELossConfig, chroma_filterbank, chroma_loss, log_mel_spectrogram,
+                             mel_filterbank, mid_side)
 from audiodit.models.vae import DiagonalGaussianDistribution
 
 
@@ -79,6 +79,37 @@ def test_mel_filterbank_and_spectrogram():
     mel_low = log_mel_spectrogram(low, 48000, n_mels=64).mean(-1)
     mel_high = log_mel_spectrogram(high, 48000, n_mels=64).mean(-1)
     assert mel_low.argmax() < mel_high.argmax()
+
+
+def _tones(frequencies, seconds=0.5, sample_rate=48000):
+    t = torch.arange(int(seconds * sample_rate)) / sample_rate
+    return sum(torch.sin(2 * torch.pi * f * t) for f in frequencies).expand(1, 2, -1).clone()
+
+
+def test_chroma_filterbank_puts_notes_in_their_pitch_class():
+    filters = chroma_filterbank(48000, 8192, 100.0, 5000.0)  # (12, bins), row 0 = C
+    bins = torch.linspace(0, 24000, 8192 // 2 + 1)
+    for midi in (48, 57, 64, 70):  # C3, A3, E4, Bb4
+        frequency = 440.0 * 2 ** ((midi - 69) / 12)
+        nearest = int(torch.argmin((bins - frequency).abs()))
+        assert int(filters[:, nearest].argmax()) == midi % 12
+    assert filters[:, bins < 100].abs().sum() == 0 and filters[:, bins > 5000].abs().sum() == 0
+
+
+def test_chroma_loss_sees_pitch_not_loudness():
+    filters = chroma_filterbank(48000, 4096, 100.0, 5000.0)
+    c_major = _tones([261.63, 329.63, 392.00])
+    assert chroma_loss(c_major, 0.2 * c_major, filters, 4096) < 1e-4  # gain does not change pitch classes
+    up_a_tone = _tones([293.66, 369.99, 440.00])  # D major: no pitch class shared with C major
+    up_an_octave = _tones([523.25, 659.26, 783.99])
+    far, near = chroma_loss(c_major, up_a_tone, filters, 4096), chroma_loss(c_major, up_an_octave, filters, 4096)
+    assert far > 1.0 and near < 0.5 * far  # 2 = disjoint distributions
+    # off by default; switched on it is a weighted term of the total
+    real, fake = c_major, up_a_tone + 0.01
+    _, off = VAELoss(VAELossConfig()).generator_loss(real, fake)
+    total, on = VAELoss(VAELossConfig(chroma_weight=2.0)).generator_loss(real, fake)
+    assert "chroma" not in off
+    torch.testing.assert_close(on["total"], off["total"] + 2.0 * on["chroma"])
 
 
 def test_discriminator_switches_on_after_warm_up(loss_fn):

@@ -66,7 +66,9 @@ class DiTStage(Stage):
             raise ValueError("the dit stage needs vae_path: a trained AudioVAE directory (e.g. "
                              "runs/vae/checkpoints/step-XXXXXXXX/vae)")
         device = accelerator.device
-        self.vae = AudioVAE.from_pretrained(str(resolve_vae_path(cfg.vae_path))).to(device).eval().requires_grad_(False)
+        # fp32 whatever it was saved in (a float16 export, e.g. models/audiodit-small/vae, is upcast)
+        self.vae = AudioVAE.from_pretrained(str(resolve_vae_path(cfg.vae_path))).to(device, torch.float32)
+        self.vae.eval().requires_grad_(False)
         self.text_encoder = build_text_encoder(cfg.text).to(device)
         text_trainable = cfg.text.trainable
         dit_cfg = dataclasses.asdict(cfg.dit)
@@ -135,9 +137,11 @@ class DiTStage(Stage):
         self.accelerator.print(f"dit: estimated vae.scaling_factor = {1.0 / std:.5f} "
                                f"(latent std {std:.5f} over {int(count)} values)")
 
-    def initialize_from(self, path):
+    def initialize_from(self, path, first_batches):
         """Start the transformer and the text tower from a trained pipeline (a pipeline directory or a
-        dit run's latest export) instead of `setup`; the latent scale is the one it was trained at."""
+        dit run's latest export) instead of a random init. The latent scale: the pipeline's when
+        vae_path holds the same encoder (e.g. a decoder fine-tuned with `training.freeze:
+        [vae.encoder]`); estimated again, as on a fresh run, when the encoder differs."""
         from audiodit.pipeline import AudioDiTPipeline
 
         source = resolve_init_source(path)
@@ -148,20 +152,22 @@ class DiTStage(Stage):
         check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source)
         load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer", source / "transformer")
         load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder", source / "text_encoder")
-        trained_scale, ours = float(pipe.vae.config.scaling_factor), float(self.vae.config.scaling_factor)
-        if ours == 1.0:
-            self._set_scaling(trained_scale)
-        elif not math.isclose(ours, trained_scale, rel_tol=1e-6):
-            raise ValueError(f"training.init_from: {source} was trained at vae.scaling_factor {trained_scale:g}, "
-                             f"but the VAE in vae_path={self.cfg.vae_path!r} sets {ours:g}")
-        ours_vae = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
-        same_encoder = all(name in ours_vae and ours_vae[name].shape == weight.shape
-                           and torch.allclose(ours_vae[name].float().cpu(), weight.float(), rtol=1e-3, atol=1e-4)
+        ours = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
+        same_encoder = all(name in ours and ours[name].shape == weight.shape
+                           and torch.allclose(ours[name].float().cpu(), weight.float(), rtol=1e-3, atol=1e-4)
                            for name, weight in pipe.vae.state_dict().items() if name.startswith("encoder"))
+        trained_scale = float(pipe.vae.config.scaling_factor)
         if not same_encoder:
-            self.accelerator.print(f"dit: warning: the VAE encoder in vae_path differs from {source}'s; the "
-                                   f"transformer must re-learn the latent space")
-        self.accelerator.print(f"dit: started from {source} (vae.scaling_factor {trained_scale:g})")
+            self.accelerator.print(f"dit: the VAE encoder in vae_path differs from the one {source} was trained "
+                                   f"with: the transformer starts from its weights but must learn the new latents")
+            self.setup(first_batches)  # estimates the scale of the new latents unless vae_path sets one
+        elif float(self.vae.config.scaling_factor) == 1.0:
+            self._set_scaling(trained_scale)
+        elif not math.isclose(float(self.vae.config.scaling_factor), trained_scale, rel_tol=1e-6):
+            raise ValueError(f"training.init_from: {source} was trained at vae.scaling_factor {trained_scale:g}, "
+                             f"but the VAE in vae_path={self.cfg.vae_path!r} (same encoder) sets "
+                             f"{float(self.vae.config.scaling_factor):g}")
+        self.accelerator.print(f"dit: started from {source} (vae.scaling_factor {self.vae.config.scaling_factor:g})")
 
     def _set_scaling(self, value: float) -> None:
         self.vae.register_to_config(scaling_factor=float(value))

@@ -75,8 +75,9 @@ class Stage:
         """Called once on a fresh run with an iterator over early batches (e.g. to estimate the
         latent scaling factor). Must not touch the global RNG."""
 
-    def initialize_from(self, path: Path) -> None:
-        """`training.init_from`: a fresh run starts from trained weights (instead of `setup`)."""
+    def initialize_from(self, path: Path, first_batches) -> None:
+        """`training.init_from`: a fresh run starts from trained weights (instead of `setup`, which
+        it may still call, e.g. when the weights were trained on other latents)."""
         raise ValueError(f"stage {self.name} cannot start from training.init_from")
 
     # ------------------------------------------------------------------ losses

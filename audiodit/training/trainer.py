@@ -172,7 +172,7 @@ class Trainer:
         if resume is not None:
             self._load(resume)  # also restores every process's RNG states
         elif tcfg.init_from:
-            self.stage.initialize_from(Path(tcfg.init_from))  # trained weights: no data-dependent init
+            self.stage.initialize_from(Path(tcfg.init_from), self._early_batches())
         else:
             self.stage.setup(self._early_batches())
             if self.ema is not None:  # setup may change weights (data-dependent initialisation)

@@ -83,7 +83,7 @@ class VAEStage(Stage):
         self.accelerator.print(f"vae: decoder output initialised at the data's mean log-magnitude "
                                f"({float(log_magnitude.mean()):.2f} over {count} batch(es) per process)")
 
-    def initialize_from(self, path):
+    def initialize_from(self, path, first_batches):
         """Start from a trained VAE (a VAE directory, a pipeline's `vae/`, or a vae/dit run's latest
         export) instead of `setup`. Its `scaling_factor` is kept unless the config sets one, so a
         decoder fine-tuned with `training.freeze: [vae.encoder]` drops into the DiT trained on it."""

@@ -98,10 +98,34 @@ def test_dit_init_from_a_vae_directory_is_refused(toy_data, tiny_vae_dir, traine
         Trainer(cfg)
 
 
-def test_dit_init_from_a_pipeline_at_another_scale_is_refused(toy_data, trained_vae_dir, dit_run, tmp_path, dit_config):
-    cfg = dit_config(toy_data, trained_vae_dir, tmp_path / "run", f"training.init_from={dit_run}")  # vae sets 0.5
-    with pytest.raises(ValueError, match="scaling_factor"):
+def _vae_copy(source, target, scaling_factor, noise=0.0):
+    vae = AudioVAE.from_pretrained(str(source))
+    vae.register_to_config(scaling_factor=scaling_factor)
+    with torch.no_grad():
+        for parameter in vae.parameters():
+            parameter.add_(noise * torch.randn_like(parameter))
+    vae.save_pretrained(str(target))
+    return target
+
+
+def test_dit_init_from_a_pipeline_at_another_scale_is_refused(toy_data, tiny_vae_dir, dit_run, tmp_path, dit_config):
+    rescaled = _vae_copy(tiny_vae_dir, tmp_path / "vae", 0.5)  # same encoder, another latent scale
+    cfg = dit_config(toy_data, rescaled, tmp_path / "run", f"training.init_from={dit_run}")
+    with pytest.raises(ValueError, match="scaling_factor 9.*sets 0.5"):
         Trainer(cfg)
+
+
+def test_dit_init_from_with_another_encoder_estimates_the_new_scale(toy_data, tiny_vae_dir, dit_run, tmp_path,
+                                                                     dit_config, capsys):
+    torch.manual_seed(1)
+    other = _vae_copy(tiny_vae_dir, tmp_path / "vae", 1.0, noise=0.05)  # a retrained VAE: new latents
+    base = AudioDiTPipeline.from_pretrained(str(resolve_resume("latest", dit_run) / "pipeline"))
+    trainer = Trainer(dit_config(toy_data, other, tmp_path / "run", f"training.init_from={dit_run}"))
+    scale = trainer.stage.vae.config.scaling_factor
+    assert scale != 1.0 and abs(scale - base.vae.config.scaling_factor) > 1e-3
+    assert "encoder in vae_path differs" in capsys.readouterr().out
+    for name, weight in base.transformer.state_dict().items():
+        torch.testing.assert_close(trainer.stage.model.transformer.state_dict()[name], weight, rtol=0, atol=0)
 
 
 def test_init_from_a_missing_path_and_unknown_freeze_prefix_are_errors(toy_data, tmp_path, vae_config):
@@ -109,3 +133,19 @@ def test_init_from_a_missing_path_and_unknown_freeze_prefix_are_errors(toy_data,
         Trainer(vae_config(toy_data, tmp_path / "a", f"training.init_from={tmp_path / 'nowhere'}"))
     with pytest.raises(ValueError, match="'vae.encodr' matches no parameter.*vae.encoder_in"):
         Trainer(vae_config(toy_data, tmp_path / "b", "training.freeze=[vae.encodr]"))
+
+
+def test_dit_fine_tune_from_a_float16_export(toy_data, tiny_vae_dir, dit_run, tmp_path, dit_config):
+    # models/audiodit-small is stored in float16: its VAE as vae_path and its weights as init_from work,
+    # the encoder counts as the same (fp16 rounding), and training runs in float32.
+    from audiodit.export import main as export_main
+
+    exported = tmp_path / "fp16"
+    assert export_main([str(resolve_resume("latest", dit_run) / "pipeline"), str(exported), "--dtype", "float16"]) == 0
+    cfg = dit_config(toy_data, exported / "vae", tmp_path / "run", f"training.init_from={exported}",
+                     "training.max_steps=1", "training.ema_decay=0")
+    trainer = Trainer(cfg)
+    assert trainer.stage.vae.dtype == torch.float32
+    assert next(trainer.stage.model.parameters()).dtype == torch.float32
+    assert trainer.stage.vae.config.scaling_factor == AudioDiTPipeline.from_pretrained(str(exported)).vae.config.scaling_factor
+    assert trainer.train().step == 1
