@@ -171,11 +171,12 @@ class Trainer:
         # Resume
         if resume is not None:
             self._load(resume)  # also restores every process's RNG states
-        elif tcfg.init_from:
-            self.stage.initialize_from(Path(tcfg.init_from), self._early_batches())
         else:
-            self.stage.setup(self._early_batches())
-            if self.ema is not None:  # setup may change weights (data-dependent initialisation)
+            if tcfg.init_from:
+                self.stage.initialize_from(Path(tcfg.init_from), self._early_batches())
+            else:
+                self.stage.setup(self._early_batches())
+            if self.ema is not None:  # the EMA starts from the trained or data-initialised weights
                 self.ema = EMA(acc.unwrap_model(self.model), tcfg.ema_decay)
             # Per-process RNG streams for noise, timesteps and dropout: ranks must not draw alike.
             set_seed(tcfg.seed + acc.process_index)
