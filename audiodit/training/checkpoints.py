@@ -170,3 +170,22 @@ def read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"cannot read {path}: {err}") from err
+
+
+def resolve_export(path: str | os.PathLike, setting: str, exports: tuple[str, ...]) -> Path:
+    """A model or pipeline directory (config.json / model_index.json) as given, or the export
+    (the first of `exports`, e.g. "vae" or "pipeline") of a run's latest checkpoint or of a given
+    checkpoint. `setting` names the option in error messages."""
+    path = Path(path)
+    if (path / "model_index.json").is_file() or (path / "config.json").is_file():
+        return path
+    try:
+        checkpoint = resolve_resume(str(path), path)
+    except CheckpointError as err:
+        raise ValueError(f"{setting}={str(path)!r} is neither a model or pipeline directory (config.json / "
+                         f"model_index.json) nor a training run with checkpoints ({err})") from err
+    for export in exports:
+        if (checkpoint / export).is_dir():
+            return checkpoint / export
+    raise ValueError(f"{setting}={str(path)!r}: checkpoint {checkpoint} holds no "
+                     + " or ".join(f"{export}/" for export in exports) + " export")

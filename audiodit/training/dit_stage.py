@@ -30,7 +30,7 @@ from audiodit.conditioners import TextEncoderOutput, build_text_encoder
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
-from audiodit.training.checkpoints import CheckpointError, resolve_resume
+from audiodit.training.checkpoints import resolve_export
 from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source
 from audiodit.training.tensorboard_logs import log_audio
 from audiodit.training.vae_stage import VAEStage
@@ -247,16 +247,10 @@ class DiTStage(Stage):
 
 
 def resolve_vae_path(vae_path: str) -> Path:
-    """A VAE directory, or a vae-stage run/checkpoint directory (its latest `vae/` export)."""
-    path = Path(vae_path)
-    if (path / "config.json").is_file():
-        return path
-    try:
-        checkpoint = resolve_resume(str(path), path)
-    except CheckpointError as err:
-        raise ValueError(f"vae_path {vae_path!r} is neither an AudioVAE directory (config.json) "
-                         f"nor a vae-stage run with checkpoints ({err})") from err
-    return checkpoint / VAEStage.export_dirname
+    """A VAE directory, a pipeline directory (its `vae/`), or a vae-stage run/checkpoint directory
+    (its latest `vae/` export)."""
+    path = resolve_export(vae_path, "vae_path", (VAEStage.export_dirname,))
+    return path / "vae" if (path / "model_index.json").is_file() else path
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

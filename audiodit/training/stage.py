@@ -112,20 +112,9 @@ class Stage:
 def resolve_init_source(path: str | Path) -> Path:
     """`training.init_from` -> a directory holding weights: a pipeline (model_index.json) or a
     single model (config.json) as given, or a training run / checkpoint (its latest export)."""
-    from audiodit.training.checkpoints import CheckpointError, resolve_resume
+    from audiodit.training.checkpoints import resolve_export
 
-    path = Path(path)
-    if (path / "model_index.json").is_file() or (path / "config.json").is_file():
-        return path
-    try:
-        checkpoint = resolve_resume(str(path), path)
-    except CheckpointError as err:
-        raise ValueError(f"training.init_from={str(path)!r} is neither a pipeline or model directory "
-                         f"(model_index.json / config.json) nor a training run with checkpoints ({err})") from err
-    for export in ("pipeline", "vae"):
-        if (checkpoint / export).is_dir():
-            return checkpoint / export
-    raise ValueError(f"training.init_from={str(path)!r}: checkpoint {checkpoint} holds no pipeline/ or vae/ export")
+    return resolve_export(path, "training.init_from", ("pipeline", "vae"))
 
 
 def check_architecture(section: str, wanted: dict, saved: dict, source: Path, ignore=()) -> None:

@@ -150,3 +150,16 @@ def test_dit_fine_tune_from_a_float16_export(toy_data, tiny_vae_dir, dit_run, tm
     assert next(trainer.stage.model.parameters()).dtype == torch.float32
     assert trainer.stage.vae.config.scaling_factor == AudioDiTPipeline.from_pretrained(str(exported)).vae.config.scaling_factor
     assert trainer.train().step == 1
+
+
+def test_vae_path_and_init_from_resolve_pipelines_and_runs(dit_run, tmp_path):
+    from audiodit.training.dit_stage import resolve_vae_path
+    from audiodit.training.stage import resolve_init_source
+
+    pipeline = resolve_resume("latest", dit_run) / "pipeline"
+    assert resolve_init_source(dit_run) == pipeline
+    assert resolve_vae_path(str(pipeline)) == pipeline / "vae"  # vae_path may name a whole pipeline
+    with pytest.raises(ValueError, match="vae_path=.*holds no vae/ export"):
+        resolve_vae_path(str(dit_run))  # a dit run exports pipelines, not VAEs
+    with pytest.raises(ValueError, match="vae_path=.*neither a model or pipeline directory"):
+        resolve_vae_path(str(tmp_path))
