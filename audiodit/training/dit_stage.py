@@ -30,8 +30,7 @@ from audiodit.conditioners import TextEncoderOutput, build_text_encoder
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
-from audiodit.training.checkpoints import resolve_export
-from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source
+from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source, resolve_vae_dir
 from audiodit.training.tensorboard_logs import log_audio
 from audiodit.training.vae_stage import VAEStage
 
@@ -249,8 +248,7 @@ class DiTStage(Stage):
 def resolve_vae_path(vae_path: str) -> Path:
     """A VAE directory, a pipeline directory (its `vae/`), or a vae-stage run/checkpoint directory
     (its latest `vae/` export)."""
-    path = resolve_export(vae_path, "vae_path", (VAEStage.export_dirname,))
-    return path / "vae" if (path / "model_index.json").is_file() else path
+    return resolve_vae_dir(vae_path, "vae_path", (VAEStage.export_dirname,))
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from audiodit.config import Config
+from audiodit.training.checkpoints import resolve_export
 
 
 def build_audio_dataset(cfg: Config, rank: int, world_size: int, length_multiple: int):
@@ -112,9 +113,14 @@ class Stage:
 def resolve_init_source(path: str | Path) -> Path:
     """`training.init_from` -> a directory holding weights: a pipeline (model_index.json) or a
     single model (config.json) as given, or a training run / checkpoint (its latest export)."""
-    from audiodit.training.checkpoints import resolve_export
-
     return resolve_export(path, "training.init_from", ("pipeline", "vae"))
+
+
+def resolve_vae_dir(path: str | Path, setting: str, exports: tuple[str, ...]) -> Path:
+    """Like `resolve_export`, but a pipeline directory gives its `vae/`: the AudioVAE directory that
+    `setting` (`vae_path`, or `training.init_from` of the vae stage) names."""
+    source = resolve_export(path, setting, exports)
+    return source / "vae" if (source / "model_index.json").is_file() else source
 
 
 def check_architecture(section: str, wanted: dict, saved: dict, source: Path, ignore=()) -> None:

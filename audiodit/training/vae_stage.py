@@ -16,7 +16,7 @@ from torch import nn
 
 from audiodit.losses import VAELoss
 from audiodit.models.vae import AudioVAE, DiagonalGaussianDistribution
-from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source
+from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_vae_dir
 from audiodit.training.tensorboard_logs import log_audio
 
 
@@ -87,9 +87,7 @@ class VAEStage(Stage):
         """Start from a trained VAE (a VAE directory, a pipeline's `vae/`, or a vae/dit run's latest
         export) instead of `setup`. Its `scaling_factor` is kept unless the config sets one, so a
         decoder fine-tuned with `training.freeze: [vae.encoder]` drops into the DiT trained on it."""
-        source = resolve_init_source(path)
-        if (source / "model_index.json").is_file():
-            source = source / "vae"
+        source = resolve_vae_dir(path, "training.init_from", ("pipeline", "vae"))
         trained = AudioVAE.from_pretrained(str(source))
         check_architecture("vae", dataclasses.asdict(self.cfg.vae), dict(trained.config), source,
                            ignore=("scaling_factor",))
