@@ -68,6 +68,20 @@ def test_kl_term_is_weighted_into_the_total():
     assert torch.isclose(total, 0.5 * terms["kl"])
 
 
+def test_kl_term_starts_late_and_ramps_up():
+    # KL annealing: off before kl_start_step, then linear over kl_warmup_steps, then constant.
+    config = VAELossConfig(kl_weight=0.5, kl_start_step=10, kl_warmup_steps=4, adversarial_start_step=10**9)
+    loss = VAELoss(config)
+    audio = music_like()
+    posterior = DiagonalGaussianDistribution(torch.full((1, 4, 10), 1.0), torch.ones(1, 4, 10))
+    totals = {step: loss.generator_loss(audio, audio, posterior, step=step)[0].item()
+              for step in (0, 9, 10, 11, 13, 14, 1000)}
+    kl = 2.0  # 0.5 * mean^2 summed over 4 channels
+    assert totals[0] == totals[9] == totals[10] == 0.0
+    assert totals[11] == pytest.approx(0.5 * kl / 4) and totals[13] == pytest.approx(0.5 * kl * 3 / 4)
+    assert totals[14] == totals[1000] == pytest.approx(0.5 * kl)
+
+
 def test_mel_filterbank_and_spectrogram():
     filters = mel_filterbank(48000, 2048, 64)
     assert filters.shape == (64, 1025) and (filters >= 0).all()

@@ -41,6 +41,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
 
+ENCODER_INPUTS = ("log_magnitude", "complex")
 INITIAL_POSTERIOR_STD = 0.02  # posterior std of a freshly initialised encoder (see initialize_weights)
 
 
@@ -60,6 +61,8 @@ class VAEConfig:
     decoder_latent_blocks: int = 2  # decoder ConvNeXt blocks at the latent rate
     decoder_frame_blocks: int = 6  # decoder ConvNeXt blocks at the STFT frame rate
     mlp_ratio: int = 3  # ConvNeXt hidden width / block width (Vocos uses 3)
+    phase_advance: bool = True  # decoder phase is relative to each bin's centre-frequency advance (see _decode_frames)
+    encoder_input: str = "log_magnitude"  # "log_magnitude" or "complex" (power-law compressed real/imag; see _encoder_features)
 
     @property
     def hop_length(self) -> int:
@@ -222,6 +225,8 @@ class AudioVAE(ModelMixin, ConfigMixin):
         decoder_latent_blocks: int = 2,
         decoder_frame_blocks: int = 6,
         mlp_ratio: int = 3,
+        phase_advance: bool = False,  # False: configs saved before the option decode as they did
+        encoder_input: str = "complex",  # the default of configs saved before the option
     ):
         super().__init__()
         if n_fft < stft_hop_length or (n_fft - stft_hop_length) % 2:
@@ -234,16 +239,22 @@ class AudioVAE(ModelMixin, ConfigMixin):
         self.latent_channels = latent_channels
         self.hop_length = stft_hop_length * frames_per_latent
         self.latent_rate = sampling_rate / self.hop_length
+        if encoder_input not in ENCODER_INPUTS:
+            raise ValueError(f"encoder_input must be one of {ENCODER_INPUTS}, got {encoder_input!r}")
         num_bins = n_fft // 2 + 1
-        spec_features = audio_channels * 2 * num_bins  # real and imaginary part per channel
+        spec_features = audio_channels * 2 * num_bins  # decoder: log-magnitude and phase per channel
+        input_features = audio_channels * num_bins * (2 if encoder_input == "complex" else 1)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        if encoder_input == "log_magnitude":  # per-feature standardisation, set from data before training
+            self.register_buffer("encoder_input_mean", torch.zeros(input_features))
+            self.register_buffer("encoder_input_std", torch.ones(input_features))
         # Largest magnitude a [-1, 1] signal can reach in one bin (full-scale DC): a safety clamp on
         # the predicted log-magnitude, like Vocos' clip, scaled to our window.
         self.max_log_magnitude = math.log(float(torch.hann_window(n_fft).sum()))
 
         # Encoder: STFT features -> frame-rate ConvNeXt -> strided conv -> latent-rate ConvNeXt.
         enc_scale = 1.0 / (encoder_frame_blocks + encoder_latent_blocks)
-        self.encoder_in = nn.Conv1d(spec_features, encoder_dim, kernel_size=1)
+        self.encoder_in = nn.Conv1d(input_features, encoder_dim, kernel_size=1)
         self.encoder_in_norm = ChannelLayerNorm(encoder_dim, eps=1e-6)
         self.encoder_frame = _stack(encoder_dim, encoder_frame_blocks, mlp_ratio, enc_scale)
         self.encoder_down = nn.Sequential(
@@ -286,24 +297,59 @@ class AudioVAE(ModelMixin, ConfigMixin):
         nn.init.constant_(self.encoder_out[1].bias[self.latent_channels:],
                           math.log(math.expm1(INITIAL_POSTERIOR_STD)))
 
-    # ------------------------------------------------------- output initialisation
+    # ---------------------------------------------- data-dependent initialisation
+    def _item_spectra(self, audio: torch.Tensor, lengths: list[int] | None):
+        """Yield each item's complex STFT (ch, bins, F) over its whole frames of real audio."""
+        self._check_audio(audio)
+        cfg = self.config
+        hop = cfg.stft_hop_length
+        for index, item in enumerate(audio.float()):
+            length = audio.shape[-1] if lengths is None else int(lengths[index])
+            length = max(hop, length - length % hop)  # whole STFT frames of real audio
+            item = F.pad(item, (0, max(0, length - item.shape[-1])))[:, :length]  # (ch, S')
+            yield stft_same(item, cfg.n_fft, hop, self.window.float())  # (ch, bins, F)
+
     @torch.no_grad()
     def mean_log_magnitude(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
         """Mean natural-log STFT magnitude of `audio` (B, ch, S) per channel and bin: (ch, bins), in
         the units the decoder head predicts (floored at 1e-5, like the losses). `lengths` (samples
         per item) leaves out right zero-padding."""
-        self._check_audio(audio)
-        cfg = self.config
-        hop = cfg.stft_hop_length
         total, frames = 0.0, 0
-        for index, item in enumerate(audio.float()):
-            length = audio.shape[-1] if lengths is None else int(lengths[index])
-            length = max(hop, length - length % hop)  # whole STFT frames of real audio
-            item = F.pad(item, (0, max(0, length - item.shape[-1])))[:, :length]  # (ch, S')
-            spec = stft_same(item, cfg.n_fft, hop, self.window.float())  # (ch, bins, F)
+        for spec in self._item_spectra(audio, lengths):
             total = total + spec.abs().clamp_min(1e-5).log().sum(dim=-1)  # (ch, bins)
             frames += spec.shape[-1]
         return total / frames
+
+    @torch.no_grad()
+    def encoder_input_moments(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        """(2, features): mean and mean square over frames of the encoder's raw input features of
+        `audio` (B, ch, S), leaving out right zero-padding like `mean_log_magnitude`."""
+        total, frames = 0.0, 0
+        for spec in self._item_spectra(audio, lengths):
+            feats = self._raw_features(spec)  # (features, F)
+            total = total + torch.stack([feats.sum(-1), feats.square().sum(-1)])  # (2, features)
+            frames += feats.shape[-1]
+        return total / frames
+
+    @torch.no_grad()
+    def set_encoder_input_statistics(self, moments: torch.Tensor) -> None:
+        """Standardise the encoder's input with these (2, features) moments (`encoder_input_moments`).
+
+        Why (issue 8): log-magnitudes average about -5. Adam moves every weight of a row of the
+        input layer by about the learning rate in the same direction when its inputs share a sign,
+        so a non-centred input turns each step into a large constant shift of that layer's output.
+        Measured on the tiny preset: the shared part grew from 0 to 128 (against an input-dependent
+        std of 0.6) in 10 steps, the LayerNorm after it then passed the same vector for every input,
+        and both clips decoded to the same spectrum. Per-feature centring removes the shared sign."""
+        if self.config.encoder_input != "log_magnitude":
+            raise ValueError(f"encoder_input {self.config.encoder_input!r} takes no input statistics "
+                             "(only 'log_magnitude' does)")
+        expected = (2, self.encoder_input_mean.shape[0])
+        if tuple(moments.shape) != expected:
+            raise ValueError(f"moments must have shape {expected} (mean, mean square), got {tuple(moments.shape)}")
+        mean, square = moments.to(self.encoder_input_mean)
+        self.encoder_input_mean.copy_(mean)
+        self.encoder_input_std.copy_((square - mean.square()).clamp_min(1e-4).sqrt())
 
     @torch.no_grad()
     def set_output_log_magnitude(self, log_magnitude: torch.Tensor) -> None:
@@ -325,11 +371,15 @@ class AudioVAE(ModelMixin, ConfigMixin):
         bias = self.decoder_head.bias.view(self.audio_channels, 2, bins)  # (ch, [log-mag, phase], bins)
         bias[:, 0] = log_magnitude.to(bias)
 
-    def initialize_output_from_audio(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+    def initialize_from_audio(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
         """Data-dependent initialisation before training: the decoder starts at `audio`'s mean
-        spectrum (see `set_output_log_magnitude`). Returns the (ch, bins) log-magnitudes set."""
+        spectrum (`set_output_log_magnitude`) and, for log-magnitude inputs, the encoder's input is
+        standardised with `audio`'s statistics (`set_encoder_input_statistics`). Returns the
+        (ch, bins) log-magnitudes set."""
         log_magnitude = self.mean_log_magnitude(audio, lengths)
         self.set_output_log_magnitude(log_magnitude)
+        if self.config.encoder_input == "log_magnitude":
+            self.set_encoder_input_statistics(self.encoder_input_moments(audio, lengths))
         return log_magnitude
 
     @classmethod
@@ -350,16 +400,38 @@ class AudioVAE(ModelMixin, ConfigMixin):
             raise ValueError(f"audio must be (batch, {self.audio_channels}, samples) with samples > 0, "
                              f"got shape {tuple(audio.shape)}")
 
-    def _encode_frames(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, ch, T * hop_length) -> posterior mean and std, each (B, C, T)."""
+    def _raw_features(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex STFT (N, ch, bins, F) or (ch, bins, F) -> the encoder's input features before
+        standardisation, (N, features, F) or (features, F).
+
+        "log_magnitude": log(|X| + 1e-4) per channel and bin. Pitch and loudness are linear in these
+        features, so even a random encoder's latents correlate with what the decoder must output
+        and the reconstruction gradient reaches the encoder from the first step.
+        "complex": |X|^0.3 with the phase kept, as real and imaginary parts. A tone's real and
+        imaginary parts rotate from frame to frame, so a linear read-out of them averages to zero:
+        the encoder must first learn magnitudes, and on the music corpus a 3000-step CPU run never
+        did (its latents carried no pitch, issue 8)."""
+        if self.config.encoder_input == "log_magnitude":
+            feats = torch.log(spec.abs() + 1e-4)  # (..., ch, bins, F)
+        else:
+            spec = spec * (spec.abs() + 1e-5).pow(-0.7)  # power-law compression evens out the range
+            feats = torch.view_as_real(spec).movedim(-1, -3)  # (..., ch, 2, bins, F)
+        return feats.flatten(-3 if feats.ndim == spec.ndim else -4, -2)  # (..., features, F)
+
+    def _encoder_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, ch, S) -> (B, features, F) standardised encoder input at the STFT frame rate."""
         batch, channels, samples = audio.shape
         cfg = self.config
         spec = stft_same(audio.reshape(batch * channels, samples).float(), cfg.n_fft,
                          cfg.stft_hop_length, self.window)  # (B*ch, bins, F) complex
-        # Power-law compression (|X|^0.3 with the phase kept) evens out the spectrum's dynamic range.
-        spec = spec * (spec.abs() + 1e-5).pow(-0.7)
-        feats = torch.view_as_real(spec).permute(0, 3, 1, 2)  # (B*ch, 2, bins, F)
-        feats = feats.reshape(batch, -1, feats.shape[-1]).to(self.encoder_in.weight.dtype)  # (B, ch*2*bins, F)
+        feats = self._raw_features(spec.view(batch, channels, *spec.shape[1:]))  # (B, features, F)
+        if cfg.encoder_input == "log_magnitude":
+            feats = (feats - self.encoder_input_mean[:, None]) / self.encoder_input_std[:, None]
+        return feats.to(self.encoder_in.weight.dtype)
+
+    def _encode_frames(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, ch, T * hop_length) -> posterior mean and std, each (B, C, T)."""
+        feats = self._encoder_features(audio)  # (B, features, F)
         h = self.encoder_in_norm(self.encoder_in(feats))  # (B, D, F)
         h = self.encoder_frame(h)  # (B, D, F)
         h = self.encoder_latent(self.encoder_down(h))  # (B, D, T)
@@ -394,8 +466,25 @@ class AudioVAE(ModelMixin, ConfigMixin):
         return mean, std
 
     # ------------------------------------------------------------------ decode
-    def _decode_frames(self, latents: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) -> waveform (B, ch, T * hop_length)."""
+    def bin_phase_advance(self, num_frames: int, first_frame: int = 0) -> torch.Tensor:
+        """(bins, F) phase of a sinusoid at each bin's centre frequency in STFT frames
+        first_frame .. first_frame + F - 1: 2 pi k hop i / n_fft, computed modulo n_fft in integers
+        so it stays exact for any length."""
+        cfg = self.config
+        bins = torch.arange(cfg.n_fft // 2 + 1, device=self.window.device)[:, None]  # (bins, 1)
+        frames = torch.arange(first_frame, first_frame + num_frames, device=self.window.device)  # (F,)
+        cycles = (bins * cfg.stft_hop_length * frames) % cfg.n_fft  # (bins, F)
+        return cycles.float() * (2.0 * math.pi / cfg.n_fft)
+
+    def _decode_frames(self, latents: torch.Tensor, first_latent_frame: int = 0) -> torch.Tensor:
+        """(B, C, T) -> waveform (B, ch, T * hop_length). `first_latent_frame` is where these
+        latents start in the whole clip (tiles), so the phase advance lines up across tiles.
+
+        With `phase_advance` the head's phase is added to each bin's centre-frequency advance, so a
+        constant prediction renders a steady sinusoid at that bin's frequency. Without it a constant
+        phase repeats every STFT hop: the output is a comb on multiples of sampling_rate / hop
+        (100 Hz) whatever the magnitudes say, and the decoder must learn a per-bin phase rotation
+        before any pitch can come out (measured: a 3000-step CPU run never did, issue 8)."""
         cfg = self.config
         batch = latents.shape[0]
         h = self.decoder_in_norm(self.decoder_in(latents))  # (B, D, T)
@@ -404,6 +493,8 @@ class AudioVAE(ModelMixin, ConfigMixin):
         out = self.decoder_head(self.decoder_out_norm(h)).float()  # (B, F, ch*2*bins)
         out = out.reshape(batch, out.shape[1], self.audio_channels, 2, -1)  # (B, F, ch, 2, bins)
         log_magnitude, phase = out.permute(3, 0, 2, 4, 1)  # (B, ch, bins, F) each
+        if cfg.phase_advance:
+            phase = phase + self.bin_phase_advance(phase.shape[-1], first_latent_frame * cfg.frames_per_latent)
         magnitude = log_magnitude.clamp(max=self.max_log_magnitude).exp()
         spec = torch.polar(magnitude, phase).flatten(0, 1)  # (B*ch, bins, F) complex
         audio = istft_same(spec, cfg.n_fft, cfg.stft_hop_length, self.window)  # (B*ch, S)
@@ -432,7 +523,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
         audio = latents.new_zeros(latents.shape[0], self.audio_channels, frames * hop)  # (B, ch, S)
         tiles = _plan_tiles(frames, self.tile_latent_frames, self.overlap_latent_frames)
         for index, (start, end) in enumerate(tiles):
-            tile_audio = self._decode_frames(latents[..., start:end])  # (B, ch, (end - start) * hop)
+            tile_audio = self._decode_frames(latents[..., start:end], start)  # (B, ch, (end - start) * hop)
             overlap_in = (tiles[index - 1][1] - start) * hop if index > 0 else 0
             overlap_out = (end - tiles[index + 1][0]) * hop if index + 1 < len(tiles) else 0
             weights = _crossfade_weights((end - start) * hop, overlap_in, overlap_out).to(tile_audio)

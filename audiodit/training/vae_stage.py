@@ -64,17 +64,23 @@ class VAEStage(Stage):
         self.discriminator = self.loss_fn.discriminator
 
     def setup(self, first_batches):
-        """Fresh run: start the decoder at the training data's mean spectrum, averaged over the
-        first `training.scaling_batches` batches of every process (`AudioVAE.set_output_log_magnitude`
-        explains why an uninitialised decoder collapses to one output)."""
+        """Fresh run: start the decoder at the training data's mean spectrum and, for log-magnitude
+        encoder inputs, standardise them with the data's statistics; both averaged over the first
+        `training.scaling_batches` batches of every process (`AudioVAE.set_output_log_magnitude`
+        and `AudioVAE.set_encoder_input_statistics` explain why)."""
         vae = self.model.vae
-        total, count = None, 0
+        standardise = vae.config.encoder_input == "log_magnitude"
+        total, moments, count = None, None, 0
         for index, batch in enumerate(first_batches):
             if index >= self.cfg.training.scaling_batches:
                 break
             audio = batch["audio"].to(self.accelerator.device)  # (B, 2, S)
-            mean = vae.mean_log_magnitude(audio, [int(n) for n in batch["num_samples"]])  # (ch, bins)
+            lengths = [int(n) for n in batch["num_samples"]]
+            mean = vae.mean_log_magnitude(audio, lengths)  # (ch, bins)
             total = mean if total is None else total + mean
+            if standardise:
+                item = vae.encoder_input_moments(audio, lengths)  # (2, features)
+                moments = item if moments is None else moments + item
             count += 1
         if total is None:
             return
@@ -82,6 +88,9 @@ class VAEStage(Stage):
         vae.set_output_log_magnitude(log_magnitude)
         self.accelerator.print(f"vae: decoder output initialised at the data's mean log-magnitude "
                                f"({float(log_magnitude.mean()):.2f} over {count} batch(es) per process)")
+        if standardise:
+            vae.set_encoder_input_statistics(self.accelerator.reduce(moments / count, reduction="mean"))
+            self.accelerator.print("vae: encoder input standardised with the same batches' statistics")
 
     def initialize_from(self, path, first_batches):
         """Start from a trained VAE (a VAE directory, a pipeline's `vae/`, or a vae/dit run's latest

@@ -3,6 +3,7 @@ on a real recording (the loss falls; reconstructions depend on their input)."""
 
 import dataclasses
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -120,11 +121,49 @@ def test_tiled_matches_untiled(tiny):
 
 
 @torch.no_grad()
+def test_tiles_keep_the_phase_advance_when_its_cycle_is_not_one_latent_frame():
+    # n_fft 1440 with hop 480: a bin's centre-frequency phase repeats every 3 STFT frames, and a tile
+    # starting at latent frame 32 starts at STFT frame 128 (128 % 3 != 0), so the tile must be told
+    # where it starts or its sinusoids jump in phase at the seam.
+    torch.manual_seed(0)
+    vae = AudioVAE.from_preset("tiny", n_fft=1440).eval()
+    latents = torch.randn(1, vae.latent_channels, 100, generator=torch.Generator().manual_seed(5))
+    full = vae.decode(latents).sample
+    vae.enable_tiling(tile_latent_frames=64, overlap_latent_frames=32)
+    tiled = vae.decode(latents).sample
+    assert (tiled - full).abs().max() <= 1e-4 * full.abs().max()
+
+
+def _decode_one_bin(phase_advance: bool, bin_index: int) -> torch.Tensor:
+    """Frequency (Hz) of the strongest component when a tiny decoder's head outputs a constant
+    spectrum: bin `bin_index` loud, every other bin silent, phase 0."""
+    vae = AudioVAE.from_preset("tiny", phase_advance=phase_advance).eval()
+    bins = vae.config.n_fft // 2 + 1
+    with torch.no_grad():
+        vae.decoder_head.weight.zero_()
+        bias = vae.decoder_head.bias.view(2, 2, bins)  # (ch, [log-magnitude, phase], bins)
+        bias.zero_()
+        bias[:, 0] = -20.0
+        bias[:, 0, bin_index] = 0.0
+        audio = vae.decode(torch.zeros(1, vae.latent_channels, 25)).sample[0, 0]  # 1 s, left
+    spectrum = torch.fft.rfft(audio * torch.hann_window(audio.shape[-1])).abs()  # 1 Hz per bin
+    return float(spectrum.argmax()) * vae.sampling_rate / audio.shape[-1]
+
+
+def test_phase_advance_lets_a_constant_head_render_any_bin_frequency():
+    # Bin 17 of a 1920-point FFT at 48 kHz is 425 Hz. With the centre-frequency phase advance a
+    # constant head renders a steady 425 Hz sinusoid; without it, the frames repeat every 480-sample
+    # hop and the energy can only land on multiples of 100 Hz (the comb buzz of issue 3).
+    assert abs(_decode_one_bin(True, 17) - 425.0) <= 2.0
+    assert _decode_one_bin(False, 17) % 100.0 == pytest.approx(0.0, abs=2.0)
+
+
+@torch.no_grad()
 def test_tiled_decode_works_chunk_by_chunk(tiny, monkeypatch):
     # 2 minutes of latents: memory is bounded because the network only ever sees one tile.
     seen = []
     decode_frames = tiny._decode_frames
-    monkeypatch.setattr(tiny, "_decode_frames", lambda z: seen.append(z.shape[-1]) or decode_frames(z))
+    monkeypatch.setattr(tiny, "_decode_frames", lambda z, first=0: seen.append(z.shape[-1]) or decode_frames(z, first))
     frames = 3000
     tiny.enable_tiling(tile_latent_frames=500, overlap_latent_frames=32)
     try:
@@ -191,13 +230,55 @@ def test_mean_log_magnitude_leaves_out_padding(tiny):
 def test_output_initialisation_sets_the_log_magnitude_bias():
     vae = AudioVAE.from_preset("tiny")
     audio = 0.1 * torch.randn(3, 2, 5000)
-    log_magnitude = vae.initialize_output_from_audio(audio)
+    log_magnitude = vae.initialize_from_audio(audio)
     bins = vae.config.n_fft // 2 + 1
     bias = vae.decoder_head.bias.detach().view(2, 2, bins)  # (ch, [log-magnitude, phase], bins)
     torch.testing.assert_close(bias[:, 0], log_magnitude)
     assert (bias[:, 1] == 0).all()  # phase bias untouched
     with pytest.raises(ValueError, match="log_magnitude must have shape"):
         vae.set_output_log_magnitude(torch.zeros(bins))
+
+
+@torch.no_grad()
+def test_initialisation_standardises_log_magnitude_inputs(tmp_path):
+    # After initialize_from_audio every encoder input feature has mean 0 and std 1 over the frames
+    # of the audio it was computed on (padding left out), and the statistics are saved with the model.
+    torch.manual_seed(3)
+    vae = AudioVAE.from_preset("tiny")
+    t = torch.arange(9600) / 48000
+    audio = torch.stack([0.3 * torch.sin(2 * math.pi * 440 * t) * torch.linspace(0, 1, 9600),
+                         0.05 * torch.randn(9600)])[None]  # (1, 2, S): a swelling tone and noise
+    padded = torch.nn.functional.pad(audio, (0, 4800))
+    vae.initialize_from_audio(padded, lengths=[9600])
+    feats = vae._encoder_features(audio)[0]  # (features, F)
+    assert feats.mean(-1).abs().max() < 1e-3
+    assert (feats.std(-1, unbiased=False) - 1).abs().max() < 1e-3
+    vae.save_pretrained(tmp_path / "vae")
+    loaded = AudioVAE.from_pretrained(tmp_path / "vae")
+    torch.testing.assert_close(loaded.encoder_input_std, vae.encoder_input_std)
+    torch.testing.assert_close(loaded.encode(audio).latent_dist.mean, vae.encode(audio).latent_dist.mean)
+    with pytest.raises(ValueError, match="moments must have shape"):
+        vae.set_encoder_input_statistics(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="takes no input statistics"):
+        AudioVAE.from_preset("tiny", encoder_input="complex").set_encoder_input_statistics(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="encoder_input must be one of"):
+        AudioVAE.from_preset("tiny", encoder_input="mel")
+
+
+def test_configs_saved_before_the_options_load_as_they_were_trained(tmp_path):
+    # A config.json without encoder_input and phase_advance (the bundled model before issue 8's
+    # change) must keep complex inputs and the plain phase, or its weights would decode noise.
+    old = AudioVAE.from_preset("tiny", encoder_input="complex", phase_advance=False)
+    old.save_pretrained(tmp_path / "vae")
+    config_path = tmp_path / "vae" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["encoder_input"], config["phase_advance"]
+    config_path.write_text(json.dumps(config))
+    loaded = AudioVAE.from_pretrained(tmp_path / "vae")
+    assert loaded.config.encoder_input == "complex" and loaded.config.phase_advance is False
+    audio = 0.1 * torch.randn(1, 2, 4000, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(audio).sample, old(audio).sample)
 
 
 def test_trained_reconstruction_depends_on_its_input():
@@ -208,7 +289,7 @@ def test_trained_reconstruction_depends_on_its_input():
     torch.manual_seed(0)
     clips = torch.cat([_real_recording(offset=offset) for offset in (2.0, 10.0)])  # (2, 2, 24000)
     vae = AudioVAE.from_preset("tiny")
-    vae.initialize_output_from_audio(clips)
+    vae.initialize_from_audio(clips)
     loss_fn = VAELoss(VAELossConfig(adversarial_start_step=10**9))
     optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
     for step in range(100):

@@ -97,15 +97,22 @@ def test_fresh_vae_run_starts_at_the_data_mean_spectrum(toy_data, tmp_path, vae_
     cfg = vae_config(toy_data, tmp_path / "run", "training.scaling_batches=2", "data.clip_seconds=0.25")
     trainer = Trainer(cfg)
     vae = trainer.stage.model.vae
-    expected = None
+    expected, moments = None, None
     for index, batch in enumerate(trainer._early_batches()):
         if index == 2:
             break
-        mean = vae.mean_log_magnitude(batch["audio"], [int(n) for n in batch["num_samples"]])
+        lengths = [int(n) for n in batch["num_samples"]]
+        mean = vae.mean_log_magnitude(batch["audio"], lengths)
         expected = mean if expected is None else expected + mean
+        item = vae.encoder_input_moments(batch["audio"], lengths)  # (2, features)
+        moments = item if moments is None else moments + item
     bins = vae.config.n_fft // 2 + 1
     bias = vae.decoder_head.bias.detach().view(vae.audio_channels, 2, bins)[:, 0]
     torch.testing.assert_close(bias, expected / 2)
+    # ... and the encoder's log-magnitude input is standardised with the same batches' statistics.
+    mean, square = moments / 2
+    torch.testing.assert_close(vae.encoder_input_mean, mean)
+    torch.testing.assert_close(vae.encoder_input_std, (square - mean.square()).clamp_min(1e-4).sqrt())
     assert bias.mean() < -1.0  # the synthetic clips are far quieter than the untrained decoder (0)
     exported = trainer._export_state()["vae.decoder_head.bias"]
     torch.testing.assert_close(exported, vae.decoder_head.bias.detach())
