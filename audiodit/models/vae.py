@@ -3,12 +3,14 @@
 Architecture (ideas from Vocos, Siuzdak 2023, and ConvNeXt, Liu et al. 2022):
 
     encode: waveform (B, 2, S) -> STFT per channel (hop 480, 100 frames/s at 48 kHz)
-            -> power-law compressed real/imag features -> ConvNeXt-1D blocks at the frame rate
+            -> standardised log-magnitudes (or, in configs saved before issue 8, power-law
+            compressed real/imag parts) -> ConvNeXt-1D blocks at the frame rate
             -> strided conv down to the latent rate (x4 -> 25 frames/s) -> ConvNeXt blocks
             -> mean and std of a diagonal Gaussian (B, C, T)
     decode: latent (B, C, T) -> ConvNeXt blocks at the latent rate -> transposed conv up to the
             STFT frame rate -> ConvNeXt blocks -> linear head predicting log-magnitude and phase for
-            every channel and frequency bin -> inverse STFT (overlap-add) -> waveform (B, 2, S)
+            every channel and frequency bin (the phase relative to the bin's centre-frequency
+            advance) -> inverse STFT (overlap-add) -> waveform (B, 2, S)
 
 No layer ever runs at the audio sample rate: the decoder's last learned layer works on 100 frames
 per second and the inverse STFT does the rest. That is why it is an order of magnitude cheaper on
