@@ -17,8 +17,9 @@ and every `--every` steps reports, on 8 clips of a second folder (held out):
 `--before-fix` undoes two initialisations that issue 3 added (decoder output at the data's mean
 log-magnitude, posterior std 0.02) to show the collapse they prevent. `--set FIELD=VALUE` changes
 the VAE config (e.g. `encoder_input=complex`, `phase_advance=false`), `--kl-start-step` and
-`--chroma-weight` the loss. Measured (issue 8, 200 steps, KL off): held-out `to_real` 1.24 with
-log-magnitude inputs against 1.88 with complex inputs (average spectrum: 1.56).
+`--chroma-weight` the loss. Measured (issue 8, 200 steps, KL off): held-out `to_real` 1.10 with
+standardised log-magnitude inputs (1.24 unstandardised) against 1.88 with complex inputs (average
+spectrum: 1.56).
 
     python benchmarks/vae_collapse_probe.py TRAIN_DIR HELD_OUT_DIR [--before-fix] [--steps 150]
         [--set encoder_input=complex] [--kl-start-step 100000] [--chroma-weight 1]
