@@ -328,7 +328,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
         `audio` (B, ch, S), leaving out right zero-padding like `mean_log_magnitude`."""
         total, frames = 0.0, 0
         for spec in self._item_spectra(audio, lengths):
-            feats = self._raw_features(spec)  # (features, F)
+            feats = self._raw_features(spec[None])[0]  # (features, F)
             total = total + torch.stack([feats.sum(-1), feats.square().sum(-1)])  # (2, features)
             frames += feats.shape[-1]
         return total / frames
@@ -403,8 +403,8 @@ class AudioVAE(ModelMixin, ConfigMixin):
                              f"got shape {tuple(audio.shape)}")
 
     def _raw_features(self, spec: torch.Tensor) -> torch.Tensor:
-        """Complex STFT (N, ch, bins, F) or (ch, bins, F) -> the encoder's input features before
-        standardisation, (N, features, F) or (features, F).
+        """Complex STFT (N, ch, bins, F) -> the encoder's input features before standardisation,
+        (N, features, F).
 
         "log_magnitude": log(|X| + 1e-4) per channel and bin. Pitch and loudness are linear in these
         features, so even a random encoder's latents correlate with what the decoder must output
@@ -414,11 +414,11 @@ class AudioVAE(ModelMixin, ConfigMixin):
         the encoder must first learn magnitudes, and on the music corpus a 3000-step CPU run never
         did (its latents carried no pitch, issue 8)."""
         if self.config.encoder_input == "log_magnitude":
-            feats = torch.log(spec.abs() + 1e-4)  # (..., ch, bins, F)
+            feats = torch.log(spec.abs() + 1e-4)  # (N, ch, bins, F)
         else:
             spec = spec * (spec.abs() + 1e-5).pow(-0.7)  # power-law compression evens out the range
-            feats = torch.view_as_real(spec).movedim(-1, -3)  # (..., ch, 2, bins, F)
-        return feats.flatten(-3 if feats.ndim == spec.ndim else -4, -2)  # (..., features, F)
+            feats = torch.view_as_real(spec).movedim(-1, 2)  # (N, ch, 2, bins, F)
+        return feats.flatten(1, -2)  # (N, features, F)
 
     def _encoder_features(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, ch, S) -> (B, features, F) standardised encoder input at the STFT frame rate."""
