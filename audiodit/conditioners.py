@@ -55,6 +55,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -129,6 +130,29 @@ def _load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path!r} does not hold a state dict")
     return state
+
+
+# ----------------------------------------------------------------------------
+# Tempo stated in a prompt
+# ----------------------------------------------------------------------------
+
+_BPM = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:bpm|beats per minute)\b", re.IGNORECASE)
+
+
+def parse_bpm(prompt: str) -> float:
+    """The tempo a prompt states ("... 80 BPM ...", "92.5 bpm", "120 beats per minute"), or NaN.
+
+    The first statement counts; a number of 0 is no tempo (NaN). Models built with
+    `tempo_conditioning` receive this number beside the text (`AudioDiTModel` `bpm=`).
+    """
+    match = _BPM.search(prompt or "")
+    value = float(match.group(1)) if match else float("nan")
+    return value if value > 0 else float("nan")
+
+
+def prompt_tempi(prompts: list[str]) -> torch.Tensor:
+    """`(B,)` fp32 tempi of `prompts` (NaN where a prompt states none)."""
+    return torch.tensor([parse_bpm(prompt) for prompt in prompts], dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, Schedu
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from audiodit.conditioners import TextConditioner, TextEncoderOutput
+from audiodit.conditioners import TextConditioner, TextEncoderOutput, prompt_tempi
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 
@@ -221,6 +221,32 @@ class AudioDiTPipeline(DiffusionPipeline):
             uncond = self._repeat(self.text_encoder.encode(negatives, device=device), num_waveforms_per_prompt)
         return cond, uncond
 
+    def _tempo(self, prompt, bpm, batch_size, num_waveforms_per_prompt, do_cfg, device) -> dict:
+        """`{"bpm": (2B | B,)}` for a tempo-conditioned transformer (unconditional half NaN), else {}."""
+        if not getattr(self.transformer.config, "tempo_conditioning", False):
+            if bpm is not None:
+                raise ValueError("`bpm` was given, but this model has no tempo conditioning; state the tempo "
+                                 "in the prompt instead.")
+            return {}
+        prompts = None if prompt is None else ([prompt] if isinstance(prompt, str) else list(prompt))
+        if bpm is not None:
+            tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)
+            count = batch_size // num_waveforms_per_prompt
+            if tempi.numel() == 1:
+                tempi = tempi.expand(count)
+            if tempi.numel() != count:
+                raise ValueError(f"`bpm` has {tempi.numel()} entries but there are {count} prompts.")
+            if bool((tempi <= 0).any()):
+                raise ValueError(f"`bpm` must be positive (NaN for none), got {tempi.tolist()}.")
+        elif prompts is not None:
+            tempi = prompt_tempi(prompts)
+        else:
+            tempi = torch.full((batch_size // num_waveforms_per_prompt,), float("nan"))
+        tempi = tempi.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)
+        if do_cfg:
+            tempi = torch.cat([torch.full_like(tempi, float("nan")), tempi])  # (2B,) uncond first
+        return {"bpm": tempi}
+
     @staticmethod
     def _repeat(output: TextEncoderOutput, times: int) -> TextEncoderOutput:
         return TextEncoderOutput(
@@ -287,6 +313,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         strength: float = 1.0,
         inpaint_range: tuple[float, float] | None = None,
         continuation_in_s: float | None = None,
+        bpm: float | list[float] | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -310,6 +337,10 @@ class AudioDiTPipeline(DiffusionPipeline):
             strength: audio-to-audio, in (0, 1]: how far the initial audio is noised (1 = ignore it).
             inpaint_range: (start_s, end_s) of `initial_audio` to regenerate; the rest is kept.
             continuation_in_s: extend `initial_audio` by this many seconds, conditioned on its end.
+            bpm: tempo per prompt (a number or one per prompt; NaN = none) for a model with tempo
+                conditioning; None reads it from each prompt ("... 80 BPM ...", `parse_bpm`), and a
+                prompt that states none (or `prompt_embeds`) gets the model's "no tempo" embedding.
+                The unconditional branch of guidance never has a tempo, as in training.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -339,7 +370,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             return self._continue(
                 prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
                 negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-                callback_on_step_end,
+                callback_on_step_end, bpm,
             )
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
@@ -352,6 +383,8 @@ class AudioDiTPipeline(DiffusionPipeline):
             uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device) if do_cfg else None
         batch_size = cond.pooled.shape[0]
         text = _pad_tokens([uncond, cond]) if do_cfg else cond
+        tempo = self._tempo(prompt if prompt_embeds is None else None, bpm, batch_size, num_waveforms_per_prompt,
+                            do_cfg, device)
         dtype = self.transformer.dtype
 
         # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
@@ -403,6 +436,7 @@ class AudioDiTPipeline(DiffusionPipeline):
                     pooled_text=text.pooled.to(dtype),
                     seconds_start=seconds_start,
                     seconds_total=seconds_total,
+                    **tempo,
                 ).sample  # (2B | B, C, T)
                 if do_cfg:
                     v_uncond, v_cond = velocity.chunk(2)
@@ -443,7 +477,7 @@ class AudioDiTPipeline(DiffusionPipeline):
     def _continue(
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-        callback_on_step_end,
+        callback_on_step_end, bpm=None,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context) followed by new frames, then splice the new part after the clip."""
@@ -460,7 +494,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
             guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
             initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
-            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end=callback_on_step_end, bpm=bpm,
         ).audios  # (B, 2, S_window)
         # The context comes back as its VAE reconstruction: keep the original clip bit-exact and
         # append only the new seconds.
@@ -484,7 +518,8 @@ class AudioDiTPipeline(DiffusionPipeline):
         **kwargs,
     ) -> AudioPipelineOutput:
         """Walk from (prompt_start, seed_start) to (prompt_end, seed_end) in `num_points` clips,
-        as Riffusion does: text embeddings are interpolated linearly, noise spherically.
+        as Riffusion does: text embeddings are interpolated linearly, noise spherically, and the
+        tempo (a tempo-conditioned model, both prompts stating one) geometrically.
         Returns audios of shape (num_points, 2, S)."""
         if num_points < 2:
             raise ValueError(f"`num_points` must be >= 2, got {num_points}.")
@@ -500,8 +535,13 @@ class AudioDiTPipeline(DiffusionPipeline):
             self.prepare_latents(1, num_frames, self.transformer.dtype, device, torch.Generator("cpu").manual_seed(seed))
             for seed in (seed_start, seed_end)
         ]
+        # A tempo-conditioned model: the tempo moves geometrically between the prompts' tempi.
+        log_tempi = torch.log2(prompt_tempi([prompt_start, prompt_end]))
+        with_tempo = getattr(self.transformer.config, "tempo_conditioning", False) and "bpm" not in kwargs
         clips = []
         for weight in np.linspace(0.0, 1.0, num_points):
+            if with_tempo:
+                kwargs["bpm"] = float(2.0 ** torch.lerp(log_tempi[0], log_tempi[1], float(weight)))
             embeds = TextEncoderOutput(
                 embeddings=torch.lerp(ends.embeddings[:1], ends.embeddings[1:], float(weight)),
                 mask=ends.mask[:1] | ends.mask[1:],

@@ -395,3 +395,20 @@ def test_cuda_outputs_match_cpu(kind, clap_dir):
     tokens = {name: value.cuda() for name, value in encoder.tokenize(PROMPTS).items()}
     dropped = encoder(tokens, force_drop_ids=torch.tensor([1, 0, 0]))
     assert dropped.pooled.device.type == "cuda" and (dropped.pooled[0] == 0).all()
+
+
+@pytest.mark.parametrize("prompt, bpm", [
+    ("A Bach chorale in D minor for organ, 80 BPM, 4/4.", 80.0),
+    ("a groove at 92.5 bpm", 92.5),
+    ("120 beats per minute, then 60 BPM", 120.0),  # the first statement counts
+    ("a 440 Hz tone", None),
+    ("mix2 BPM", None),  # not a number of its own
+    ("0 BPM", None),
+    ("", None),
+])
+def test_parse_bpm(prompt, bpm):
+    from audiodit.conditioners import parse_bpm, prompt_tempi
+
+    value = parse_bpm(prompt)
+    assert (value != value) if bpm is None else value == bpm  # NaN when none is stated
+    assert prompt_tempi([prompt, "x, 100 BPM"]).tolist()[1] == 100.0

@@ -211,3 +211,57 @@ def test_plain_diffusion_pipeline_loader_with_custom_pipeline(pipe, tmp_path):
     loaded = DiffusionPipeline.from_pretrained(tmp_path, custom_pipeline=module.__file__, trust_remote_code=True)
     assert type(loaded).__name__ == "AudioDiTPipeline"
     assert isinstance(loaded.scheduler, FlowMatchEulerDiscreteScheduler)
+
+
+# --------------------------------------------------------------------------------- tempo conditioning
+
+
+@pytest.fixture(scope="module")
+def tempo_pipe():
+    return tiny_pipeline(seed=0, tempo_conditioning=True)
+
+
+def _capture_bpm(pipe, monkeypatch):
+    """Record the `bpm` the transformer receives at each step."""
+    seen, forward = [], pipe.transformer.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("bpm"))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", spy)
+    return seen
+
+
+def test_tempo_is_read_from_the_prompt_and_the_unconditional_branch_has_none(tempo_pipe, monkeypatch):
+    seen = _capture_bpm(tempo_pipe, monkeypatch)
+    _run(tempo_pipe, ["a jig, 120 BPM", "a slow air"], num_waveforms_per_prompt=2, guidance_scale=3.0)
+    bpm = seen[0]
+    assert bpm.shape == (8,)  # (unconditional 4, conditional 4)
+    assert torch.isnan(bpm[:4]).all()
+    assert bpm[4:6].tolist() == [120.0, 120.0] and torch.isnan(bpm[6:]).all()
+    seen.clear()
+    _run(tempo_pipe, ["a jig, 120 BPM", "a slow air"], bpm=[90.0, 60.0], guidance_scale=1.0)  # explicit wins
+    assert seen[0].tolist() == [90.0, 60.0]
+
+
+def test_the_stated_tempo_changes_the_audio(tempo_pipe):
+    fast = _run(tempo_pipe, "a jig, 160 BPM")
+    torch.testing.assert_close(fast, _run(tempo_pipe, "a jig, 160 BPM", bpm=160.0), rtol=0, atol=0)
+    assert not torch.allclose(fast, _run(tempo_pipe, "a jig, 160 BPM", bpm=60.0))  # same text, other tempo
+
+
+def test_bad_bpm_is_an_error(pipe, tempo_pipe):
+    with pytest.raises(ValueError, match="no tempo conditioning"):
+        _run(pipe, "a jig", bpm=120.0)
+    with pytest.raises(ValueError, match="2 prompts"):
+        _run(tempo_pipe, ["a", "b"], bpm=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="positive"):
+        _run(tempo_pipe, "a", bpm=-5.0)
+
+
+def test_interpolation_moves_the_tempo_geometrically(tempo_pipe, monkeypatch):
+    seen = _capture_bpm(tempo_pipe, monkeypatch)
+    tempo_pipe.interpolate("a reel, 60 BPM", "a reel, 240 BPM", num_points=3, audio_end_in_s=0.5,
+                           num_inference_steps=1, guidance_scale=1.0)
+    assert [round(float(b[0]), 3) for b in seen] == [60.0, 120.0, 240.0]

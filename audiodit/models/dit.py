@@ -39,6 +39,8 @@ from audiodit.models.attention import (BlockDiagonalMask, KeyPaddingMask, apply_
 from audiodit.models.patches import PatchGrid
 
 TIMING_FREQUENCIES = 8  # Fourier features of seconds / max_seconds at 1, 2, 4, ..., 128 cycles
+TEMPO_FREQUENCIES = 6  # Fourier features of the log tempo at 1/2, 1, 2, ..., 16 cycles over its range
+TEMPO_RANGE_BPM = (20.0, 320.0)  # four octaves; tempi outside are clamped
 
 
 @dataclass
@@ -57,6 +59,7 @@ class DiTConfig:
     rope_theta: float = 10000.0  # rotary base; positions are in latent frames
     timestep_embed_dim: int = 256  # sinusoidal features of 1000 * t before the timestep MLP
     attention_backend: Literal["auto", "xformers", "sdpa"] = "auto"  # see models/attention.py
+    tempo_conditioning: bool = False  # a numeric tempo (BPM) input beside the timing (see TempoEmbedder)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
@@ -131,6 +134,45 @@ def timing_features(seconds: torch.Tensor, max_seconds: float) -> torch.Tensor:
     freqs = 2.0 ** torch.arange(TIMING_FREQUENCIES, device=x.device, dtype=torch.float32)
     angles = 2 * math.pi * x * freqs  # (B, F)
     return torch.cat([x, angles.sin(), angles.cos()], dim=-1)
+
+
+def tempo_features(bpm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(B,)` tempi in BPM (NaN = none stated) -> features `(B, 1 + 2F)` and `known (B,)` bool.
+
+    u = log2 of the tempo, scaled so TEMPO_RANGE_BPM maps to [0, 1] (clamped), and sin/cos(pi 2^k u)
+    for k < F: a log scale, because a tempo and its double are one musical step apart at any
+    speed. Unknown tempi get zero features; `TempoEmbedder` replaces their embedding.
+    """
+    bpm = bpm.float()
+    known = torch.isfinite(bpm) & (bpm > 0)
+    low, high = (math.log2(value) for value in TEMPO_RANGE_BPM)
+    clean = torch.where(known, bpm, torch.full_like(bpm, 2.0 ** low)).clamp(*TEMPO_RANGE_BPM)
+    u = ((torch.log2(clean) - low) / (high - low))[:, None]  # (B, 1) in [0, 1]
+    angles = math.pi * u * 2.0 ** torch.arange(TEMPO_FREQUENCIES, device=bpm.device, dtype=torch.float32)
+    features = torch.cat([u, angles.sin(), angles.cos()], dim=-1)  # (B, 1 + 2F)
+    return features * known[:, None], known
+
+
+class TempoEmbedder(nn.Module):
+    """`bpm (B,)` -> `(B, D)`: a numeric tempo for the conditioning vector, as timing is.
+
+    Prompts say "80 BPM"; a text tower learns each number as a separate token and sees each one a
+    few dozen times in a music dataset, so it cannot tell that 81 is close to 80 and far from 160.
+    This embedder sees the number itself (parsed from the prompt by `parse_bpm`). A clip whose
+    prompt states no tempo, or whose condition was dropped for classifier-free guidance, gets the
+    learned `null` vector. The output layer and `null` start at zero, so adding tempo conditioning
+    to a trained model (`training.init_from`) leaves its outputs unchanged at first.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.mlp = mlp(1 + 2 * TEMPO_FREQUENCIES, hidden_size, hidden_size, nn.SiLU())
+        self.null = nn.Parameter(torch.zeros(hidden_size))
+
+    def forward(self, bpm):
+        features, known = tempo_features(bpm)
+        embedded = self.mlp(features.to(self.mlp[0].weight.dtype))  # (B, D)
+        return torch.where(known[:, None], embedded, self.null.to(embedded.dtype))
 
 
 class TimingEmbedder(nn.Module):
@@ -261,7 +303,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                  hidden_size: int = 256, depth: int = 8, num_heads: int = 4, mlp_ratio: float = 4.0,
                  cross_attention_dim: int = 128, pooled_dim: int = 128, max_seconds: float = 30.0,
                  qk_norm: bool = True, rope_theta: float = 10000.0, timestep_embed_dim: int = 256,
-                 attention_backend: str = "auto"):
+                 attention_backend: str = "auto", tempo_conditioning: bool = False):
         super().__init__()
         self.dit_config  # validates the arguments (ConfigError names the bad field)
         check_backend(attention_backend)
@@ -274,6 +316,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                                     if self.grid.groups > 1 else None)
         self.timestep_embed = mlp(timestep_embed_dim, hidden_size, hidden_size, nn.SiLU())
         self.timing_embed = TimingEmbedder(hidden_size, max_seconds)
+        self.tempo_embed = TempoEmbedder(hidden_size) if tempo_conditioning else None
         self.pooled_embed = mlp(pooled_dim, hidden_size, hidden_size, nn.SiLU())
         self.text_proj = mlp(cross_attention_dim, hidden_size, hidden_size, nn.GELU())
         # Always-visible text key: a clip with no real text token (unconditional) attends to it
@@ -310,6 +353,9 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         for embedder in (self.timestep_embed, self.timing_embed.mlp, self.pooled_embed):
             nn.init.normal_(embedder[0].weight, std=0.02)
             nn.init.normal_(embedder[2].weight, std=0.02)
+        if self.tempo_embed is not None:  # input layer normal(0.02); output layer and null stay zero
+            nn.init.normal_(self.tempo_embed.mlp[0].weight, std=0.02)
+            nn.init.zeros_(self.tempo_embed.mlp[2].weight)
         # Zero-out adaLN modulation and cross-attention outputs: each block starts as the identity.
         for block in self.blocks:
             nn.init.zeros_(block.adaLN_modulation.weight)
@@ -328,11 +374,13 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             return x
         return x + self.channel_group_embed[group]  # (B, N, D)
 
-    def _conditioning(self, timestep, pooled_text, seconds_start, seconds_total):
-        """SiLU of timestep + timing + pooled-text embeddings `(S, D)`: the adaLN input."""
+    def _conditioning(self, timestep, pooled_text, seconds_start, seconds_total, bpm):
+        """SiLU of timestep + timing (+ tempo) + pooled-text embeddings `(S, D)`: the adaLN input."""
         dtype = self.patch_embed.weight.dtype
         c = self.timestep_embed(timestep_features(timestep, self.config.timestep_embed_dim).to(dtype))
         c = c + self.timing_embed(seconds_start, seconds_total)
+        if self.tempo_embed is not None:
+            c = c + self.tempo_embed(bpm)
         c = c + self.pooled_embed(pooled_text.to(dtype))
         return F.silu(c)  # (S, D)
 
@@ -355,7 +403,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
     # ---- batched forward ----------------------------------------------------------------------------
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, encoder_attention_mask,
-                pooled_text, seconds_start, seconds_total, frame_mask=None, return_dict=True):
+                pooled_text, seconds_start, seconds_total, frame_mask=None, return_dict=True, bpm=None):
         """Predict the velocity `noise - x0` for a padded batch.
 
         Args:
@@ -369,6 +417,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             frame_mask: optional `(B, T)` bool, True = real latent frame. Padded frames are zeroed
                 before patching and tokens holding only padding are hidden from self-attention, so
                 padding cannot influence real frames; padded output frames are set to 0.
+            bpm: `(B,)` or scalar tempo in BPM, NaN where none is stated (None: none for any item).
+                Only for a model built with `tempo_conditioning=True`.
         Returns:
             `AudioDiTOutput(sample=(B, C, T))` in the dtype of `hidden_states`.
         """
@@ -377,6 +427,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
             batch, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
+        bpm = self._check_bpm(bpm, batch, device)
         # 1. Latent tokens and their positions
         latents = hidden_states
         if frame_mask is not None:
@@ -386,7 +437,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = None if frame_mask is None else KeyPaddingMask(self.grid.token_mask(frame_mask))
         # 2. Conditioning vector and text tokens
-        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total)  # (B, D)
+        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm)  # (B, D)
         text, keep = self._text_tokens(encoder_hidden_states, encoder_attention_mask)  # (B, 1+L, D)
         # 3. Transformer
         x = self._blocks(x, cond, rope, self_mask, text, KeyPaddingMask(keep), None, backend)
@@ -400,7 +451,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
     # ---- packed forward -----------------------------------------------------------------------------
 
     def forward_packed(self, latents, timestep, encoder_hidden_states, encoder_attention_mask,
-                       pooled_text, seconds_start, seconds_total, return_dict=True):
+                       pooled_text, seconds_start, seconds_total, return_dict=True, bpm=None):
         """Predict velocities for clips of different lengths packed into one sequence (no padding).
 
         The tokens of all clips are concatenated and attend only within their own clip (a
@@ -412,7 +463,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             latents: list of S noisy latents `(C, T_i)`, any lengths `T_i >= 1`.
             timestep, seconds_start, seconds_total: `(S,)` (or scalars), as in `forward`.
             encoder_hidden_states: `(S, L, cross_attention_dim)`; encoder_attention_mask: `(S, L)`
-                bool (None: all real); pooled_text: `(S, pooled_dim)`.
+                bool (None: all real); pooled_text: `(S, pooled_dim)`; bpm: `(S,)`, as in `forward`.
         Returns:
             `AudioDiTOutput(sample=[(C, T_i), ...])`, one velocity per clip.
         """
@@ -426,6 +477,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
             clips, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
+        bpm = self._check_bpm(bpm, clips, device)
         # 1. Pack the clips' tokens into one sequence (1, sum N_i, D)
         frames = [clip.shape[1] for clip in latents]
         seqlens = [self.grid.num_tokens(f) for f in frames]
@@ -437,7 +489,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = prepare_mask(BlockDiagonalMask(seqlens, seqlens), backend, device)
         # 2. Conditioning per clip; each clip's real text tokens, packed (1, sum L_i, D)
-        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total)  # (S, D)
+        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm)  # (S, D)
         text, keep = self._text_tokens(encoder_hidden_states, encoder_attention_mask)  # (S, 1+L, D)
         text_mask = prepare_mask(BlockDiagonalMask(seqlens, keep.sum(dim=1).tolist()), backend, device)
         text = text[keep][None]  # (1, sum L_i, D)
@@ -461,6 +513,17 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                                                    (seconds_total, "seconds_total")))
         encoder_attention_mask = self._check_text(encoder_hidden_states, encoder_attention_mask, pooled_text, batch)
         return backend, timestep, seconds_start, seconds_total, encoder_attention_mask
+
+    def _check_bpm(self, bpm, batch, device):
+        """`(batch,)` fp32 tempi (NaN = none) for a tempo-conditioned model; None otherwise."""
+        if self.tempo_embed is None:
+            if bpm is not None:
+                raise ValueError("bpm was given, but this model has no tempo conditioning "
+                                 "(built with tempo_conditioning=False)")
+            return None
+        if bpm is None:
+            return torch.full((batch,), float("nan"), device=device)
+        return self._per_item(bpm, batch, "bpm", device).float()
 
     def _check_latents(self, hidden_states, frame_mask):
         if hidden_states.ndim != 3 or hidden_states.shape[1] != self.config.in_channels:
@@ -515,6 +578,8 @@ def dit_flops(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
     timing = 2 * (1 + 2 * TIMING_FREQUENCIES)
     embed = n * token_dim * d + (config.timestep_embed_dim + timing + config.pooled_dim + 3 * d) * d
     embed += text_tokens * (config.cross_attention_dim + d) * d
+    if config.tempo_conditioning:
+        embed += (1 + 2 * TEMPO_FREQUENCIES + d) * d
     block = 6 * d * d  # adaLN modulation
     block += n * 3 * d * d + 2 * n * n * d + n * d * d  # self-attention: qkv, scores + values, out
     block += 2 * n * d * d + keys * 2 * d * d + 2 * n * keys * d  # cross-attention

@@ -26,7 +26,7 @@ import diffusers
 import torch
 from torch import nn
 
-from audiodit.conditioners import TextEncoderOutput, build_text_encoder
+from audiodit.conditioners import TextEncoderOutput, build_text_encoder, prompt_tempi
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
@@ -46,12 +46,14 @@ class DiTTrainModule(nn.Module):
     def enable_gradient_checkpointing(self):
         self.transformer.enable_gradient_checkpointing()
 
-    def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None):
+    def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None,
+                bpm=None, drop_ids=None):
         if tokens is not None:
-            text = self.text_encoder(tokens)  # condition dropout happens inside (training mode)
+            # condition dropout happens inside (training mode), or where `drop_ids` says
+            text = self.text_encoder(tokens, force_drop_ids=drop_ids)
         return self.transformer(
             noisy, timesteps, text.embeddings, text.mask, text.pooled,
-            seconds_start, seconds_total, frame_mask=frame_mask,
+            seconds_start, seconds_total, frame_mask=frame_mask, bpm=bpm,
         ).sample  # (B, C, T) velocity
 
 
@@ -148,8 +150,14 @@ class DiTStage(Stage):
             raise ValueError(f"training.init_from={str(path)!r}: the dit stage starts from a pipeline "
                              f"directory (model_index.json) or a dit run, not {source}")
         pipe = AudioDiTPipeline.from_pretrained(str(source))
-        check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source)
-        load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer", source / "transformer")
+        # Tempo conditioning may be added to a model trained without it (not removed).
+        check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source,
+                           ignore=("tempo_conditioning",) if self.cfg.dit.tempo_conditioning else ())
+        added = load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer",
+                             source / "transformer", new_modules=("tempo_embed.",))
+        if added:
+            self.accelerator.print(f"dit: {source} has no tempo conditioning; dit.tempo_conditioning adds it "
+                                   f"({len(added)} new tensors, zero output at first)")
         load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder", source / "text_encoder")
         ours = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
         same_encoder = all(name in ours and ours[name].shape == weight.shape
@@ -188,6 +196,15 @@ class DiTStage(Stage):
             "seconds_start": batch["seconds_start"].to(device).float(),
             "seconds_total": batch["seconds_total"].to(device).float(),
         }
+        drop_ids = None
+        if self.cfg.dit.tempo_conditioning:
+            # The tempo is part of the prompt: it is dropped (NaN) exactly where the text is, so the
+            # unconditional branch of classifier-free guidance has neither.
+            drop_ids = self._drop_ids(len(batch["caption"]))
+            bpm = prompt_tempi(batch["caption"])
+            inputs["bpm"] = torch.where(drop_ids, torch.full_like(bpm, float("nan")), bpm).to(device)
+            drop_ids = drop_ids.to(device)
+            inputs["drop_ids"] = drop_ids
         if self.cfg.text.trainable:
             inputs["tokens"] = {k: v.to(device) for k, v in self.text_encoder.tokenize(batch["caption"]).items()}
         else:
@@ -195,10 +212,17 @@ class DiTStage(Stage):
                 if self.caption_cache is not None:
                     out = self.caption_cache.get(batch["caption"])
                     out = TextEncoderOutput(*(t.to(device) for t in (out.embeddings, out.mask, out.pooled)))
-                    inputs["text"] = self.text_encoder.drop(out)
+                    inputs["text"] = self.text_encoder.drop(out, drop_ids)
                 else:
-                    inputs["text"] = self.text_encoder.encode(batch["caption"], device)
+                    tokens = {k: v.to(device) for k, v in self.text_encoder.tokenize(batch["caption"]).items()}
+                    inputs["text"] = self.text_encoder(tokens, force_drop_ids=drop_ids)
         return inputs
+
+    def _drop_ids(self, batch_size: int) -> torch.Tensor:
+        """`(B,)` bool: which items lose their condition (text and tempo) this step."""
+        if not (self.text_encoder.training and self.cfg.text.dropout_prob > 0):
+            return torch.zeros(batch_size, dtype=torch.bool)
+        return torch.rand(batch_size) < self.cfg.text.dropout_prob
 
     def compute_losses(self, model, inputs, step):
         x0 = inputs["x0"]
@@ -206,7 +230,8 @@ class DiTStage(Stage):
         timesteps = self.flow.sample_timesteps(x0.shape[0], device=x0.device)  # (B,)
         noisy = self.flow.add_noise(x0, noise, timesteps)  # (B, C, T)
         prediction = model(noisy, timesteps, inputs["seconds_start"], inputs["seconds_total"],
-                           inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"))
+                           inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"),
+                           bpm=inputs.get("bpm"), drop_ids=inputs.get("drop_ids"))
         loss = self.flow.loss(prediction, x0, noise, inputs["frame_mask"])
         return {"loss": loss}
 

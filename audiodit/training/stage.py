@@ -137,13 +137,21 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def load_weights(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
-    """Strict `load_state_dict` whose error says which model and directory did not fit."""
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path,
+                 new_modules: tuple[str, ...] = ()) -> list[str]:
+    """Strict `load_state_dict` whose error says which model and directory did not fit.
+
+    `new_modules`: prefixes of parameters the configured model may add to the saved one (a new
+    conditioning input); they keep their initialisation. Returns the names that did.
+    """
+    own = module.state_dict()
+    added = sorted(name for name in own if name not in state and name.startswith(new_modules)) if new_modules else []
     try:
-        module.load_state_dict(state)
+        module.load_state_dict({**state, **{name: own[name] for name in added}})
     except RuntimeError as err:
         raise ValueError(f"training.init_from: the {what} weights in {source} do not fit the configured "
                          f"model: {err}") from err
+    return added
 
 
 def freeze_parameters(model: nn.Module, prefixes: list[str]) -> int:

@@ -243,7 +243,8 @@ def test_bad_inputs_raise_clear_errors():
         model.forward_packed(**{**packed_args(kw, [5, 5]), "latents": [torch.zeros(CHANNELS, 3), torch.zeros(3, 3)]})
 
 
-@pytest.mark.parametrize("patch", [dict(patch_frames=1), dict(patch_frames=2, patch_channels=4)])
+@pytest.mark.parametrize("patch", [dict(patch_frames=1), dict(patch_frames=2, patch_channels=4),
+                                   dict(patch_frames=1, tempo_conditioning=True)])
 def test_dit_flops_matches_flop_counter(patch):
     model, kw = tiny(**patch), inputs(1, 10, text_len=6)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
@@ -281,3 +282,62 @@ def test_config_fields_are_the_init_arguments():
 
     params = [p for p in inspect.signature(AudioDiTModel.__init__).parameters if p != "self"]
     assert params == [f.name for f in dataclasses.fields(DiTConfig)]
+
+
+# ---- tempo conditioning ----------------------------------------------------------------------------
+
+def test_tempo_features_are_a_clamped_log_scale_and_mark_unknown_tempi():
+    from audiodit.models.dit import TEMPO_RANGE_BPM, tempo_features
+
+    bpm = torch.tensor([60.0, 120.0, 240.0, float("nan"), 1.0, 5000.0, 0.0, -3.0])
+    features, known = tempo_features(bpm)
+    assert known.tolist() == [True, True, True, False, True, True, False, False]
+    u = features[:, 0]
+    # a doubling is the same step at any speed; out-of-range tempi clamp to the ends
+    torch.testing.assert_close(u[1] - u[0], u[2] - u[1])
+    assert u[4] == 0.0 and u[5] == 1.0 and float(u[2]) < 1.0
+    assert torch.equal(features[~known], torch.zeros_like(features[~known]))
+    assert tempo_features(torch.tensor([TEMPO_RANGE_BPM[1]]))[0][0, 0] == 1.0
+
+
+def test_tempo_conditioning_changes_the_output_and_nan_means_none():
+    model, kw = tiny(tempo_conditioning=True), inputs(3, 7)
+    fast = model(**kw, bpm=torch.tensor([160.0, 160.0, 160.0])).sample
+    slow = model(**kw, bpm=90.0).sample
+    assert not torch.allclose(fast, slow)
+    # one item's tempo changes only that item
+    mixed = model(**kw, bpm=torch.tensor([160.0, 90.0, 160.0])).sample
+    torch.testing.assert_close(mixed[[0, 2]], fast[[0, 2]], atol=1e-6, rtol=0)
+    torch.testing.assert_close(mixed[1], slow[1], atol=1e-6, rtol=0)
+    # no tempo (None) is the same as NaN for every item, and differs from any stated tempo
+    none = model(**kw).sample
+    torch.testing.assert_close(none, model(**kw, bpm=float("nan")).sample, atol=0, rtol=0)
+    assert not torch.allclose(none, slow)
+
+
+def test_tempo_packed_equals_each_clip_alone():
+    model, kw = tiny(tempo_conditioning=True, patch_frames=2), inputs(3, 9, seed=4)
+    bpm = torch.tensor([70.0, float("nan"), 140.0])
+    packed = model.forward_packed(**packed_args(kw, [9, 4, 7]), bpm=bpm).sample
+    for i, frames in enumerate([9, 4, 7]):
+        alone = model(**item(kw, i, frames), bpm=bpm[i:i + 1]).sample[0]
+        torch.testing.assert_close(packed[i], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_a_new_tempo_embedder_leaves_a_trained_model_unchanged():
+    """`training.init_from` adds tempo conditioning to a model trained without it: zero output at first."""
+    old, kw = tiny(), inputs(2, 6)
+    torch.manual_seed(1)
+    new = AudioDiTModel(**{**dict(old.config), "tempo_conditioning": True}).eval()
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(name.startswith("tempo_embed.") for name in missing)
+    for bpm in (None, 60.0, torch.tensor([200.0, float("nan")])):
+        torch.testing.assert_close(new(**kw, bpm=bpm).sample, old(**kw).sample, atol=0, rtol=0)
+
+
+def test_bpm_for_a_model_without_tempo_conditioning_is_an_error():
+    model, kw = tiny(), inputs(2, 4)
+    with pytest.raises(ValueError, match="no tempo conditioning"):
+        model(**kw, bpm=120.0)
+    with pytest.raises(ValueError, match="bpm must be a scalar or have 2 entries"):
+        tiny(tempo_conditioning=True)(**kw, bpm=torch.tensor([1.0, 2.0, 3.0]))
