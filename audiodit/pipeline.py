@@ -228,6 +228,10 @@ class AudioDiTPipeline(DiffusionPipeline):
                 raise ValueError("`bpm` was given, but this model has no tempo conditioning; state the tempo "
                                  "in the prompt instead.")
             return {}
+        config = self.transformer.config
+        if getattr(config, "beat_conditioning", False) and abs(config.latent_rate - self.vae.latent_rate) > 1e-6:
+            raise ValueError(f"the transformer's latent_rate {config.latent_rate} does not match the VAE's "
+                             f"{self.vae.latent_rate}: its beat grid would drift")
         prompts = None if prompt is None else ([prompt] if isinstance(prompt, str) else list(prompt))
         if bpm is not None:
             tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)

@@ -26,8 +26,9 @@ def _wake_zero_layers(module: torch.nn.Module, generator: torch.Generator) -> No
                 parameter.copy_(0.05 * torch.randn(parameter.shape, generator=generator))
 
 
-def tiny_components(seed: int = 0, wake: bool = True, tempo_conditioning: bool = False) -> dict:
-    """vae, transformer, text_encoder and scheduler, consistent in their widths."""
+def tiny_components(seed: int = 0, wake: bool = True, **dit_overrides) -> dict:
+    """vae, transformer, text_encoder and scheduler, consistent in their widths; `dit_overrides`
+    (e.g. `tempo_conditioning=True`) go to the transformer."""
     torch.manual_seed(seed)
     vae = AudioVAE.from_preset("tiny")
     text_encoder = TextConditioner.from_preset("tiny")
@@ -38,7 +39,7 @@ def tiny_components(seed: int = 0, wake: bool = True, tempo_conditioning: bool =
         cross_attention_dim=text_encoder.hidden_size,
         pooled_dim=text_encoder.pooled_dim,
         max_seconds=TINY_MAX_SECONDS,
-        tempo_conditioning=tempo_conditioning,
+        **dit_overrides,
     )
     if wake:
         _wake_zero_layers(transformer, torch.Generator().manual_seed(seed))
@@ -47,7 +48,7 @@ def tiny_components(seed: int = 0, wake: bool = True, tempo_conditioning: bool =
     return dict(vae=vae, transformer=transformer, text_encoder=text_encoder, scheduler=default_scheduler())
 
 
-def tiny_pipeline(seed: int = 0, wake: bool = True, tempo_conditioning: bool = False) -> AudioDiTPipeline:
-    pipe = AudioDiTPipeline(**tiny_components(seed, wake, tempo_conditioning), default_num_inference_steps=2)
+def tiny_pipeline(seed: int = 0, wake: bool = True, **dit_overrides) -> AudioDiTPipeline:
+    pipe = AudioDiTPipeline(**tiny_components(seed, wake, **dit_overrides), default_num_inference_steps=2)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -218,7 +218,7 @@ def test_plain_diffusion_pipeline_loader_with_custom_pipeline(pipe, tmp_path):
 
 @pytest.fixture(scope="module")
 def tempo_pipe():
-    return tiny_pipeline(seed=0, tempo_conditioning=True)
+    return tiny_pipeline(seed=0, tempo_conditioning=True, beat_conditioning=True)
 
 
 def _capture_bpm(pipe, monkeypatch):
@@ -265,3 +265,9 @@ def test_interpolation_moves_the_tempo_geometrically(tempo_pipe, monkeypatch):
     tempo_pipe.interpolate("a reel, 60 BPM", "a reel, 240 BPM", num_points=3, audio_end_in_s=0.5,
                            num_inference_steps=1, guidance_scale=1.0)
     assert [round(float(b[0]), 3) for b in seen] == [60.0, 120.0, 240.0]
+
+
+def test_a_beat_grid_at_another_frame_rate_than_the_vae_is_refused():
+    pipe = tiny_pipeline(seed=0, tempo_conditioning=True, beat_conditioning=True, latent_rate=50.0)
+    with pytest.raises(ValueError, match="latent_rate"):
+        _run(pipe, "a jig, 120 BPM")

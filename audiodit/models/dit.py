@@ -41,6 +41,7 @@ from audiodit.models.patches import PatchGrid
 TIMING_FREQUENCIES = 8  # Fourier features of seconds / max_seconds at 1, 2, 4, ..., 128 cycles
 TEMPO_FREQUENCIES = 6  # Fourier features of the log tempo at 1/2, 1, 2, ..., 16 cycles over its range
 TEMPO_RANGE_BPM = (20.0, 320.0)  # four octaves; tempi outside are clamped
+BEAT_CYCLES = (2.0, 1.0, 1 / 2, 1 / 3, 1 / 4)  # cycles per beat: half beats, beats, bars of 2, 3 and 4 beats
 
 
 @dataclass
@@ -60,6 +61,8 @@ class DiTConfig:
     timestep_embed_dim: int = 256  # sinusoidal features of 1000 * t before the timestep MLP
     attention_backend: Literal["auto", "xformers", "sdpa"] = "auto"  # see models/attention.py
     tempo_conditioning: bool = False  # a numeric tempo (BPM) input beside the timing (see TempoEmbedder)
+    beat_conditioning: bool = False  # each token also sees its phase on the tempo's beat grid (needs tempo)
+    latent_rate: float = 25.0  # latent frames per second of the VAE (beat conditioning: frames -> seconds)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
@@ -70,6 +73,10 @@ class DiTConfig:
         if self.patch_channels < 1 or self.in_channels % self.patch_channels:
             raise ConfigError(f"dit.patch_channels ({self.patch_channels}) must divide "
                               f"dit.in_channels ({self.in_channels})")
+        if self.beat_conditioning and not self.tempo_conditioning:
+            raise ConfigError("dit.beat_conditioning needs dit.tempo_conditioning: true (the beat grid is the tempo's)")
+        if self.latent_rate <= 0:
+            raise ConfigError(f"dit.latent_rate must be positive, got {self.latent_rate}")
         if self.max_seconds <= 0 or self.mlp_ratio <= 0 or self.depth < 1:
             raise ConfigError("dit.max_seconds and dit.mlp_ratio must be positive and dit.depth >= 1")
 
@@ -173,6 +180,23 @@ class TempoEmbedder(nn.Module):
         features, known = tempo_features(bpm)
         embedded = self.mlp(features.to(self.mlp[0].weight.dtype))  # (B, D)
         return torch.where(known[:, None], embedded, self.null.to(embedded.dtype))
+
+
+def beat_features(seconds: torch.Tensor, bpm: torch.Tensor) -> torch.Tensor:
+    """Phase on the beat grid: `seconds (...)` since the start of the piece and `bpm (...)` (NaN =
+    none) -> `(..., 2 len(BEAT_CYCLES))` sin/cos of 2 pi c x beats for each c in BEAT_CYCLES; zero
+    where the tempo is unknown.
+
+    A metronome for every token: beat k of a piece that starts on a beat falls at 60 k / bpm
+    seconds, so notes start where the beat phase is 0. `seconds_start` (the timing conditioning)
+    places a crop on the piece's grid, so training crops and generated clips share one grid.
+    """
+    bpm = bpm.float()
+    known = torch.isfinite(bpm) & (bpm > 0)
+    beats = seconds.float() * torch.where(known, bpm, torch.zeros_like(bpm)) / 60.0  # (...)
+    cycles = torch.tensor(BEAT_CYCLES, device=seconds.device, dtype=torch.float32)
+    angles = 2 * math.pi * beats[..., None] * cycles  # (..., len)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1) * known[..., None]
 
 
 class TimingEmbedder(nn.Module):
@@ -303,7 +327,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                  hidden_size: int = 256, depth: int = 8, num_heads: int = 4, mlp_ratio: float = 4.0,
                  cross_attention_dim: int = 128, pooled_dim: int = 128, max_seconds: float = 30.0,
                  qk_norm: bool = True, rope_theta: float = 10000.0, timestep_embed_dim: int = 256,
-                 attention_backend: str = "auto", tempo_conditioning: bool = False):
+                 attention_backend: str = "auto", tempo_conditioning: bool = False,
+                 beat_conditioning: bool = False, latent_rate: float = 25.0):
         super().__init__()
         self.dit_config  # validates the arguments (ConfigError names the bad field)
         check_backend(attention_backend)
@@ -317,6 +342,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         self.timestep_embed = mlp(timestep_embed_dim, hidden_size, hidden_size, nn.SiLU())
         self.timing_embed = TimingEmbedder(hidden_size, max_seconds)
         self.tempo_embed = TempoEmbedder(hidden_size) if tempo_conditioning else None
+        # Beat-grid phase of each token, added to its embedding (zero-initialised, see beat_features).
+        self.beat_embed = nn.Linear(2 * len(BEAT_CYCLES), hidden_size, bias=False) if beat_conditioning else None
         self.pooled_embed = mlp(pooled_dim, hidden_size, hidden_size, nn.SiLU())
         self.text_proj = mlp(cross_attention_dim, hidden_size, hidden_size, nn.GELU())
         # Always-visible text key: a clip with no real text token (unconditional) attends to it
@@ -356,6 +383,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         if self.tempo_embed is not None:  # input layer normal(0.02); output layer and null stay zero
             nn.init.normal_(self.tempo_embed.mlp[0].weight, std=0.02)
             nn.init.zeros_(self.tempo_embed.mlp[2].weight)
+        if self.beat_embed is not None:
+            nn.init.zeros_(self.beat_embed.weight)
         # Zero-out adaLN modulation and cross-attention outputs: each block starts as the identity.
         for block in self.blocks:
             nn.init.zeros_(block.adaLN_modulation.weight)
@@ -383,6 +412,18 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             c = c + self.tempo_embed(bpm)
         c = c + self.pooled_embed(pooled_text.to(dtype))
         return F.silu(c)  # (S, D)
+
+    def _add_beat(self, x, time, seconds_start, bpm, token_clip):
+        """Add each token's beat-grid embedding: `x (B, N, D)` with `time (N,)` in latent frames
+        (patch centres) and per-sequence `seconds_start`, `bpm (S,)`; packed: `token_clip (N,)`."""
+        if self.beat_embed is None:
+            return x
+        offset = (time + 0.5) / self.config.latent_rate  # (N,) seconds from the crop's start to the token's centre
+        if token_clip is None:
+            seconds, tempo = seconds_start[:, None] + offset[None], bpm[:, None].expand(-1, offset.shape[0])
+        else:
+            seconds, tempo = (seconds_start[token_clip] + offset)[None], bpm[token_clip][None]
+        return x + self.beat_embed(beat_features(seconds, tempo).to(x.dtype))  # (B, N, D)
 
     def _text_tokens(self, encoder_hidden_states, encoder_attention_mask):
         """Projected text with the null key first `(S, 1 + L, D)` and its keep mask `(S, 1 + L)`."""
@@ -434,6 +475,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             latents = torch.where(frame_mask[:, None, :], latents, 0.0)  # (B, C, T)
         time, group = self.grid.positions(frames, device)  # (N,), (N,)
         x = self._embed_tokens(self.grid.patchify(latents), group)  # (B, N, D)
+        x = self._add_beat(x, time, seconds_start, bpm, None)
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = None if frame_mask is None else KeyPaddingMask(self.grid.token_mask(frame_mask))
         # 2. Conditioning vector and text tokens
@@ -486,6 +528,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         token_clip = torch.repeat_interleave(torch.arange(clips, device=device),
                                              torch.tensor(seqlens, device=device))  # (N,)
         x = self._embed_tokens(tokens, group)  # (1, N, D)
+        x = self._add_beat(x, time, seconds_start, bpm, token_clip)
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = prepare_mask(BlockDiagonalMask(seqlens, seqlens), backend, device)
         # 2. Conditioning per clip; each clip's real text tokens, packed (1, sum L_i, D)
@@ -580,6 +623,8 @@ def dit_flops(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
     embed += text_tokens * (config.cross_attention_dim + d) * d
     if config.tempo_conditioning:
         embed += (1 + 2 * TEMPO_FREQUENCIES + d) * d
+    if config.beat_conditioning:
+        embed += n * 2 * len(BEAT_CYCLES) * d
     block = 6 * d * d  # adaLN modulation
     block += n * 3 * d * d + 2 * n * n * d + n * d * d  # self-attention: qkv, scores + values, out
     block += 2 * n * d * d + keys * 2 * d * d + 2 * n * keys * d  # cross-attention

@@ -152,12 +152,12 @@ class DiTStage(Stage):
         pipe = AudioDiTPipeline.from_pretrained(str(source))
         # Tempo conditioning may be added to a model trained without it (not removed).
         check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source,
-                           ignore=("tempo_conditioning",) if self.cfg.dit.tempo_conditioning else ())
+                           ignore=_added_conditioning(self.cfg.dit, pipe.transformer.config))
         added = load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer",
-                             source / "transformer", new_modules=("tempo_embed.",))
+                             source / "transformer", new_modules=("tempo_embed.", "beat_embed."))
         if added:
-            self.accelerator.print(f"dit: {source} has no tempo conditioning; dit.tempo_conditioning adds it "
-                                   f"({len(added)} new tensors, zero output at first)")
+            self.accelerator.print(f"dit: {source} lacks {sorted({name.split('.')[0] for name in added})}; the "
+                                   f"config adds them ({len(added)} new tensors, zero output at first)")
         load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder", source / "text_encoder")
         ours = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
         same_encoder = all(name in ours and ours[name].shape == weight.shape
@@ -280,6 +280,14 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
     return {k[len(prefix):]: v.detach().cpu() for k, v in state.items() if k.startswith(prefix)}
 
 
+def _added_conditioning(dit_cfg, saved) -> tuple[str, ...]:
+    """Conditioning inputs a config may add to a model trained without them (`training.init_from`):
+    their layers start at zero output. Removing one is an architecture mismatch. `latent_rate` only
+    matters with beat conditioning, so a model without it may take any."""
+    names = tuple(name for name in ("tempo_conditioning", "beat_conditioning") if getattr(dit_cfg, name))
+    return names + (() if saved.get("beat_conditioning", False) else ("latent_rate",))
+
+
 def _check_widths(dit_cfg: dict, vae: AudioVAE, text_encoder) -> None:
     """The DiT's input widths must match the VAE and the text encoder it is trained with."""
     expected = {
@@ -287,6 +295,8 @@ def _check_widths(dit_cfg: dict, vae: AudioVAE, text_encoder) -> None:
         "cross_attention_dim": text_encoder.hidden_size,
         "pooled_dim": text_encoder.pooled_dim,
     }
+    if dit_cfg.get("beat_conditioning"):
+        expected["latent_rate"] = float(vae.latent_rate)
     for name, value in expected.items():
         if dit_cfg.get(name) != value:
             raise ValueError(f"dit.{name}={dit_cfg.get(name)} does not match the VAE/text encoder "

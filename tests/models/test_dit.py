@@ -244,7 +244,8 @@ def test_bad_inputs_raise_clear_errors():
 
 
 @pytest.mark.parametrize("patch", [dict(patch_frames=1), dict(patch_frames=2, patch_channels=4),
-                                   dict(patch_frames=1, tempo_conditioning=True)])
+                                   dict(patch_frames=1, tempo_conditioning=True),
+                                   dict(patch_frames=2, tempo_conditioning=True, beat_conditioning=True)])
 def test_dit_flops_matches_flop_counter(patch):
     model, kw = tiny(**patch), inputs(1, 10, text_len=6)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
@@ -328,9 +329,9 @@ def test_a_new_tempo_embedder_leaves_a_trained_model_unchanged():
     """`training.init_from` adds tempo conditioning to a model trained without it: zero output at first."""
     old, kw = tiny(), inputs(2, 6)
     torch.manual_seed(1)
-    new = AudioDiTModel(**{**dict(old.config), "tempo_conditioning": True}).eval()
+    new = AudioDiTModel(**{**dict(old.config), "tempo_conditioning": True, "beat_conditioning": True}).eval()
     missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(name.startswith("tempo_embed.") for name in missing)
+    assert unexpected == [] and missing and all(name.startswith(("tempo_embed.", "beat_embed.")) for name in missing)
     for bpm in (None, 60.0, torch.tensor([200.0, float("nan")])):
         torch.testing.assert_close(new(**kw, bpm=bpm).sample, old(**kw).sample, atol=0, rtol=0)
 
@@ -341,3 +342,41 @@ def test_bpm_for_a_model_without_tempo_conditioning_is_an_error():
         model(**kw, bpm=120.0)
     with pytest.raises(ValueError, match="bpm must be a scalar or have 2 entries"):
         tiny(tempo_conditioning=True)(**kw, bpm=torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_beat_features_repeat_every_bar_and_vanish_without_tempo():
+    from audiodit.models.dit import beat_features
+
+    bpm = torch.full((4,), 90.0)
+    beat = 60.0 / 90.0
+    seconds = torch.tensor([0.3, 0.3 + 12 * beat, 0.3 + beat, 0.3])  # 12 beats: a whole number of every cycle
+    features = beat_features(seconds, bpm)
+    torch.testing.assert_close(features[0], features[1], atol=1e-5, rtol=0)
+    assert not torch.allclose(features[0], features[2], atol=1e-3)  # one beat later: other bar phases
+    assert torch.equal(beat_features(seconds, torch.full((4,), float("nan"))), torch.zeros(4, features.shape[1]))
+
+
+def test_beat_conditioning_follows_the_grid_and_packs():
+    model, kw = tiny(tempo_conditioning=True, beat_conditioning=True, patch_frames=2), inputs(3, 9, seed=5)
+    bpm = torch.tensor([100.0, float("nan"), 75.0])
+    out = model(**kw, bpm=bpm).sample
+    packed = model.forward_packed(**packed_args(kw, [9, 4, 7]), bpm=bpm).sample
+    for i, frames in enumerate([9, 4, 7]):
+        alone = model(**item(kw, i, frames), bpm=bpm[i:i + 1]).sample[0]
+        torch.testing.assert_close(packed[i], alone, atol=1e-5, rtol=1e-5)
+    # the beat embedding acts: removing it changes clips with a tempo only
+    weight = model.beat_embed.weight.detach().clone()
+    with torch.no_grad():
+        model.beat_embed.weight.zero_()
+    plain = model(**kw, bpm=bpm).sample
+    with torch.no_grad():
+        model.beat_embed.weight.copy_(weight)
+    assert not torch.allclose(out[0], plain[0]) and not torch.allclose(out[2], plain[2])
+    torch.testing.assert_close(out[1], plain[1], atol=0, rtol=0)
+
+
+def test_beat_conditioning_needs_tempo_and_a_positive_rate():
+    with pytest.raises(ConfigError, match="beat_conditioning needs dit.tempo_conditioning"):
+        DiTConfig(beat_conditioning=True)
+    with pytest.raises(ConfigError, match="latent_rate"):
+        DiTConfig(latent_rate=0.0)

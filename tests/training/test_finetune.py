@@ -165,12 +165,13 @@ def test_vae_path_and_init_from_resolve_pipelines_and_runs(dit_run, tmp_path):
         resolve_vae_path(str(tmp_path))
 
 
-def test_dit_init_from_a_model_without_tempo_adds_tempo_conditioning(toy_data, tiny_vae_dir, dit_run, tmp_path,
+def test_dit_init_from_a_model_without_tempo_adds_tempo_and_beat_conditioning(toy_data, tiny_vae_dir, dit_run, tmp_path,
                                                                     dit_config):
     """A pipeline trained without tempo gains it: its weights load, the new embedder starts at zero output."""
     base = AudioDiTPipeline.from_pretrained(str(resolve_resume("latest", dit_run) / "pipeline"))
     cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", f"training.init_from={dit_run}",
-                     "dit.tempo_conditioning=true", "training.max_steps=1", "training.ema_decay=0")
+                     "dit.tempo_conditioning=true", "dit.beat_conditioning=true", "training.max_steps=1",
+                     "training.ema_decay=0")
     trainer = Trainer(cfg)
     transformer = trainer.stage.model.transformer
     for name, weight in base.transformer.state_dict().items():
@@ -180,13 +181,18 @@ def test_dit_init_from_a_model_without_tempo_adds_tempo_conditioning(toy_data, t
     with torch.no_grad():
         torch.testing.assert_close(transformer.eval()(*args, bpm=100.0).sample, base.transformer(*args).sample)
     tuned = AudioDiTPipeline.from_pretrained(str(trainer.train().last_checkpoint / "pipeline"))
-    assert tuned.transformer.config.tempo_conditioning
+    assert tuned.transformer.config.tempo_conditioning and tuned.transformer.config.beat_conditioning
     audio = tuned(["a tone, 100 BPM"], audio_end_in_s=0.5, num_inference_steps=2,
                   generator=torch.Generator().manual_seed(0)).audios
     assert audio.shape == (1, 2, 24000) and torch.isfinite(audio).all()
     # the reverse (dropping a trained model's tempo conditioning) would lose weights: refused
     cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "back", f"training.init_from={tmp_path / 'run'}")
     with pytest.raises(ValueError, match="tempo_conditioning"):
+        Trainer(cfg)
+    # a beat grid at another frame rate than the VAE's would drift: refused
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "rate", "dit.tempo_conditioning=true",
+                     "dit.beat_conditioning=true", "dit.latent_rate=50.0")
+    with pytest.raises(ValueError, match="latent_rate"):
         Trainer(cfg)
 
 
