@@ -81,6 +81,7 @@ class TrainingConfig:
     max_nonfinite_in_a_row: int = 10  # stop after this many non-finite losses in a row
     adversarial_start_step: int = 2000  # VAE stage: switch the discriminator on after this
     max_epochs: int = 0  # also stop after this many passes over the data (0 = only max_steps)
+    stop_at_step: int = 0  # stop after this step, with the LR schedule still spanning max_steps (0 = at max_steps)
     vae_loss: VAELossConfig = field(default_factory=VAELossConfig)  # VAE stage loss weights (its adversarial_start_step is replaced by the one above)
     scaling_batches: int = 8  # fresh runs: batches for data-dependent set-up (dit: vae.scaling_factor
     # when it is 1.0; vae: the decoder's initial mean spectrum)

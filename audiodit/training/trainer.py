@@ -409,7 +409,7 @@ class Trainer:
 
     def _done(self) -> bool:
         tcfg = self.cfg.training
-        if self.state.step >= tcfg.max_steps:
+        if self.state.step >= tcfg.max_steps or 0 < tcfg.stop_at_step <= self.state.step:
             return True
         if tcfg.max_epochs and self.sampler is not None:
             return self.state.epoch * len(self.sampler) + self.state.batch_in_epoch >= tcfg.max_epochs * len(self.sampler)

@@ -250,3 +250,16 @@ def test_vae_training_streams_webdataset_shards(toy_data, tmp_path, vae_config):
                      "data.shuffle_buffer=2", "data.clip_seconds=0.25", "data.num_workers=2")
     result = train(cfg)
     assert result.step == 2 and (result.last_checkpoint / "vae" / "config.json").is_file()
+
+
+def test_stop_at_step_cuts_a_run_short_on_its_full_schedule(toy_data, tiny_vae_dir, tmp_path, dit_config):
+    """`training.stop_at_step` ends early while the LR follows the schedule of max_steps."""
+    lrs = {}
+    for name, overrides in {"cut": ["training.max_steps=6", "training.stop_at_step=2"],
+                            "short": ["training.max_steps=2"]}.items():
+        trainer = Trainer(dit_config(toy_data, tiny_vae_dir, tmp_path / name, "training.warmup_steps=0",
+                                     "training.checkpoint_every=100", *overrides))
+        result = trainer.train()
+        assert result.step == 2 and result.last_checkpoint.name == "step-00000002"
+        lrs[name] = trainer.scheduler.get_last_lr()[0]
+    assert lrs["cut"] > 0.5 * trainer.cfg.training.lr > lrs["short"]  # cosine over 6 steps vs over 2
