@@ -223,16 +223,15 @@ class AudioDiTPipeline(DiffusionPipeline):
 
     def _tempo(self, prompt, bpm, batch_size, num_waveforms_per_prompt, do_cfg, device) -> dict:
         """`{"bpm": (2B | B,)}` for a tempo-conditioned transformer (unconditional half NaN), else {}."""
-        if not getattr(self.transformer.config, "tempo_conditioning", False):
+        config = self.transformer.config
+        if not getattr(config, "tempo_conditioning", False):
             if bpm is not None:
                 raise ValueError("`bpm` was given, but this model has no tempo conditioning; state the tempo "
                                  "in the prompt instead.")
             return {}
-        config = self.transformer.config
         if getattr(config, "beat_conditioning", False) and abs(config.latent_rate - self.vae.latent_rate) > 1e-6:
             raise ValueError(f"the transformer's latent_rate {config.latent_rate} does not match the VAE's "
                              f"{self.vae.latent_rate}: its beat grid would drift")
-        prompts = None if prompt is None else ([prompt] if isinstance(prompt, str) else list(prompt))
         if bpm is not None:
             tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)
             count = batch_size // num_waveforms_per_prompt
@@ -242,8 +241,8 @@ class AudioDiTPipeline(DiffusionPipeline):
                 raise ValueError(f"`bpm` has {tempi.numel()} entries but there are {count} prompts.")
             if bool((tempi <= 0).any()):
                 raise ValueError(f"`bpm` must be positive (NaN for none), got {tempi.tolist()}.")
-        elif prompts is not None:
-            tempi = prompt_tempi(prompts)
+        elif prompt is not None:
+            tempi = prompt_tempi([prompt] if isinstance(prompt, str) else list(prompt))
         else:
             tempi = torch.full((batch_size // num_waveforms_per_prompt,), float("nan"))
         tempi = tempi.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)

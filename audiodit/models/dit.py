@@ -143,6 +143,11 @@ def timing_features(seconds: torch.Tensor, max_seconds: float) -> torch.Tensor:
     return torch.cat([x, angles.sin(), angles.cos()], dim=-1)
 
 
+def known_tempo(bpm: torch.Tensor) -> torch.Tensor:
+    """True where `bpm` states a tempo (finite and positive); NaN means none."""
+    return torch.isfinite(bpm) & (bpm > 0)
+
+
 def tempo_features(bpm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`(B,)` tempi in BPM (NaN = none stated) -> features `(B, 1 + 2F)` and `known (B,)` bool.
 
@@ -151,7 +156,7 @@ def tempo_features(bpm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     speed. Unknown tempi get zero features; `TempoEmbedder` replaces their embedding.
     """
     bpm = bpm.float()
-    known = torch.isfinite(bpm) & (bpm > 0)
+    known = known_tempo(bpm)
     low, high = (math.log2(value) for value in TEMPO_RANGE_BPM)
     clean = torch.where(known, bpm, torch.full_like(bpm, 2.0 ** low)).clamp(*TEMPO_RANGE_BPM)
     u = ((torch.log2(clean) - low) / (high - low))[:, None]  # (B, 1) in [0, 1]
@@ -192,7 +197,7 @@ def beat_features(seconds: torch.Tensor, bpm: torch.Tensor) -> torch.Tensor:
     places a crop on the piece's grid, so training crops and generated clips share one grid.
     """
     bpm = bpm.float()
-    known = torch.isfinite(bpm) & (bpm > 0)
+    known = known_tempo(bpm)
     beats = seconds.float() * torch.where(known, bpm, torch.zeros_like(bpm)) / 60.0  # (...)
     cycles = torch.tensor(BEAT_CYCLES, device=seconds.device, dtype=torch.float32)
     angles = 2 * math.pi * beats[..., None] * cycles  # (..., len)

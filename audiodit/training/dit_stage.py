@@ -150,7 +150,7 @@ class DiTStage(Stage):
             raise ValueError(f"training.init_from={str(path)!r}: the dit stage starts from a pipeline "
                              f"directory (model_index.json) or a dit run, not {source}")
         pipe = AudioDiTPipeline.from_pretrained(str(source))
-        # Tempo conditioning may be added to a model trained without it (not removed).
+        # Tempo and beat conditioning may be added to a model trained without them (not removed).
         check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source,
                            ignore=_added_conditioning(self.cfg.dit, pipe.transformer.config))
         added = load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer",
