@@ -199,11 +199,12 @@ class TextConditioner(ModelMixin, ConfigMixin):
         output = self.drop(self._embed(tokens), force_drop_ids, generator)
         return output if return_dict else output.to_tuple()
 
-    def encode(self, prompts: list[str], device: torch.device | str | None = None) -> TextEncoderOutput:
-        """Convenience: `forward(tokenize(prompts))` on `device` (default: the model's device)."""
+    def encode(self, prompts: list[str], device: torch.device | str | None = None,
+               force_drop_ids: torch.Tensor | None = None) -> TextEncoderOutput:
+        """Convenience: `forward(tokenize(prompts), force_drop_ids)` on `device` (default: the model's device)."""
         device = self.device if device is None else device
         tokens = {name: value.to(device) for name, value in self.tokenize(prompts).items()}
-        return self(tokens)
+        return self(tokens, force_drop_ids=force_drop_ids)
 
     def null_output(self, batch_size: int, device: torch.device | str | None = None) -> TextEncoderOutput:
         """The unconditional condition: zeros, with mask True at position 0 only (see module doc)."""

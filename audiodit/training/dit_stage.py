@@ -214,8 +214,7 @@ class DiTStage(Stage):
                     out = TextEncoderOutput(*(t.to(device) for t in (out.embeddings, out.mask, out.pooled)))
                     inputs["text"] = self.text_encoder.drop(out, drop_ids)
                 else:
-                    tokens = {k: v.to(device) for k, v in self.text_encoder.tokenize(batch["caption"]).items()}
-                    inputs["text"] = self.text_encoder(tokens, force_drop_ids=drop_ids)
+                    inputs["text"] = self.text_encoder.encode(batch["caption"], device, force_drop_ids=drop_ids)
         return inputs
 
     def _drop_ids(self, batch_size: int) -> torch.Tensor:
