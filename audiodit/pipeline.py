@@ -27,7 +27,8 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, Schedu
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from audiodit.conditioners import TextConditioner, TextEncoderOutput, prompt_tempi
+from audiodit.conditioners import (NO_KEY, TextConditioner, TextEncoderOutput, key_name, parse_key, prompt_keys,
+                                  prompt_tempi)
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 
@@ -245,10 +246,38 @@ class AudioDiTPipeline(DiffusionPipeline):
             tempi = prompt_tempi([prompt] if isinstance(prompt, str) else list(prompt))
         else:
             tempi = torch.full((batch_size // num_waveforms_per_prompt,), float("nan"))
-        tempi = tempi.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)
-        if do_cfg:
-            tempi = torch.cat([torch.full_like(tempi, float("nan")), tempi])  # (2B,) uncond first
-        return {"bpm": tempi}
+        return {"bpm": self._per_waveform(tempi, float("nan"), num_waveforms_per_prompt, do_cfg, device)}
+
+    def _key(self, prompt, key, batch_size, num_waveforms_per_prompt, do_cfg, device) -> dict:
+        """`{"key_ids": (2B | B,)}` for a key-conditioned transformer (unconditional half NO_KEY), else {}."""
+        if not getattr(self.transformer.config, "key_conditioning", False):
+            if key is not None:
+                raise ValueError("`key` was given, but this model has no key conditioning; state the key "
+                                 "in the prompt instead.")
+            return {}
+        count = batch_size // num_waveforms_per_prompt
+        if key is not None:
+            names = [key] if isinstance(key, str) else list(key)
+            names = names * count if len(names) == 1 else names
+            if len(names) != count:
+                raise ValueError(f"`key` has {len(names)} entries but there are {count} prompts.")
+            ids = [NO_KEY if name is None else parse_key(name) for name in names]
+            for name, key_id in zip(names, ids):
+                if name is not None and key_id == NO_KEY:
+                    raise ValueError(f"`key` {name!r} is not a key such as 'D minor', 'F# major' or 'B-flat minor'.")
+            ids = torch.tensor(ids, dtype=torch.long)
+        elif prompt is not None:
+            ids = prompt_keys([prompt] if isinstance(prompt, str) else list(prompt))
+        else:
+            ids = torch.full((count,), NO_KEY, dtype=torch.long)
+        return {"key_ids": self._per_waveform(ids, NO_KEY, num_waveforms_per_prompt, do_cfg, device)}
+
+    @staticmethod
+    def _per_waveform(values, none, num_waveforms_per_prompt, do_cfg, device):
+        """Per-prompt values `(P,)` -> `(B,)` per waveform, or `(2B,)` with the unconditional half
+        (first) set to `none`: guidance's unconditional branch states no tempo or key, as in training."""
+        values = values.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)
+        return torch.cat([torch.full_like(values, none), values]) if do_cfg else values
 
     @staticmethod
     def _repeat(output: TextEncoderOutput, times: int) -> TextEncoderOutput:
@@ -317,6 +346,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         inpaint_range: tuple[float, float] | None = None,
         continuation_in_s: float | None = None,
         bpm: float | list[float] | None = None,
+        key: str | list[str | None] | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -344,6 +374,8 @@ class AudioDiTPipeline(DiffusionPipeline):
                 conditioning; None reads it from each prompt ("... 80 BPM ...", `parse_bpm`), and a
                 prompt that states none (or `prompt_embeds`) gets the model's "no tempo" embedding.
                 The unconditional branch of guidance never has a tempo, as in training.
+            key: key per prompt ("D minor", "F# major"; None = none) for a model with key
+                conditioning; None reads it from each prompt (`parse_key`), as `bpm` does.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -373,7 +405,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             return self._continue(
                 prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
                 negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-                callback_on_step_end, bpm,
+                callback_on_step_end, bpm, key,
             )
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
@@ -386,8 +418,9 @@ class AudioDiTPipeline(DiffusionPipeline):
             uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device) if do_cfg else None
         batch_size = cond.pooled.shape[0]
         text = _pad_tokens([uncond, cond]) if do_cfg else cond
-        tempo = self._tempo(prompt if prompt_embeds is None else None, bpm, batch_size, num_waveforms_per_prompt,
-                            do_cfg, device)
+        stated = prompt if prompt_embeds is None else None
+        extra = {**self._tempo(stated, bpm, batch_size, num_waveforms_per_prompt, do_cfg, device),
+                 **self._key(stated, key, batch_size, num_waveforms_per_prompt, do_cfg, device)}  # bpm, key_ids
         dtype = self.transformer.dtype
 
         # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
@@ -439,7 +472,7 @@ class AudioDiTPipeline(DiffusionPipeline):
                     pooled_text=text.pooled.to(dtype),
                     seconds_start=seconds_start,
                     seconds_total=seconds_total,
-                    **tempo,
+                    **extra,
                 ).sample  # (2B | B, C, T)
                 if do_cfg:
                     v_uncond, v_cond = velocity.chunk(2)
@@ -480,7 +513,7 @@ class AudioDiTPipeline(DiffusionPipeline):
     def _continue(
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-        callback_on_step_end, bpm=None,
+        callback_on_step_end, bpm=None, key=None,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context) followed by new frames, then splice the new part after the clip."""
@@ -497,7 +530,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
             guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
             initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
-            callback_on_step_end=callback_on_step_end, bpm=bpm,
+            callback_on_step_end=callback_on_step_end, bpm=bpm, key=key,
         ).audios  # (B, 2, S_window)
         # The context comes back as its VAE reconstruction: keep the original clip bit-exact and
         # append only the new seconds.
@@ -522,7 +555,8 @@ class AudioDiTPipeline(DiffusionPipeline):
     ) -> AudioPipelineOutput:
         """Walk from (prompt_start, seed_start) to (prompt_end, seed_end) in `num_points` clips,
         as Riffusion does: text embeddings are interpolated linearly, noise spherically, and the
-        tempo (a tempo-conditioned model, both prompts stating one) geometrically.
+        tempo (a tempo-conditioned model, both prompts stating one) geometrically; a key-conditioned
+        model takes the nearer prompt's key (it switches halfway).
         Returns audios of shape (num_points, 2, S)."""
         if num_points < 2:
             raise ValueError(f"`num_points` must be >= 2, got {num_points}.")
@@ -541,10 +575,14 @@ class AudioDiTPipeline(DiffusionPipeline):
         # A tempo-conditioned model: the tempo moves geometrically between the prompts' tempi.
         log_tempi = torch.log2(prompt_tempi([prompt_start, prompt_end]))
         with_tempo = getattr(self.transformer.config, "tempo_conditioning", False) and "bpm" not in kwargs
+        with_key = getattr(self.transformer.config, "key_conditioning", False) and "key" not in kwargs
         clips = []
         for weight in np.linspace(0.0, 1.0, num_points):
             if with_tempo:
                 kwargs["bpm"] = float(2.0 ** torch.lerp(log_tempi[0], log_tempi[1], float(weight)))
+            if with_key:
+                key_id = parse_key(prompt_start if weight < 0.5 else prompt_end)
+                kwargs["key"] = None if key_id == NO_KEY else key_name(key_id)
             embeds = TextEncoderOutput(
                 embeddings=torch.lerp(ends.embeddings[:1], ends.embeddings[1:], float(weight)),
                 mask=ends.mask[:1] | ends.mask[1:],

@@ -267,6 +267,56 @@ def test_interpolation_moves_the_tempo_geometrically(tempo_pipe, monkeypatch):
     assert [round(float(b[0]), 3) for b in seen] == [60.0, 120.0, 240.0]
 
 
+# --------------------------------------------------------------------------------- key conditioning
+
+
+@pytest.fixture(scope="module")
+def key_pipe():
+    return tiny_pipeline(seed=0, key_conditioning=True)
+
+
+def _capture_key_ids(pipe, monkeypatch):
+    seen, forward = [], pipe.transformer.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("key_ids"))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", spy)
+    return seen
+
+
+def test_key_is_read_from_the_prompt_and_the_unconditional_branch_has_none(key_pipe, monkeypatch):
+    seen = _capture_key_ids(key_pipe, monkeypatch)
+    _run(key_pipe, ["a chorale in D minor", "a jig"], num_waveforms_per_prompt=2, guidance_scale=3.0)
+    assert seen[0].tolist() == [-1] * 4 + [14, 14, -1, -1]  # (unconditional 4, conditional 4)
+    seen.clear()
+    _run(key_pipe, ["a chorale in D minor", "a jig"], key=["F# major", None], guidance_scale=1.0)  # explicit wins
+    assert seen[0].tolist() == [6, -1]
+
+
+def test_the_stated_key_changes_the_audio(key_pipe):
+    d_minor = _run(key_pipe, "a chorale in D minor")
+    torch.testing.assert_close(d_minor, _run(key_pipe, "a chorale in D minor", key="D minor"), rtol=0, atol=0)
+    assert not torch.allclose(d_minor, _run(key_pipe, "a chorale in D minor", key="Ab major"))
+
+
+def test_bad_key_is_an_error(pipe, key_pipe):
+    with pytest.raises(ValueError, match="no key conditioning"):
+        _run(pipe, "a jig", key="D major")
+    with pytest.raises(ValueError, match="'H minor' is not a key"):
+        _run(key_pipe, "a jig", key="H minor")
+    with pytest.raises(ValueError, match="3 entries but there are 2 prompts"):
+        _run(key_pipe, ["a", "b"], key=["C major", "D major", "E major"])
+
+
+def test_interpolation_switches_the_key_halfway(key_pipe, monkeypatch):
+    seen = _capture_key_ids(key_pipe, monkeypatch)
+    key_pipe.interpolate("a reel in G major", "a reel", num_points=3, audio_end_in_s=0.5,
+                         num_inference_steps=1, guidance_scale=1.0)
+    assert [int(ids[0]) for ids in seen] == [7, -1, -1]
+
+
 def test_a_beat_grid_at_another_frame_rate_than_the_vae_is_refused():
     pipe = tiny_pipeline(seed=0, tempo_conditioning=True, beat_conditioning=True, latent_rate=50.0)
     with pytest.raises(ValueError, match="latent_rate"):

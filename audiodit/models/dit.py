@@ -22,7 +22,6 @@ block-diagonal attention (NaViT, Dehghani et al. 2023), for training without pad
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,12 +35,10 @@ from diffusers.utils import BaseOutput
 from audiodit.configuration import ConfigError
 from audiodit.models.attention import (BlockDiagonalMask, KeyPaddingMask, apply_rotary, attention,
                                        check_backend, prepare_mask, resolve_backend, rotary_cos_sin)
+from audiodit.models.embedders import (BEAT_CYCLES, KEY_FEATURES, NO_KEY, NUM_KEYS, TEMPO_FREQUENCIES,
+                                       TIMING_FREQUENCIES, KeyEmbedder, TempoEmbedder, TimingEmbedder,
+                                       beat_features, mlp, timestep_features)
 from audiodit.models.patches import PatchGrid
-
-TIMING_FREQUENCIES = 8  # Fourier features of seconds / max_seconds at 1, 2, 4, ..., 128 cycles
-TEMPO_FREQUENCIES = 6  # Fourier features of the log tempo at 1/2, 1, 2, ..., 16 cycles over its range
-TEMPO_RANGE_BPM = (20.0, 320.0)  # four octaves; tempi outside are clamped
-BEAT_CYCLES = (2.0, 1.0, 1 / 2, 1 / 3, 1 / 4)  # cycles per beat: half beats, beats, bars of 2, 3 and 4 beats
 
 
 @dataclass
@@ -63,6 +60,7 @@ class DiTConfig:
     tempo_conditioning: bool = False  # a numeric tempo (BPM) input beside the timing (see TempoEmbedder)
     beat_conditioning: bool = False  # each token also sees its phase on the tempo's beat grid (needs tempo)
     latent_rate: float = 25.0  # latent frames per second of the VAE (beat conditioning: frames -> seconds)
+    key_conditioning: bool = False  # the prompt's key (tonic and mode) beside the text (see KeyEmbedder)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
@@ -115,107 +113,6 @@ class FP32LayerNorm(nn.LayerNorm):
         weight = self.weight.float() if self.weight is not None else None
         bias = self.bias.float() if self.bias is not None else None
         return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
-
-
-def mlp(in_dim: int, hidden: int, out_dim: int, act: nn.Module) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), act, nn.Linear(hidden, out_dim))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Embedders for the conditioning vector
-# ----------------------------------------------------------------------------------------------------
-
-def timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal features `(B, dim)` of `1000 t`: the DDPM timestep scale, so t in [0, 1] spans
-    the same frequencies as DiT's integer timesteps (Vaswani et al. 2017 frequencies)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = 1000.0 * t.float()[:, None] * freqs  # (B, dim/2)
-    return torch.cat([angles.cos(), angles.sin()], dim=-1)
-
-
-def timing_features(seconds: torch.Tensor, max_seconds: float) -> torch.Tensor:
-    """`(B,)` seconds -> `(B, 1 + 2F)`: x = seconds / max_seconds clamped to [0, 1], and
-    sin/cos(2 pi 2^k x) for k < F (Fourier features, Tancik et al. 2020)."""
-    x = (seconds.float() / max_seconds).clamp(0.0, 1.0)[:, None]  # (B, 1)
-    freqs = 2.0 ** torch.arange(TIMING_FREQUENCIES, device=x.device, dtype=torch.float32)
-    angles = 2 * math.pi * x * freqs  # (B, F)
-    return torch.cat([x, angles.sin(), angles.cos()], dim=-1)
-
-
-def known_tempo(bpm: torch.Tensor) -> torch.Tensor:
-    """True where `bpm` states a tempo (finite and positive); NaN means none."""
-    return torch.isfinite(bpm) & (bpm > 0)
-
-
-def tempo_features(bpm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(B,)` tempi in BPM (NaN = none stated) -> features `(B, 1 + 2F)` and `known (B,)` bool.
-
-    u = log2 of the tempo, scaled so TEMPO_RANGE_BPM maps to [0, 1] (clamped), and sin/cos(pi 2^k u)
-    for k < F: a log scale, because a tempo and its double are one musical step apart at any
-    speed. Unknown tempi get zero features; `TempoEmbedder` replaces their embedding.
-    """
-    bpm = bpm.float()
-    known = known_tempo(bpm)
-    low, high = (math.log2(value) for value in TEMPO_RANGE_BPM)
-    clean = torch.where(known, bpm, torch.full_like(bpm, 2.0 ** low)).clamp(*TEMPO_RANGE_BPM)
-    u = ((torch.log2(clean) - low) / (high - low))[:, None]  # (B, 1) in [0, 1]
-    angles = math.pi * u * 2.0 ** torch.arange(TEMPO_FREQUENCIES, device=bpm.device, dtype=torch.float32)
-    features = torch.cat([u, angles.sin(), angles.cos()], dim=-1)  # (B, 1 + 2F)
-    return features * known[:, None], known
-
-
-class TempoEmbedder(nn.Module):
-    """`bpm (B,)` -> `(B, D)`: a numeric tempo for the conditioning vector, as timing is.
-
-    Prompts say "80 BPM"; a text tower learns each number as a separate token and sees each one a
-    few dozen times in a music dataset, so it cannot tell that 81 is close to 80 and far from 160.
-    This embedder sees the number itself (parsed from the prompt by `parse_bpm`). A clip whose
-    prompt states no tempo, or whose condition was dropped for classifier-free guidance, gets the
-    learned `null` vector. The output layer and `null` start at zero, so adding tempo conditioning
-    to a trained model (`training.init_from`) leaves its outputs unchanged at first.
-    """
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.mlp = mlp(1 + 2 * TEMPO_FREQUENCIES, hidden_size, hidden_size, nn.SiLU())
-        self.null = nn.Parameter(torch.zeros(hidden_size))
-
-    def forward(self, bpm):
-        features, known = tempo_features(bpm)
-        embedded = self.mlp(features.to(self.mlp[0].weight.dtype))  # (B, D)
-        return torch.where(known[:, None], embedded, self.null.to(embedded.dtype))
-
-
-def beat_features(seconds: torch.Tensor, bpm: torch.Tensor) -> torch.Tensor:
-    """Phase on the beat grid: `seconds (...)` since the start of the piece and `bpm (...)` (NaN =
-    none) -> `(..., 2 len(BEAT_CYCLES))` sin/cos of 2 pi c x beats for each c in BEAT_CYCLES; zero
-    where the tempo is unknown.
-
-    A metronome for every token: beat k of a piece that starts on a beat falls at 60 k / bpm
-    seconds, so notes start where the beat phase is 0. `seconds_start` (the timing conditioning)
-    places a crop on the piece's grid, so training crops and generated clips share one grid.
-    """
-    bpm = bpm.float()
-    known = known_tempo(bpm)
-    beats = seconds.float() * torch.where(known, bpm, torch.zeros_like(bpm)) / 60.0  # (...)
-    cycles = torch.tensor(BEAT_CYCLES, device=seconds.device, dtype=torch.float32)
-    angles = 2 * math.pi * beats[..., None] * cycles  # (..., len)
-    return torch.cat([angles.sin(), angles.cos()], dim=-1) * known[..., None]
-
-
-class TimingEmbedder(nn.Module):
-    """`seconds_start`, `seconds_total` -> `(B, D)`: where the crop starts and how long the clip is."""
-
-    def __init__(self, hidden_size: int, max_seconds: float):
-        super().__init__()
-        self.max_seconds = max_seconds
-        self.mlp = mlp(2 * (1 + 2 * TIMING_FREQUENCIES), hidden_size, hidden_size, nn.SiLU())
-
-    def forward(self, seconds_start, seconds_total):
-        features = torch.cat([timing_features(seconds_start, self.max_seconds),
-                              timing_features(seconds_total, self.max_seconds)], dim=-1)  # (B, 34)
-        return self.mlp(features.to(self.mlp[0].weight.dtype))  # (B, D)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -333,7 +230,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                  cross_attention_dim: int = 128, pooled_dim: int = 128, max_seconds: float = 30.0,
                  qk_norm: bool = True, rope_theta: float = 10000.0, timestep_embed_dim: int = 256,
                  attention_backend: str = "auto", tempo_conditioning: bool = False,
-                 beat_conditioning: bool = False, latent_rate: float = 25.0):
+                 beat_conditioning: bool = False, latent_rate: float = 25.0, key_conditioning: bool = False):
         super().__init__()
         self.dit_config  # validates the arguments (ConfigError names the bad field)
         check_backend(attention_backend)
@@ -349,6 +246,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         self.tempo_embed = TempoEmbedder(hidden_size) if tempo_conditioning else None
         # Beat-grid phase of each token, added to its embedding (zero-initialised, see beat_features).
         self.beat_embed = nn.Linear(2 * len(BEAT_CYCLES), hidden_size, bias=False) if beat_conditioning else None
+        self.key_embed = KeyEmbedder(hidden_size) if key_conditioning else None
         self.pooled_embed = mlp(pooled_dim, hidden_size, hidden_size, nn.SiLU())
         self.text_proj = mlp(cross_attention_dim, hidden_size, hidden_size, nn.GELU())
         # Always-visible text key: a clip with no real text token (unconditional) attends to it
@@ -385,9 +283,11 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         for embedder in (self.timestep_embed, self.timing_embed.mlp, self.pooled_embed):
             nn.init.normal_(embedder[0].weight, std=0.02)
             nn.init.normal_(embedder[2].weight, std=0.02)
-        if self.tempo_embed is not None:  # input layer normal(0.02); output layer and null stay zero
-            nn.init.normal_(self.tempo_embed.mlp[0].weight, std=0.02)
-            nn.init.zeros_(self.tempo_embed.mlp[2].weight)
+        # Tempo and key: input layer normal(0.02); output layer and null stay zero (added to trained models).
+        for embedder in (self.tempo_embed, self.key_embed):
+            if embedder is not None:
+                nn.init.normal_(embedder.mlp[0].weight, std=0.02)
+                nn.init.zeros_(embedder.mlp[2].weight)
         if self.beat_embed is not None:
             nn.init.zeros_(self.beat_embed.weight)
         # Zero-out adaLN modulation and cross-attention outputs: each block starts as the identity.
@@ -408,13 +308,15 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             return x
         return x + self.channel_group_embed[group]  # (B, N, D)
 
-    def _conditioning(self, timestep, pooled_text, seconds_start, seconds_total, bpm):
-        """SiLU of timestep + timing (+ tempo) + pooled-text embeddings `(S, D)`: the adaLN input."""
+    def _conditioning(self, timestep, pooled_text, seconds_start, seconds_total, bpm, key_ids):
+        """SiLU of timestep + timing (+ tempo) (+ key) + pooled-text embeddings `(S, D)`: the adaLN input."""
         dtype = self.patch_embed.weight.dtype
         c = self.timestep_embed(timestep_features(timestep, self.config.timestep_embed_dim).to(dtype))
         c = c + self.timing_embed(seconds_start, seconds_total)
         if self.tempo_embed is not None:
             c = c + self.tempo_embed(bpm)
+        if self.key_embed is not None:
+            c = c + self.key_embed(key_ids)
         c = c + self.pooled_embed(pooled_text.to(dtype))
         return F.silu(c)  # (S, D)
 
@@ -449,7 +351,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
     # ---- batched forward ----------------------------------------------------------------------------
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, encoder_attention_mask,
-                pooled_text, seconds_start, seconds_total, frame_mask=None, return_dict=True, bpm=None):
+                pooled_text, seconds_start, seconds_total, frame_mask=None, return_dict=True, bpm=None,
+                key_ids=None):
         """Predict the velocity `noise - x0` for a padded batch.
 
         Args:
@@ -465,6 +368,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
                 padding cannot influence real frames; padded output frames are set to 0.
             bpm: `(B,)` or scalar tempo in BPM, NaN where none is stated (None: none for any item).
                 Only for a model built with `tempo_conditioning=True`.
+            key_ids: `(B,)` or scalar int key ids (tonic pitch class + 12 for minor, NO_KEY = -1 where
+                none is stated; None: none for any item). Only for `key_conditioning=True`.
         Returns:
             `AudioDiTOutput(sample=(B, C, T))` in the dtype of `hidden_states`.
         """
@@ -474,6 +379,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             batch, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
         bpm = self._check_bpm(bpm, batch, device)
+        key_ids = self._check_key(key_ids, batch, device)
         # 1. Latent tokens and their positions
         latents = hidden_states
         if frame_mask is not None:
@@ -484,7 +390,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = None if frame_mask is None else KeyPaddingMask(self.grid.token_mask(frame_mask))
         # 2. Conditioning vector and text tokens
-        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm)  # (B, D)
+        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm, key_ids)  # (B, D)
         text, keep = self._text_tokens(encoder_hidden_states, encoder_attention_mask)  # (B, 1+L, D)
         # 3. Transformer
         x = self._blocks(x, cond, rope, self_mask, text, KeyPaddingMask(keep), None, backend)
@@ -498,7 +404,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
     # ---- packed forward -----------------------------------------------------------------------------
 
     def forward_packed(self, latents, timestep, encoder_hidden_states, encoder_attention_mask,
-                       pooled_text, seconds_start, seconds_total, return_dict=True, bpm=None):
+                       pooled_text, seconds_start, seconds_total, return_dict=True, bpm=None, key_ids=None):
         """Predict velocities for clips of different lengths packed into one sequence (no padding).
 
         The tokens of all clips are concatenated and attend only within their own clip (a
@@ -510,7 +416,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             latents: list of S noisy latents `(C, T_i)`, any lengths `T_i >= 1`.
             timestep, seconds_start, seconds_total: `(S,)` (or scalars), as in `forward`.
             encoder_hidden_states: `(S, L, cross_attention_dim)`; encoder_attention_mask: `(S, L)`
-                bool (None: all real); pooled_text: `(S, pooled_dim)`; bpm: `(S,)`, as in `forward`.
+                bool (None: all real); pooled_text: `(S, pooled_dim)`; bpm, key_ids: `(S,)`, as in `forward`.
         Returns:
             `AudioDiTOutput(sample=[(C, T_i), ...])`, one velocity per clip.
         """
@@ -525,6 +431,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             clips, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
         bpm = self._check_bpm(bpm, clips, device)
+        key_ids = self._check_key(key_ids, clips, device)
         # 1. Pack the clips' tokens into one sequence (1, sum N_i, D)
         frames = [clip.shape[1] for clip in latents]
         seqlens = [self.grid.num_tokens(f) for f in frames]
@@ -537,7 +444,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = prepare_mask(BlockDiagonalMask(seqlens, seqlens), backend, device)
         # 2. Conditioning per clip; each clip's real text tokens, packed (1, sum L_i, D)
-        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm)  # (S, D)
+        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm, key_ids)  # (S, D)
         text, keep = self._text_tokens(encoder_hidden_states, encoder_attention_mask)  # (S, 1+L, D)
         text_mask = prepare_mask(BlockDiagonalMask(seqlens, keep.sum(dim=1).tolist()), backend, device)
         text = text[keep][None]  # (1, sum L_i, D)
@@ -572,6 +479,27 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
         if bpm is None:
             return torch.full((batch,), float("nan"), device=device)
         return self._per_item(bpm, batch, "bpm", device).float()
+
+    def _check_key(self, key_ids, batch, device):
+        """`(batch,)` long key ids (NO_KEY = none) for a key-conditioned model; None otherwise."""
+        if self.key_embed is None:
+            if key_ids is not None:
+                raise ValueError("key_ids was given, but this model has no key conditioning "
+                                 "(built with key_conditioning=False)")
+            return None
+        if key_ids is None:
+            return torch.full((batch,), NO_KEY, dtype=torch.long, device=device)
+        key_ids = torch.as_tensor(key_ids, device=device)
+        if key_ids.is_floating_point() or key_ids.is_complex():
+            raise ValueError(f"key_ids must be integers (tonic + 12 for minor, {NO_KEY} = none), got {key_ids.dtype}")
+        key_ids = key_ids.reshape(-1).long()
+        if key_ids.numel() == 1:
+            key_ids = key_ids.expand(batch)
+        if key_ids.numel() != batch:
+            raise ValueError(f"key_ids must be a scalar or have {batch} entries, got {key_ids.numel()}")
+        if ((key_ids < NO_KEY) | (key_ids >= NUM_KEYS)).any():
+            raise ValueError(f"key_ids must lie in [{NO_KEY}, {NUM_KEYS - 1}], got {key_ids.tolist()}")
+        return key_ids
 
     def _check_latents(self, hidden_states, frame_mask):
         if hidden_states.ndim != 3 or hidden_states.shape[1] != self.config.in_channels:
@@ -630,6 +558,8 @@ def dit_flops(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
         embed += (1 + 2 * TEMPO_FREQUENCIES + d) * d
     if config.beat_conditioning:
         embed += n * 2 * len(BEAT_CYCLES) * d
+    if config.key_conditioning:
+        embed += (KEY_FEATURES + d) * d
     block = 6 * d * d  # adaLN modulation
     block += n * 3 * d * d + 2 * n * n * d + n * d * d  # self-attention: qkv, scores + values, out
     block += 2 * n * d * d + keys * 2 * d * d + 2 * n * keys * d  # cross-attention

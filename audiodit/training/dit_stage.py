@@ -26,7 +26,7 @@ import diffusers
 import torch
 from torch import nn
 
-from audiodit.conditioners import TextEncoderOutput, build_text_encoder, prompt_tempi
+from audiodit.conditioners import NO_KEY, TextEncoderOutput, build_text_encoder, prompt_keys, prompt_tempi
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
@@ -47,13 +47,13 @@ class DiTTrainModule(nn.Module):
         self.transformer.enable_gradient_checkpointing()
 
     def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None,
-                bpm=None, drop_ids=None):
+                bpm=None, key_ids=None, drop_ids=None):
         if tokens is not None:
             # condition dropout happens inside (training mode), or where `drop_ids` says
             text = self.text_encoder(tokens, force_drop_ids=drop_ids)
         return self.transformer(
             noisy, timesteps, text.embeddings, text.mask, text.pooled,
-            seconds_start, seconds_total, frame_mask=frame_mask, bpm=bpm,
+            seconds_start, seconds_total, frame_mask=frame_mask, bpm=bpm, key_ids=key_ids,
         ).sample  # (B, C, T) velocity
 
 
@@ -150,11 +150,11 @@ class DiTStage(Stage):
             raise ValueError(f"training.init_from={str(path)!r}: the dit stage starts from a pipeline "
                              f"directory (model_index.json) or a dit run, not {source}")
         pipe = AudioDiTPipeline.from_pretrained(str(source))
-        # Tempo and beat conditioning may be added to a model trained without them (not removed).
+        # Tempo, beat and key conditioning may be added to a model trained without them (not removed).
         check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source,
                            ignore=_added_conditioning(self.cfg.dit, pipe.transformer.config))
         added = load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer",
-                             source / "transformer", new_modules=("tempo_embed.", "beat_embed."))
+                             source / "transformer", new_modules=("tempo_embed.", "beat_embed.", "key_embed."))
         if added:
             self.accelerator.print(f"dit: {source} lacks {sorted({name.split('.')[0] for name in added})}; the "
                                    f"config adds them ({len(added)} new tensors, zero output at first)")
@@ -197,12 +197,16 @@ class DiTStage(Stage):
             "seconds_total": batch["seconds_total"].to(device).float(),
         }
         drop_ids = None
-        if self.cfg.dit.tempo_conditioning:
-            # The tempo is part of the prompt: it is dropped (NaN) exactly where the text is, so the
-            # unconditional branch of classifier-free guidance has neither.
+        if self.cfg.dit.tempo_conditioning or self.cfg.dit.key_conditioning:
+            # Tempo and key are part of the prompt: they are dropped (NaN, NO_KEY) exactly where the
+            # text is, so the unconditional branch of classifier-free guidance has none of them.
             drop_ids = self._drop_ids(len(batch["caption"]))
-            bpm = prompt_tempi(batch["caption"])
-            inputs["bpm"] = torch.where(drop_ids, torch.full_like(bpm, float("nan")), bpm).to(device)
+            if self.cfg.dit.tempo_conditioning:
+                bpm = prompt_tempi(batch["caption"])
+                inputs["bpm"] = torch.where(drop_ids, torch.full_like(bpm, float("nan")), bpm).to(device)
+            if self.cfg.dit.key_conditioning:
+                key_ids = prompt_keys(batch["caption"])
+                inputs["key_ids"] = torch.where(drop_ids, torch.full_like(key_ids, NO_KEY), key_ids).to(device)
             drop_ids = drop_ids.to(device)
             inputs["drop_ids"] = drop_ids
         if self.cfg.text.trainable:
@@ -218,7 +222,7 @@ class DiTStage(Stage):
         return inputs
 
     def _drop_ids(self, batch_size: int) -> torch.Tensor:
-        """`(B,)` bool: which items lose their condition (text and tempo) this step."""
+        """`(B,)` bool: which items lose their condition (text, tempo and key) this step."""
         if not (self.text_encoder.training and self.cfg.text.dropout_prob > 0):
             return torch.zeros(batch_size, dtype=torch.bool)
         return torch.rand(batch_size) < self.cfg.text.dropout_prob
@@ -230,7 +234,7 @@ class DiTStage(Stage):
         noisy = self.flow.add_noise(x0, noise, timesteps)  # (B, C, T)
         prediction = model(noisy, timesteps, inputs["seconds_start"], inputs["seconds_total"],
                            inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"),
-                           bpm=inputs.get("bpm"), drop_ids=inputs.get("drop_ids"))
+                           bpm=inputs.get("bpm"), key_ids=inputs.get("key_ids"), drop_ids=inputs.get("drop_ids"))
         loss = self.flow.loss(prediction, x0, noise, inputs["frame_mask"])
         return {"loss": loss}
 
@@ -283,7 +287,8 @@ def _added_conditioning(dit_cfg, saved) -> tuple[str, ...]:
     """Conditioning inputs a config may add to a model trained without them (`training.init_from`):
     their layers start at zero output. Removing one is an architecture mismatch. `latent_rate` only
     matters with beat conditioning, so a model without it may take any."""
-    names = tuple(name for name in ("tempo_conditioning", "beat_conditioning") if getattr(dit_cfg, name))
+    names = tuple(name for name in ("tempo_conditioning", "beat_conditioning", "key_conditioning")
+                  if getattr(dit_cfg, name))
     return names + (() if saved.get("beat_conditioning", False) else ("latent_rate",))
 
 

@@ -287,20 +287,6 @@ def test_config_fields_are_the_init_arguments():
 
 # ---- tempo conditioning ----------------------------------------------------------------------------
 
-def test_tempo_features_are_a_clamped_log_scale_and_mark_unknown_tempi():
-    from audiodit.models.dit import TEMPO_RANGE_BPM, tempo_features
-
-    bpm = torch.tensor([60.0, 120.0, 240.0, float("nan"), 1.0, 5000.0, 0.0, -3.0])
-    features, known = tempo_features(bpm)
-    assert known.tolist() == [True, True, True, False, True, True, False, False]
-    u = features[:, 0]
-    # a doubling is the same step at any speed; out-of-range tempi clamp to the ends
-    torch.testing.assert_close(u[1] - u[0], u[2] - u[1])
-    assert u[4] == 0.0 and u[5] == 1.0 and float(u[2]) < 1.0
-    assert torch.equal(features[~known], torch.zeros_like(features[~known]))
-    assert tempo_features(torch.tensor([TEMPO_RANGE_BPM[1]]))[0][0, 0] == 1.0
-
-
 def test_tempo_conditioning_changes_the_output_and_nan_means_none():
     model, kw = tiny(tempo_conditioning=True), inputs(3, 7)
     fast = model(**kw, bpm=torch.tensor([160.0, 160.0, 160.0])).sample
@@ -329,11 +315,14 @@ def test_a_new_tempo_embedder_leaves_a_trained_model_unchanged():
     """`training.init_from` adds tempo conditioning to a model trained without it: zero output at first."""
     old, kw = tiny(), inputs(2, 6)
     torch.manual_seed(1)
-    new = AudioDiTModel(**{**dict(old.config), "tempo_conditioning": True, "beat_conditioning": True}).eval()
+    new = AudioDiTModel(**{**dict(old.config), "tempo_conditioning": True, "beat_conditioning": True,
+                           "key_conditioning": True}).eval()
     missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(name.startswith(("tempo_embed.", "beat_embed.")) for name in missing)
-    for bpm in (None, 60.0, torch.tensor([200.0, float("nan")])):
-        torch.testing.assert_close(new(**kw, bpm=bpm).sample, old(**kw).sample, atol=0, rtol=0)
+    assert unexpected == [] and missing
+    assert all(name.startswith(("tempo_embed.", "beat_embed.", "key_embed.")) for name in missing)
+    assert any(name.startswith("key_embed.") for name in missing)
+    for bpm, key_ids in ((None, None), (60.0, 5), (torch.tensor([200.0, float("nan")]), torch.tensor([-1, 23]))):
+        torch.testing.assert_close(new(**kw, bpm=bpm, key_ids=key_ids).sample, old(**kw).sample, atol=0, rtol=0)
 
 
 def test_bpm_for_a_model_without_tempo_conditioning_is_an_error():
@@ -342,18 +331,6 @@ def test_bpm_for_a_model_without_tempo_conditioning_is_an_error():
         model(**kw, bpm=120.0)
     with pytest.raises(ValueError, match="bpm must be a scalar or have 2 entries"):
         tiny(tempo_conditioning=True)(**kw, bpm=torch.tensor([1.0, 2.0, 3.0]))
-
-
-def test_beat_features_repeat_every_bar_and_vanish_without_tempo():
-    from audiodit.models.dit import beat_features
-
-    bpm = torch.full((4,), 90.0)
-    beat = 60.0 / 90.0
-    seconds = torch.tensor([0.3, 0.3 + 12 * beat, 0.3 + beat, 0.3])  # 12 beats: a whole number of every cycle
-    features = beat_features(seconds, bpm)
-    torch.testing.assert_close(features[0], features[1], atol=1e-5, rtol=0)
-    assert not torch.allclose(features[0], features[2], atol=1e-3)  # one beat later: other bar phases
-    assert torch.equal(beat_features(seconds, torch.full((4,), float("nan"))), torch.zeros(4, features.shape[1]))
 
 
 def test_beat_conditioning_follows_the_grid_and_packs():
@@ -380,3 +357,45 @@ def test_beat_conditioning_needs_tempo_and_a_positive_rate():
         DiTConfig(beat_conditioning=True)
     with pytest.raises(ConfigError, match="latent_rate"):
         DiTConfig(latent_rate=0.0)
+
+
+# ---- key conditioning ------------------------------------------------------------------------------
+
+def test_key_conditioning_changes_the_output_per_item_and_minus_one_means_none():
+    model, kw = tiny(key_conditioning=True), inputs(3, 7)
+    d_minor = model(**kw, key_ids=torch.tensor([14, 14, 14])).sample
+    d_major = model(**kw, key_ids=2).sample
+    assert not torch.allclose(d_minor, d_major)
+    mixed = model(**kw, key_ids=torch.tensor([14, 2, 14])).sample
+    torch.testing.assert_close(mixed[[0, 2]], d_minor[[0, 2]], atol=1e-6, rtol=0)
+    torch.testing.assert_close(mixed[1], d_major[1], atol=1e-6, rtol=0)
+    none = model(**kw).sample
+    torch.testing.assert_close(none, model(**kw, key_ids=-1).sample, atol=0, rtol=0)
+    assert not torch.allclose(none, d_major)
+
+
+def test_key_packed_equals_each_clip_alone():
+    model, kw = tiny(key_conditioning=True, tempo_conditioning=True, patch_frames=2), inputs(3, 9, seed=6)
+    key_ids, bpm = torch.tensor([0, -1, 21]), torch.tensor([70.0, 90.0, float("nan")])
+    packed = model.forward_packed(**packed_args(kw, [9, 4, 7]), bpm=bpm, key_ids=key_ids).sample
+    for i, frames in enumerate([9, 4, 7]):
+        alone = model(**item(kw, i, frames), bpm=bpm[i:i + 1], key_ids=key_ids[i:i + 1]).sample[0]
+        torch.testing.assert_close(packed[i], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_key_ids_are_errors():
+    model, kw = tiny(), inputs(2, 4)
+    with pytest.raises(ValueError, match="no key conditioning"):
+        model(**kw, key_ids=3)
+    keyed = tiny(key_conditioning=True)
+    with pytest.raises(ValueError, match="key_ids must be integers"):
+        keyed(**kw, key_ids=torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"key_ids must lie in \[-1, 23\], got \[3, 24\]"):
+        keyed(**kw, key_ids=torch.tensor([3, 24]))
+    with pytest.raises(ValueError, match="key_ids must be a scalar or have 2 entries"):
+        keyed(**kw, key_ids=torch.tensor([1, 2, 3]))
+
+
+def test_flops_count_the_key_embedder():
+    plain, keyed = DiTConfig(), DiTConfig(key_conditioning=True)
+    assert dit_flops(keyed, 100, 8) > dit_flops(plain, 100, 8)

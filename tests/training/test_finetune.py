@@ -165,13 +165,14 @@ def test_vae_path_and_init_from_resolve_pipelines_and_runs(dit_run, tmp_path):
         resolve_vae_path(str(tmp_path))
 
 
-def test_dit_init_from_a_model_without_tempo_adds_tempo_and_beat_conditioning(toy_data, tiny_vae_dir, dit_run, tmp_path,
-                                                                    dit_config):
-    """A pipeline trained without tempo gains it: its weights load, the new embedder starts at zero output."""
+def test_dit_init_from_a_model_without_tempo_adds_tempo_beat_and_key_conditioning(toy_data, tiny_vae_dir, dit_run,
+                                                                                  tmp_path, dit_config):
+    """A pipeline trained without tempo or key gains them: its weights load, the new embedders start at
+    zero output."""
     base = AudioDiTPipeline.from_pretrained(str(resolve_resume("latest", dit_run) / "pipeline"))
     cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", f"training.init_from={dit_run}",
-                     "dit.tempo_conditioning=true", "dit.beat_conditioning=true", "training.max_steps=1",
-                     "training.ema_decay=0")
+                     "dit.tempo_conditioning=true", "dit.beat_conditioning=true", "dit.key_conditioning=true",
+                     "training.max_steps=1", "training.ema_decay=0")
     trainer = Trainer(cfg)
     transformer = trainer.stage.model.transformer
     for name, weight in base.transformer.state_dict().items():
@@ -179,10 +180,12 @@ def test_dit_init_from_a_model_without_tempo_adds_tempo_and_beat_conditioning(to
     x, text = torch.randn(1, base.transformer.config.in_channels, 6), base.text_encoder.encode(["a tone"])
     args = (x, torch.tensor([0.5]), text.embeddings, text.mask, text.pooled, 0.0, 1.0)
     with torch.no_grad():
-        torch.testing.assert_close(transformer.eval()(*args, bpm=100.0).sample, base.transformer(*args).sample)
+        torch.testing.assert_close(transformer.eval()(*args, bpm=100.0, key_ids=14).sample,
+                                   base.transformer(*args).sample)
     tuned = AudioDiTPipeline.from_pretrained(str(trainer.train().last_checkpoint / "pipeline"))
-    assert tuned.transformer.config.tempo_conditioning and tuned.transformer.config.beat_conditioning
-    audio = tuned(["a tone, 100 BPM"], audio_end_in_s=0.5, num_inference_steps=2,
+    config = tuned.transformer.config
+    assert config.tempo_conditioning and config.beat_conditioning and config.key_conditioning
+    audio = tuned(["a tone in D minor, 100 BPM"], audio_end_in_s=0.5, num_inference_steps=2,
                   generator=torch.Generator().manual_seed(0)).audios
     assert audio.shape == (1, 2, 24000) and torch.isfinite(audio).all()
     # the reverse (dropping a trained model's tempo conditioning) would lose weights: refused
@@ -197,16 +200,19 @@ def test_dit_init_from_a_model_without_tempo_adds_tempo_and_beat_conditioning(to
 
 
 @pytest.mark.parametrize("trainable", [False, True])
-def test_tempo_is_dropped_exactly_where_the_text_is(toy_data, tiny_vae_dir, tmp_path, dit_config, trainable):
-    """Classifier-free guidance's unconditional branch has neither text nor tempo, as in sampling."""
-    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "dit.tempo_conditioning=true",
+def test_tempo_and_key_are_dropped_exactly_where_the_text_is(toy_data, tiny_vae_dir, tmp_path, dit_config,
+                                                             trainable):
+    """Classifier-free guidance's unconditional branch has neither text nor tempo nor key, as in sampling."""
+    from audiodit.conditioners import key_name
+
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "dit.tempo_conditioning=true", "dit.key_conditioning=true",
                      "text.dropout_prob=0.5", f"text.trainable={str(trainable).lower()}", "training.max_steps=1")
     trainer = Trainer(cfg)
     stage = trainer.stage
     stage.set_training(True)
     batch = next(trainer._early_batches())
     size = len(batch["caption"])
-    batch["caption"] = [f"a tone, {60 + 10 * i} BPM" for i in range(size)]
+    batch["caption"] = [f"a tone in {key_name(i % 24)}, {60 + 10 * i} BPM" for i in range(size)]
     torch.manual_seed(0)
     drops = []
     for _ in range(8):
@@ -220,8 +226,11 @@ def test_tempo_is_dropped_exactly_where_the_text_is(toy_data, tiny_vae_dir, tmp_
         assert torch.equal(torch.isnan(inputs["bpm"]), dropped)
         kept = ~dropped
         assert inputs["bpm"][kept].tolist() == [60.0 + 10 * i for i in range(size) if kept[i]]
+        assert torch.equal(inputs["key_ids"] == -1, dropped)
+        assert inputs["key_ids"][kept].tolist() == [i % 24 for i in range(size) if kept[i]]
         drops.append(dropped)
     rate = torch.stack(drops).float().mean()
     assert 0.2 < rate < 0.8  # dropout_prob 0.5 actually drops
     stage.set_training(False)
-    assert not torch.isnan(stage.prepare_batch(batch)["bpm"]).any()  # no dropout outside training
+    inputs = stage.prepare_batch(batch)
+    assert not torch.isnan(inputs["bpm"]).any() and (inputs["key_ids"] >= 0).all()  # no dropout outside training
