@@ -17,18 +17,13 @@ a fifth, relative or parallel pair and the MIREX floor is not inflated by partia
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
-import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from response import generate_responses, parse_args, report
 
 from audiodit.conditioners import parse_key
 from audiodit.evaluate import estimate_key, mirex_key_score
-from audiodit.pipeline import AudioDiTPipeline
 
 CAPTIONS = [
     "A Bach chorale in {} for church organ, 80 BPM, 4/4, centred.",
@@ -49,32 +44,14 @@ def scores(estimate: dict, key_id: int) -> tuple[float, float, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="models/audiodit-small")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = AudioDiTPipeline.from_pretrained(args.model)
-    pipe.set_progress_bar_config(disable=True)
+    args = parse_args(__doc__.split("\n\n")[0], argv)
     key_ids = [parse_key(name) for name in KEYS]
-    started = time.perf_counter()
-    rows = []
-    for index, caption in enumerate(CAPTIONS):
-        prompts = [caption.format(name) for name in KEYS]
-        generators = [torch.Generator().manual_seed(args.seed + index) for _ in prompts]  # same noise
-        audios = pipe(prompts, audio_end_in_s=args.seconds, num_inference_steps=args.steps,
-                      generator=generators).audios.float().numpy()
-        rows.append([estimate_key(audio) for audio in audios])
+    rows, settings = generate_responses(args, CAPTIONS, KEYS, estimate_key)
     stated = np.array([[scores(e, k) for e, k in zip(row, key_ids)] for row in rows])  # (captions, keys, 3)
     others = np.array([scores(row[i], key_ids[j]) for row in rows
                        for i, j in itertools.permutations(range(len(KEYS)), 2)])  # (pairs, 3)
     names = ("key_accuracy", "mode_accuracy", "mirex_score")
-    result = {
+    report({
         "model": str(args.model),
         "keys": KEYS,
         "captions": CAPTIONS,
@@ -82,16 +59,8 @@ def main(argv=None) -> int:
         **{name: round(float(stated[..., i].mean()), 3) for i, name in enumerate(names)},
         **{f"floor_{name}": round(float(others[:, i].mean()), 3) for i, name in enumerate(names)},
         "distinct_estimates_per_caption": round(float(np.mean([len({e["key"] for e in row}) for row in rows])), 2),
-        "seconds": args.seconds,
-        "steps": args.steps or pipe.default_num_inference_steps,
-        "wall_s": round(time.perf_counter() - started, 1),
-    }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(args.out)
+        **settings,
+    }, args.out)
     return 0
 
 

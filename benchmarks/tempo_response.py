@@ -17,17 +17,12 @@ tempo. Reported:
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
-import time
-from pathlib import Path
 
 import numpy as np
-import torch
+from response import generate_responses, parse_args, report
 
 from audiodit.evaluate import TEMPO_TOLERANCE, estimate_bpm, tempo_hits
-from audiodit.pipeline import AudioDiTPipeline
 
 CAPTIONS = [
     "A traditional folk tune in D major for piano, {} BPM, 4/4, centred.",
@@ -47,26 +42,8 @@ def octave_error(estimate: float, target: float) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="models/audiodit-small")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = AudioDiTPipeline.from_pretrained(args.model)
-    pipe.set_progress_bar_config(disable=True)
-    started = time.perf_counter()
-    rows = []
-    for index, caption in enumerate(CAPTIONS):
-        prompts = [caption.format(bpm) for bpm in TEMPI]
-        generators = [torch.Generator().manual_seed(args.seed + index) for _ in prompts]  # same noise
-        audios = pipe(prompts, audio_end_in_s=args.seconds, num_inference_steps=args.steps,
-                      generator=generators).audios.float().numpy()
-        rows.append([float(estimate_bpm(audio)) for audio in audios])
+    args = parse_args(__doc__.split("\n\n")[0], argv)
+    rows, settings = generate_responses(args, CAPTIONS, TEMPI, lambda audio: float(estimate_bpm(audio)))
     estimates = np.array(rows)  # (captions, tempi)
     hits = np.mean([tempo_hits(e, t, OCTAVES) for row in estimates for e, t in zip(row, TEMPI)])
     floor = np.mean([tempo_hits(row[i], TEMPI[j], OCTAVES) for row in estimates
@@ -74,7 +51,7 @@ def main(argv=None) -> int:
     error = np.median([octave_error(e, t) for row in estimates for e, t in zip(row, TEMPI)])
     floor_error = np.median([octave_error(row[i], TEMPI[j]) for row in estimates
                              for i, j in itertools.permutations(range(len(TEMPI)), 2)])
-    result = {
+    report({
         "model": str(args.model),
         "tempi": TEMPI,
         "captions": CAPTIONS,
@@ -84,16 +61,8 @@ def main(argv=None) -> int:
         "median_octave_relative_error": round(float(error), 3),
         "floor_median_octave_relative_error": round(float(floor_error), 3),
         "tolerance": TEMPO_TOLERANCE,
-        "seconds": args.seconds,
-        "steps": args.steps or pipe.default_num_inference_steps,
-        "wall_s": round(time.perf_counter() - started, 1),
-    }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(args.out)
+        **settings,
+    }, args.out)
     return 0
 
 
