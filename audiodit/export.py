@@ -19,7 +19,8 @@ import torch
 
 
 def export_pipeline(source: Path, destination: Path, dtype: str = "float16", steps: int | None = None,
-                    guidance: float | None = None, overwrite: bool = False) -> Path:
+                    guidance: float | None = None, overwrite: bool = False,
+                    key_guidance: float | None = None) -> Path:
     from audiodit.pipeline import AudioDiTPipeline
 
     if not (source / "model_index.json").is_file():
@@ -31,6 +32,12 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
         pipe.register_to_config(default_num_inference_steps=steps)
     if guidance is not None:
         pipe.register_to_config(default_guidance_scale=guidance)
+    if key_guidance is not None:
+        if key_guidance < 0:
+            raise ValueError(f"--key-guidance must be >= 0, got {key_guidance}")
+        if key_guidance > 0 and not getattr(pipe.transformer.config, "key_conditioning", False):
+            raise ValueError(f"--key-guidance {key_guidance}: {source}'s transformer has no key conditioning")
+        pipe.register_to_config(default_key_guidance_scale=key_guidance)
     pipe.to(getattr(torch, dtype))
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
@@ -52,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16")
     parser.add_argument("--steps", type=int, help="new default number of inference steps")
     parser.add_argument("--guidance", type=float, help="new default guidance scale")
+    parser.add_argument("--key-guidance", type=float, help="new default key guidance scale (key-conditioned models)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
-        path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite)
+        path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite,
+                               args.key_guidance)
     except (ValueError, FileExistsError) as err:
         print(f"audiodit.export: error: {err}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import (NO_KEY, TextConditioner, TextEncoderOutput, key_name, parse_key, prompt_keys,
                                   prompt_tempi)
+from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 
@@ -85,12 +86,14 @@ class AudioDiTPipeline(DiffusionPipeline):
         scheduler: SchedulerMixin,
         default_num_inference_steps: int = 50,
         default_guidance_scale: float = 4.0,
+        default_key_guidance_scale: float = 0.0,
     ):
         super().__init__()
         self.register_modules(vae=vae, transformer=transformer, text_encoder=text_encoder, scheduler=scheduler)
         # Sampling defaults chosen for the trained model travel with it in model_index.json.
         self.register_to_config(
-            default_num_inference_steps=default_num_inference_steps, default_guidance_scale=default_guidance_scale
+            default_num_inference_steps=default_num_inference_steps, default_guidance_scale=default_guidance_scale,
+            default_key_guidance_scale=default_key_guidance_scale,
         )
 
     @property
@@ -100,6 +103,13 @@ class AudioDiTPipeline(DiffusionPipeline):
     @property
     def default_guidance_scale(self) -> float:
         return float(self.config.default_guidance_scale)
+
+    @property
+    def default_key_guidance_scale(self) -> float:
+        """Key guidance used when `key_guidance_scale` is None; 0 for a model without key conditioning."""
+        if not getattr(self.transformer.config, "key_conditioning", False):
+            return 0.0
+        return float(self.config.get("default_key_guidance_scale", 0.0))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -133,6 +143,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         latents=None,
         prompt_embeds=None,
         callback_on_step_end_tensor_inputs=None,
+        key_guidance_scale=0.0,
     ):
         if prompt is None and prompt_embeds is None:
             raise ValueError("Provide `prompt` (a string or a list of strings) or `prompt_embeds`.")
@@ -163,6 +174,14 @@ class AudioDiTPipeline(DiffusionPipeline):
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps}.")
         if guidance_scale < 0:
             raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale}.")
+        if key_guidance_scale < 0:
+            raise ValueError(f"`key_guidance_scale` must be >= 0, got {key_guidance_scale}.")
+        if key_guidance_scale > 0:
+            if not getattr(self.transformer.config, "key_conditioning", False):
+                raise ValueError("`key_guidance_scale` > 0 needs a model with key conditioning; this one has none.")
+            if guidance_scale <= 1.0:
+                raise ValueError(f"`key_guidance_scale` > 0 needs classifier-free guidance (`guidance_scale` > 1), "
+                                 f"got guidance_scale {guidance_scale}.")
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
         if strength < 1.0 and initial_audio is None:
@@ -337,6 +356,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         guidance_scale: float | None = None,
         negative_prompt: str | list[str] | None = None,
         guidance_rescale: float = 0.0,
+        key_guidance_scale: float | None = None,
         num_waveforms_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -362,6 +382,9 @@ class AudioDiTPipeline(DiffusionPipeline):
                 defaults saved with the model (`default_num_inference_steps`, `default_guidance_scale`).
             guidance_rescale: rescale the guided velocity's std towards the conditional one
                 (Lin et al. 2023, "Common Diffusion Noise Schedules are Flawed", §3.4); 0 disables.
+            key_guidance_scale: for a key-conditioned model, scales what the stated key alone changes
+                (a third branch without the key; `audiodit.guidance`); None takes the model's
+                `default_key_guidance_scale`, 0 disables.
             num_waveforms_per_prompt: variations per prompt.
             generator: a generator, or one per waveform (per-sample seeds).
             latents: initial noise (B, C, T) instead of drawing it.
@@ -384,6 +407,8 @@ class AudioDiTPipeline(DiffusionPipeline):
         """
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        if key_guidance_scale is None:
+            key_guidance_scale = self.default_key_guidance_scale if guidance_scale > 1.0 else 0.0
         default_duration = min(10.0, self.max_audio_length_s)
         if initial_audio is not None and initial_audio.dim() == 2:
             initial_audio = initial_audio.unsqueeze(0)
@@ -399,16 +424,18 @@ class AudioDiTPipeline(DiffusionPipeline):
         self.check_inputs(
             prompt, audio_start_in_s, audio_end_in_s, num_inference_steps, guidance_scale, negative_prompt,
             strength, initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
-            callback_on_step_end_tensor_inputs,
+            callback_on_step_end_tensor_inputs, key_guidance_scale,
         )
         if continuation_in_s is not None:
             return self._continue(
                 prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
                 negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-                callback_on_step_end, bpm, key,
+                callback_on_step_end, bpm, key, key_guidance_scale,
             )
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
+        key_guidance = do_cfg and key_guidance_scale > 0
+        branches = branch_count(do_cfg, key_guidance)  # conditions per sample in the transformer batch
 
         # 2. Encode prompt
         if prompt_embeds is None:
@@ -417,10 +444,12 @@ class AudioDiTPipeline(DiffusionPipeline):
             cond = prompt_embeds
             uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device) if do_cfg else None
         batch_size = cond.pooled.shape[0]
-        text = _pad_tokens([uncond, cond]) if do_cfg else cond
+        text = _pad_tokens([uncond, cond] + [cond] * key_guidance) if do_cfg else cond
         stated = prompt if prompt_embeds is None else None
         extra = {**self._tempo(stated, bpm, batch_size, num_waveforms_per_prompt, do_cfg, device),
                  **self._key(stated, key, batch_size, num_waveforms_per_prompt, do_cfg, device)}  # bpm, key_ids
+        if key_guidance:
+            extra = add_key_contrast_branch(extra)  # + the conditional branch without its key
         dtype = self.transformer.dtype
 
         # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
@@ -458,11 +487,10 @@ class AudioDiTPipeline(DiffusionPipeline):
         # 5. Denoising loop
         seconds_start = torch.full((batch_size,), float(audio_start_in_s), device=device)
         seconds_total = torch.full((batch_size,), float(audio_end_in_s), device=device)
-        if do_cfg:
-            seconds_start, seconds_total = seconds_start.repeat(2), seconds_total.repeat(2)
+        seconds_start, seconds_total = seconds_start.repeat(branches), seconds_total.repeat(branches)
         with self.progress_bar(total=len(timesteps)) as progress:
             for step, timestep in enumerate(timesteps):
-                model_input = torch.cat([latents, latents]) if do_cfg else latents  # (2B | B, C, T)
+                model_input = latents.repeat(branches, 1, 1)  # (branches * B, C, T)
                 t_model = (timestep / t_scale).expand(model_input.shape[0]).to(dtype)
                 velocity = self.transformer(
                     model_input,
@@ -473,13 +501,9 @@ class AudioDiTPipeline(DiffusionPipeline):
                     seconds_start=seconds_start,
                     seconds_total=seconds_total,
                     **extra,
-                ).sample  # (2B | B, C, T)
-                if do_cfg:
-                    v_uncond, v_cond = velocity.chunk(2)
-                    velocity = v_uncond + guidance_scale * (v_cond - v_uncond)
-                    if guidance_rescale > 0:
-                        ratio = v_cond.std(dim=(1, 2), keepdim=True) / velocity.std(dim=(1, 2), keepdim=True)
-                        velocity = guidance_rescale * velocity * ratio + (1 - guidance_rescale) * velocity
+                ).sample  # (branches * B, C, T)
+                velocity = guided_velocity(velocity, branches, guidance_scale, key_guidance_scale,
+                                           guidance_rescale)  # (B, C, T)
                 latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
                 if keep_mask is not None:
                     # RePaint-style: the kept range follows the input's own path at the new noise level.
@@ -513,7 +537,7 @@ class AudioDiTPipeline(DiffusionPipeline):
     def _continue(
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-        callback_on_step_end, bpm=None, key=None,
+        callback_on_step_end, bpm=None, key=None, key_guidance_scale=None,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context) followed by new frames, then splice the new part after the clip."""
@@ -530,7 +554,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
             guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
             initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
-            callback_on_step_end=callback_on_step_end, bpm=bpm, key=key,
+            callback_on_step_end=callback_on_step_end, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
         ).audios  # (B, 2, S_window)
         # The context comes back as its VAE reconstruction: keep the original clip bit-exact and
         # append only the new seconds.

@@ -45,6 +45,8 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     prompt = "A Bach chorale in G major for organ, 80 BPM, 4/4"
     steps, guidance = pipe.default_num_inference_steps, pipe.default_guidance_scale
+    key_guidance = pipe.default_key_guidance_scale
+    branches = 2 + int(key_guidance > 0)  # unconditional, conditional (, conditional without key)
     num_samples = int(args.seconds * pipe.sampling_rate)
     frames = pipe.vae.latent_frames(num_samples)
     latents = torch.randn(1, pipe.vae.latent_channels, frames, device=args.device)
@@ -58,9 +60,9 @@ def main() -> None:
 
     def one_step():
         with torch.no_grad():
-            text = pipe.text_encoder.encode([prompt, prompt])
-            pipe.transformer(latents.repeat(2, 1, 1), torch.full((2,), 0.5), text.embeddings, text.mask,
-                             text.pooled, torch.zeros(2), torch.full((2,), args.seconds))
+            text = pipe.text_encoder.encode([prompt] * branches)
+            pipe.transformer(latents.repeat(branches, 1, 1), torch.full((branches,), 0.5), text.embeddings,
+                             text.mask, text.pooled, torch.zeros(branches), torch.full((branches,), args.seconds))
 
     total = timed(generate, args.repeats)
     result = {
@@ -70,6 +72,8 @@ def main() -> None:
         "seconds_of_audio": args.seconds,
         "num_inference_steps": steps,
         "guidance_scale": guidance,
+        "key_guidance_scale": key_guidance,
+        "guidance_branches": branches,
         "wall_s": round(total, 3),
         "real_time_factor": round(args.seconds / total, 2),
         "vae_decode_s": round(timed(decode, args.repeats), 3),

@@ -23,6 +23,8 @@ def parse_args(description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--model", default="models/audiodit-small")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
+    parser.add_argument("--key-guidance", type=float, default=None,
+                        help="key guidance scale (default: the model's; 0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
@@ -43,9 +45,11 @@ def generate_responses(args: argparse.Namespace, captions: list[str], values: li
         prompts = [caption.format(value) for value in values]
         generators = [torch.Generator().manual_seed(args.seed + index) for _ in prompts]  # same noise
         audios = pipe(prompts, audio_end_in_s=args.seconds, num_inference_steps=args.steps,
-                      generator=generators).audios.float().numpy()
+                      key_guidance_scale=args.key_guidance, generator=generators).audios.float().numpy()
         rows.append([analyse(audio) for audio in audios])
+    key_guidance = pipe.default_key_guidance_scale if args.key_guidance is None else args.key_guidance
     settings = {"seconds": args.seconds, "steps": args.steps or pipe.default_num_inference_steps,
+                "key_guidance_scale": key_guidance,
                 "wall_s": round(time.perf_counter() - started, 1)}
     return rows, settings
 

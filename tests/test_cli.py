@@ -94,6 +94,8 @@ def test_editing_modes_and_prompts_file(model_dir, tmp_path):
         ([], "--prompt"),
         (["--prompt", "x", "--model", "/nonexistent"], "model_index.json"),
         (["--prompt", "x", "--steps", "0"], "--steps"),
+        (["--prompt", "x", "--key-guidance", "-1"], "--key-guidance"),
+        (["--prompt", "x in D minor", "--duration", "1", "--key-guidance", "2"], "key conditioning"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(model_dir, capsys, args, message):

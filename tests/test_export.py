@@ -35,3 +35,13 @@ def test_export_refuses_to_overwrite_and_rejects_non_pipelines(tmp_path, capsys)
     assert "model_index.json" in capsys.readouterr().err
     assert main([str(tmp_path / "src"), str(tmp_path / "dst"), "--overwrite"]) == 0
     assert (tmp_path / "dst" / "model_index.json").is_file()
+
+
+def test_export_sets_the_default_key_guidance_and_refuses_it_without_key_conditioning(tmp_path, capsys):
+    tiny_pipeline(seed=0, key_conditioning=True).save_pretrained(tmp_path / "key")
+    export_pipeline(tmp_path / "key", tmp_path / "key_fp16", key_guidance=1.5)
+    assert AudioDiTPipeline.from_pretrained(tmp_path / "key_fp16").default_key_guidance_scale == 1.5
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "plain")
+    assert main([str(tmp_path / "plain"), str(tmp_path / "out"), "--key-guidance", "2"]) == 2
+    assert "no key conditioning" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -321,3 +321,45 @@ def test_a_beat_grid_at_another_frame_rate_than_the_vae_is_refused():
     pipe = tiny_pipeline(seed=0, tempo_conditioning=True, beat_conditioning=True, latent_rate=50.0)
     with pytest.raises(ValueError, match="latent_rate"):
         _run(pipe, "a jig, 120 BPM")
+
+
+def test_key_guidance_adds_a_branch_without_the_key(key_pipe, monkeypatch):
+    seen = _capture_key_ids(key_pipe, monkeypatch)
+    _run(key_pipe, ["a chorale in D minor", "a jig in A major"], guidance_scale=3.0, key_guidance_scale=2.0)
+    assert seen[0].tolist() == [-1, -1, 14, 9, -1, -1]  # (unconditional, conditional, conditional without key)
+
+
+def test_key_guidance_changes_the_audio_only_when_the_prompt_states_a_key(key_pipe):
+    plain = _run(key_pipe, "a chorale in D minor", guidance_scale=3.0)
+    torch.testing.assert_close(_run(key_pipe, "a chorale in D minor", guidance_scale=3.0, key_guidance_scale=0.0),
+                               plain, rtol=0, atol=0)
+    assert (_run(key_pipe, "a chorale in D minor", guidance_scale=3.0, key_guidance_scale=3.0)
+            - plain).abs().max() > 1e-5
+    # No key stated: the third branch equals the conditional one, so the extra term is zero.
+    no_key = _run(key_pipe, "a chorale", guidance_scale=3.0)
+    torch.testing.assert_close(_run(key_pipe, "a chorale", guidance_scale=3.0, key_guidance_scale=3.0), no_key,
+                               rtol=0, atol=1e-5)
+
+
+def test_default_key_guidance_travels_with_the_model(key_pipe, tmp_path, monkeypatch):
+    assert key_pipe.default_key_guidance_scale == 0.0
+    key_pipe.register_to_config(default_key_guidance_scale=2.0)
+    try:
+        key_pipe.save_pretrained(tmp_path)
+    finally:
+        key_pipe.register_to_config(default_key_guidance_scale=0.0)
+    loaded = AudioDiTPipeline.from_pretrained(tmp_path)
+    assert loaded.default_key_guidance_scale == 2.0
+    seen = _capture_key_ids(loaded, monkeypatch)
+    _run(loaded, "a reel in G major", guidance_scale=3.0)  # None: the model's default
+    _run(loaded, "a reel in G major", guidance_scale=1.0)  # no guidance: no key branch either
+    assert [ids.tolist() for ids in seen] == [[-1, 7, -1]] * 2 + [[7]] * 2  # 2 steps each
+
+
+def test_bad_key_guidance_is_an_error(pipe, key_pipe):
+    with pytest.raises(ValueError, match="key_guidance_scale` must be >= 0"):
+        _run(key_pipe, "a jig in D major", guidance_scale=3.0, key_guidance_scale=-1.0)
+    with pytest.raises(ValueError, match="needs a model with key conditioning"):
+        _run(pipe, "a jig in D major", guidance_scale=3.0, key_guidance_scale=1.0)
+    with pytest.raises(ValueError, match="needs classifier-free guidance"):
+        _run(key_pipe, "a jig in D major", guidance_scale=1.0, key_guidance_scale=1.0)
