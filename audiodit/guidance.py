@@ -1,6 +1,10 @@
 """Classifier-free guidance: which conditions the pipeline's transformer batch holds, and how their
 velocities combine.
 
+Each sample runs as up to three branches, stacked along the batch in this order: unconditional
+(no text, tempo or key), conditional, and, with key guidance, conditional without its key.
+`tempo_branches` and `key_branches` give the per-branch tempo and key inputs.
+
 Plain guidance (Ho & Salimans 2022) runs an unconditional and a conditional branch and moves along
 their difference: `v = v_uncond + g (v_cond - v_uncond)`. The unconditional branch drops the text,
 tempo and key together, as training does, so `g` scales all of them at once.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from audiodit.conditioners import parse_key, prompt_keys, prompt_tempi
 from audiodit.models.embedders import NO_KEY
 
 
@@ -27,6 +32,68 @@ def branch_count(do_cfg: bool, key_guidance: bool) -> int:
     """Conditions per sample in the transformer batch: [cond], [uncond, cond] or
     [uncond, cond, cond without key]."""
     return 1 + int(do_cfg) + int(key_guidance)
+
+
+def per_waveform(values: torch.Tensor, none, num_waveforms_per_prompt: int, do_cfg: bool, device) -> torch.Tensor:
+    """Per-prompt values `(P,)` -> `(B,)` per waveform, or `(2B,)` with the unconditional half
+    (first) set to `none`: guidance's unconditional branch states no tempo or key, as in training."""
+    values = values.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)
+    return torch.cat([torch.full_like(values, none), values]) if do_cfg else values
+
+
+def tempo_branches(config, vae_latent_rate: float, prompt, bpm, batch_size: int, num_waveforms_per_prompt: int,
+                   do_cfg: bool, device) -> dict[str, torch.Tensor]:
+    """`{"bpm": (2B | B,)}` for a transformer `config` with tempo conditioning (unconditional half
+    NaN), else {}. `bpm` (a number or one per prompt) wins over the tempo each prompt states."""
+    if not getattr(config, "tempo_conditioning", False):
+        if bpm is not None:
+            raise ValueError("`bpm` was given, but this model has no tempo conditioning; state the tempo "
+                             "in the prompt instead.")
+        return {}
+    if getattr(config, "beat_conditioning", False) and abs(config.latent_rate - vae_latent_rate) > 1e-6:
+        raise ValueError(f"the transformer's latent_rate {config.latent_rate} does not match the VAE's "
+                         f"{vae_latent_rate}: its beat grid would drift")
+    count = batch_size // num_waveforms_per_prompt
+    if bpm is not None:
+        tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)
+        if tempi.numel() == 1:
+            tempi = tempi.expand(count)
+        if tempi.numel() != count:
+            raise ValueError(f"`bpm` has {tempi.numel()} entries but there are {count} prompts.")
+        if bool((tempi <= 0).any()):
+            raise ValueError(f"`bpm` must be positive (NaN for none), got {tempi.tolist()}.")
+    elif prompt is not None:
+        tempi = prompt_tempi([prompt] if isinstance(prompt, str) else list(prompt))
+    else:
+        tempi = torch.full((count,), float("nan"))
+    return {"bpm": per_waveform(tempi, float("nan"), num_waveforms_per_prompt, do_cfg, device)}
+
+
+def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt: int, do_cfg: bool,
+                 device) -> dict[str, torch.Tensor]:
+    """`{"key_ids": (2B | B,)}` for a transformer `config` with key conditioning (unconditional half
+    NO_KEY), else {}. `key` (a name or one per prompt, None = none) wins over the prompts' keys."""
+    if not getattr(config, "key_conditioning", False):
+        if key is not None:
+            raise ValueError("`key` was given, but this model has no key conditioning; state the key "
+                             "in the prompt instead.")
+        return {}
+    count = batch_size // num_waveforms_per_prompt
+    if key is not None:
+        names = [key] if isinstance(key, str) else list(key)
+        names = names * count if len(names) == 1 else names
+        if len(names) != count:
+            raise ValueError(f"`key` has {len(names)} entries but there are {count} prompts.")
+        ids = [NO_KEY if name is None else parse_key(name) for name in names]
+        for name, key_id in zip(names, ids):
+            if name is not None and key_id == NO_KEY:
+                raise ValueError(f"`key` {name!r} is not a key such as 'D minor', 'F# major' or 'B-flat minor'.")
+        ids = torch.tensor(ids, dtype=torch.long)
+    elif prompt is not None:
+        ids = prompt_keys([prompt] if isinstance(prompt, str) else list(prompt))
+    else:
+        ids = torch.full((count,), NO_KEY, dtype=torch.long)
+    return {"key_ids": per_waveform(ids, NO_KEY, num_waveforms_per_prompt, do_cfg, device)}
 
 
 def add_key_contrast_branch(extra: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -27,9 +27,8 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, Schedu
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from audiodit.conditioners import (NO_KEY, TextConditioner, TextEncoderOutput, key_name, parse_key, prompt_keys,
-                                  prompt_tempi)
-from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity
+from audiodit.conditioners import NO_KEY, TextConditioner, TextEncoderOutput, key_name, parse_key, prompt_tempi
+from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity, key_branches, tempo_branches
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 
@@ -241,63 +240,6 @@ class AudioDiTPipeline(DiffusionPipeline):
             uncond = self._repeat(self.text_encoder.encode(negatives, device=device), num_waveforms_per_prompt)
         return cond, uncond
 
-    def _tempo(self, prompt, bpm, batch_size, num_waveforms_per_prompt, do_cfg, device) -> dict:
-        """`{"bpm": (2B | B,)}` for a tempo-conditioned transformer (unconditional half NaN), else {}."""
-        config = self.transformer.config
-        if not getattr(config, "tempo_conditioning", False):
-            if bpm is not None:
-                raise ValueError("`bpm` was given, but this model has no tempo conditioning; state the tempo "
-                                 "in the prompt instead.")
-            return {}
-        if getattr(config, "beat_conditioning", False) and abs(config.latent_rate - self.vae.latent_rate) > 1e-6:
-            raise ValueError(f"the transformer's latent_rate {config.latent_rate} does not match the VAE's "
-                             f"{self.vae.latent_rate}: its beat grid would drift")
-        if bpm is not None:
-            tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)
-            count = batch_size // num_waveforms_per_prompt
-            if tempi.numel() == 1:
-                tempi = tempi.expand(count)
-            if tempi.numel() != count:
-                raise ValueError(f"`bpm` has {tempi.numel()} entries but there are {count} prompts.")
-            if bool((tempi <= 0).any()):
-                raise ValueError(f"`bpm` must be positive (NaN for none), got {tempi.tolist()}.")
-        elif prompt is not None:
-            tempi = prompt_tempi([prompt] if isinstance(prompt, str) else list(prompt))
-        else:
-            tempi = torch.full((batch_size // num_waveforms_per_prompt,), float("nan"))
-        return {"bpm": self._per_waveform(tempi, float("nan"), num_waveforms_per_prompt, do_cfg, device)}
-
-    def _key(self, prompt, key, batch_size, num_waveforms_per_prompt, do_cfg, device) -> dict:
-        """`{"key_ids": (2B | B,)}` for a key-conditioned transformer (unconditional half NO_KEY), else {}."""
-        if not getattr(self.transformer.config, "key_conditioning", False):
-            if key is not None:
-                raise ValueError("`key` was given, but this model has no key conditioning; state the key "
-                                 "in the prompt instead.")
-            return {}
-        count = batch_size // num_waveforms_per_prompt
-        if key is not None:
-            names = [key] if isinstance(key, str) else list(key)
-            names = names * count if len(names) == 1 else names
-            if len(names) != count:
-                raise ValueError(f"`key` has {len(names)} entries but there are {count} prompts.")
-            ids = [NO_KEY if name is None else parse_key(name) for name in names]
-            for name, key_id in zip(names, ids):
-                if name is not None and key_id == NO_KEY:
-                    raise ValueError(f"`key` {name!r} is not a key such as 'D minor', 'F# major' or 'B-flat minor'.")
-            ids = torch.tensor(ids, dtype=torch.long)
-        elif prompt is not None:
-            ids = prompt_keys([prompt] if isinstance(prompt, str) else list(prompt))
-        else:
-            ids = torch.full((count,), NO_KEY, dtype=torch.long)
-        return {"key_ids": self._per_waveform(ids, NO_KEY, num_waveforms_per_prompt, do_cfg, device)}
-
-    @staticmethod
-    def _per_waveform(values, none, num_waveforms_per_prompt, do_cfg, device):
-        """Per-prompt values `(P,)` -> `(B,)` per waveform, or `(2B,)` with the unconditional half
-        (first) set to `none`: guidance's unconditional branch states no tempo or key, as in training."""
-        values = values.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)
-        return torch.cat([torch.full_like(values, none), values]) if do_cfg else values
-
     @staticmethod
     def _repeat(output: TextEncoderOutput, times: int) -> TextEncoderOutput:
         return TextEncoderOutput(
@@ -446,8 +388,10 @@ class AudioDiTPipeline(DiffusionPipeline):
         batch_size = cond.pooled.shape[0]
         text = _pad_tokens([uncond, cond] + [cond] * key_guidance) if do_cfg else cond
         stated = prompt if prompt_embeds is None else None
-        extra = {**self._tempo(stated, bpm, batch_size, num_waveforms_per_prompt, do_cfg, device),
-                 **self._key(stated, key, batch_size, num_waveforms_per_prompt, do_cfg, device)}  # bpm, key_ids
+        config = self.transformer.config
+        extra = {**tempo_branches(config, self.vae.latent_rate, stated, bpm, batch_size, num_waveforms_per_prompt,
+                                  do_cfg, device),
+                 **key_branches(config, stated, key, batch_size, num_waveforms_per_prompt, do_cfg, device)}
         if key_guidance:
             extra = add_key_contrast_branch(extra)  # + the conditional branch without its key
         dtype = self.transformer.dtype

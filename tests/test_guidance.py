@@ -1,9 +1,13 @@
 """How guidance branches are built and combined (`audiodit.guidance`)."""
 
+import math
+
 import pytest
 import torch
 
-from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity
+from types import SimpleNamespace
+
+from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity, key_branches, tempo_branches
 from audiodit.models.embedders import NO_KEY
 
 
@@ -45,3 +49,16 @@ def test_contrast_branch_copies_the_conditional_half_without_its_key(batch):
     assert extra["key_ids"].tolist() == key_ids.tolist() + [NO_KEY] * batch
     torch.testing.assert_close(extra["bpm"][batch:], torch.cat([bpm[batch:], bpm[batch:]]))
     assert extra["bpm"][:batch].isnan().all()
+
+
+def test_tempo_and_key_branches_read_the_prompts_and_leave_the_unconditional_half_empty():
+    config = SimpleNamespace(tempo_conditioning=True, beat_conditioning=False, key_conditioning=True)
+    prompts = ["a jig in D major, 120 BPM", "a reel"]
+    tempi = tempo_branches(config, 25.0, prompts, None, 4, 2, True, "cpu")["bpm"]  # 2 prompts x 2 waveforms
+    assert all(math.isnan(v) for v in tempi[:4].tolist()) and tempi[4:6].tolist() == [120.0, 120.0]
+    assert tempi[6:].isnan().all()
+    assert key_branches(config, prompts, None, 2, 1, False, "cpu")["key_ids"].tolist() == [2, NO_KEY]
+    plain = SimpleNamespace(tempo_conditioning=False, key_conditioning=False)
+    assert tempo_branches(plain, 25.0, prompts, None, 2, 1, True, "cpu") == {}
+    with pytest.raises(ValueError, match="no key conditioning"):
+        key_branches(plain, prompts, "D major", 2, 1, True, "cpu")
