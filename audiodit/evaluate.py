@@ -400,9 +400,7 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
         raise ValueError(f"--seconds must be in (0, {pipe.max_audio_length_s:g}] for this model, got {seconds:g}")
     steps = int(steps or pipe.default_num_inference_steps)
     guidance = float(pipe.default_guidance_scale if guidance is None else guidance)
-    if key_guidance is None:
-        key_guidance = pipe.default_key_guidance_scale if guidance > 1.0 else 0.0
-    key_guidance = float(key_guidance)
+    key_guidance = pipe.resolve_key_guidance_scale(key_guidance, guidance)
     _log(f"{len(prompts)} prompts x {seconds:g} s, {steps} steps, guidance {guidance:g}, "
          f"key guidance {key_guidance:g}, on {device}")
     clock = time.perf_counter()
@@ -527,7 +525,8 @@ def format_report(report: dict) -> str:
         "",
         f"{settings['num_prompts']} held-out prompts ({'/'.join(settings['prompt_splits'])} split), "
         f"{settings['seconds']:g} s each, {settings['steps']} steps, guidance {settings['guidance_scale']:g}, "
-        f"key guidance {settings.get('key_guidance_scale', 0.0):g}, seed {settings['seed']}. Floor: mean over {settings['shuffle_rounds']} derangements of the prompts. "
+        f"key guidance {settings.get('key_guidance_scale', 0.0):g}, seed {settings['seed']}. "
+        f"Floor: mean over {settings['shuffle_rounds']} derangements of the prompts. "
         f"Instrument classifier: {classifier['train_clips']} train-split clips, {len(classifier['classes'])} families, "
         f"accuracy {classifier['held_out_accuracy']:.3f} on {classifier['held_out_clips']} held-out real clips "
         f"(majority class {classifier['held_out_majority_class_accuracy']:.3f}). Fréchet reference: those "

@@ -21,6 +21,7 @@ import torch
 def export_pipeline(source: Path, destination: Path, dtype: str = "float16", steps: int | None = None,
                     guidance: float | None = None, overwrite: bool = False,
                     key_guidance: float | None = None) -> Path:
+    from audiodit.guidance import check_key_guidance
     from audiodit.pipeline import AudioDiTPipeline
 
     if not (source / "model_index.json").is_file():
@@ -33,10 +34,10 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
     if guidance is not None:
         pipe.register_to_config(default_guidance_scale=guidance)
     if key_guidance is not None:
-        if key_guidance < 0:
-            raise ValueError(f"--key-guidance must be >= 0, got {key_guidance}")
-        if key_guidance > 0 and not getattr(pipe.transformer.config, "key_conditioning", False):
-            raise ValueError(f"--key-guidance {key_guidance}: {source}'s transformer has no key conditioning")
+        try:
+            check_key_guidance(pipe.transformer.config, key_guidance)
+        except ValueError as err:
+            raise ValueError(f"--key-guidance for {source}: {err}") from err
         pipe.register_to_config(default_key_guidance_scale=key_guidance)
     pipe.to(getattr(torch, dtype))
     destination.parent.mkdir(parents=True, exist_ok=True)

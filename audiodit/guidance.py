@@ -96,6 +96,16 @@ def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt:
     return {"key_ids": per_waveform(ids, NO_KEY, num_waveforms_per_prompt, do_cfg, device)}
 
 
+def check_key_guidance(config, key_guidance_scale: float) -> None:
+    """ValueError unless `key_guidance_scale` suits a transformer `config`: >= 0, and 0 without key
+    conditioning (there is no key to guide)."""
+    if key_guidance_scale < 0:
+        raise ValueError(f"`key_guidance_scale` must be >= 0, got {key_guidance_scale}.")
+    if key_guidance_scale > 0 and not getattr(config, "key_conditioning", False):
+        raise ValueError(f"`key_guidance_scale` {key_guidance_scale:g} needs a model with key conditioning; "
+                         "this transformer has no key conditioning.")
+
+
 def add_key_contrast_branch(extra: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Per-branch conditioning `(2B,)` = [uncond, cond] -> `(3B,)` = [uncond, cond, cond], where the
     third copy's `key_ids` is NO_KEY and everything else (e.g. `bpm`) is the conditional value."""

@@ -28,7 +28,8 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import NO_KEY, TextConditioner, TextEncoderOutput, key_name, parse_key, prompt_tempi
-from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity, key_branches, tempo_branches
+from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_guidance, guided_velocity, key_branches,
+                               tempo_branches)
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 
@@ -110,6 +111,13 @@ class AudioDiTPipeline(DiffusionPipeline):
             return 0.0
         return float(self.config.get("default_key_guidance_scale", 0.0))
 
+    def resolve_key_guidance_scale(self, key_guidance_scale: float | None, guidance_scale: float) -> float:
+        """The key guidance a call uses: the given scale, else the model's default while classifier-free
+        guidance is on (key guidance is a third guidance branch), else 0."""
+        if key_guidance_scale is not None:
+            return float(key_guidance_scale)
+        return self.default_key_guidance_scale if guidance_scale > 1.0 else 0.0
+
     # ------------------------------------------------------------------ properties
     @property
     def sampling_rate(self) -> int:
@@ -173,14 +181,10 @@ class AudioDiTPipeline(DiffusionPipeline):
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps}.")
         if guidance_scale < 0:
             raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale}.")
-        if key_guidance_scale < 0:
-            raise ValueError(f"`key_guidance_scale` must be >= 0, got {key_guidance_scale}.")
-        if key_guidance_scale > 0:
-            if not getattr(self.transformer.config, "key_conditioning", False):
-                raise ValueError("`key_guidance_scale` > 0 needs a model with key conditioning; this one has none.")
-            if guidance_scale <= 1.0:
-                raise ValueError(f"`key_guidance_scale` > 0 needs classifier-free guidance (`guidance_scale` > 1), "
-                                 f"got guidance_scale {guidance_scale}.")
+        check_key_guidance(self.transformer.config, key_guidance_scale)
+        if key_guidance_scale > 0 and guidance_scale <= 1.0:
+            raise ValueError(f"`key_guidance_scale` > 0 needs classifier-free guidance (`guidance_scale` > 1), "
+                             f"got guidance_scale {guidance_scale}.")
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
         if strength < 1.0 and initial_audio is None:
@@ -298,7 +302,6 @@ class AudioDiTPipeline(DiffusionPipeline):
         guidance_scale: float | None = None,
         negative_prompt: str | list[str] | None = None,
         guidance_rescale: float = 0.0,
-        key_guidance_scale: float | None = None,
         num_waveforms_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -309,6 +312,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         continuation_in_s: float | None = None,
         bpm: float | list[float] | None = None,
         key: str | list[str | None] | None = None,
+        key_guidance_scale: float | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -324,9 +328,6 @@ class AudioDiTPipeline(DiffusionPipeline):
                 defaults saved with the model (`default_num_inference_steps`, `default_guidance_scale`).
             guidance_rescale: rescale the guided velocity's std towards the conditional one
                 (Lin et al. 2023, "Common Diffusion Noise Schedules are Flawed", §3.4); 0 disables.
-            key_guidance_scale: for a key-conditioned model, scales what the stated key alone changes
-                (a third branch without the key; `audiodit.guidance`); None takes the model's
-                `default_key_guidance_scale`, 0 disables.
             num_waveforms_per_prompt: variations per prompt.
             generator: a generator, or one per waveform (per-sample seeds).
             latents: initial noise (B, C, T) instead of drawing it.
@@ -341,6 +342,9 @@ class AudioDiTPipeline(DiffusionPipeline):
                 The unconditional branch of guidance never has a tempo, as in training.
             key: key per prompt ("D minor", "F# major"; None = none) for a model with key
                 conditioning; None reads it from each prompt (`parse_key`), as `bpm` does.
+            key_guidance_scale: for a key-conditioned model, scales what the stated key alone changes
+                (a third branch without the key; `audiodit.guidance`); None takes the model's
+                `default_key_guidance_scale` while `guidance_scale` > 1, 0 disables.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -349,8 +353,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         """
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
-        if key_guidance_scale is None:
-            key_guidance_scale = self.default_key_guidance_scale if guidance_scale > 1.0 else 0.0
+        key_guidance_scale = self.resolve_key_guidance_scale(key_guidance_scale, guidance_scale)
         default_duration = min(10.0, self.max_audio_length_s)
         if initial_audio is not None and initial_audio.dim() == 2:
             initial_audio = initial_audio.unsqueeze(0)
@@ -386,7 +389,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             cond = prompt_embeds
             uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device) if do_cfg else None
         batch_size = cond.pooled.shape[0]
-        text = _pad_tokens([uncond, cond] + [cond] * key_guidance) if do_cfg else cond
+        text = _pad_tokens([uncond, cond, cond][:branches]) if do_cfg else cond  # the key branch has the text too
         stated = prompt if prompt_embeds is None else None
         config = self.transformer.config
         extra = {**tempo_branches(config, self.vae.latent_rate, stated, bpm, batch_size, num_waveforms_per_prompt,

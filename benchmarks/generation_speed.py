@@ -19,6 +19,7 @@ import torch
 from machine import cpu_model
 
 from audiodit.cli import default_model_dir
+from audiodit.guidance import branch_count
 from audiodit.pipeline import AudioDiTPipeline
 
 
@@ -45,8 +46,8 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     prompt = "A Bach chorale in G major for organ, 80 BPM, 4/4"
     steps, guidance = pipe.default_num_inference_steps, pipe.default_guidance_scale
-    key_guidance = pipe.default_key_guidance_scale
-    branches = 2 + int(key_guidance > 0)  # unconditional, conditional (, conditional without key)
+    key_guidance = pipe.resolve_key_guidance_scale(None, guidance)
+    branches = branch_count(guidance > 1.0, key_guidance > 0)  # transformer batch per sample and step
     num_samples = int(args.seconds * pipe.sampling_rate)
     frames = pipe.vae.latent_frames(num_samples)
     latents = torch.randn(1, pipe.vae.latent_channels, frames, device=args.device)

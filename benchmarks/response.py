@@ -47,7 +47,7 @@ def generate_responses(args: argparse.Namespace, captions: list[str], values: li
         audios = pipe(prompts, audio_end_in_s=args.seconds, num_inference_steps=args.steps,
                       key_guidance_scale=args.key_guidance, generator=generators).audios.float().numpy()
         rows.append([analyse(audio) for audio in audios])
-    key_guidance = pipe.default_key_guidance_scale if args.key_guidance is None else args.key_guidance
+    key_guidance = pipe.resolve_key_guidance_scale(args.key_guidance, pipe.default_guidance_scale)
     settings = {"seconds": args.seconds, "steps": args.steps or pipe.default_num_inference_steps,
                 "key_guidance_scale": key_guidance,
                 "wall_s": round(time.perf_counter() - started, 1)}

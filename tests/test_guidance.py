@@ -1,11 +1,10 @@
 """How guidance branches are built and combined (`audiodit.guidance`)."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
-
-from types import SimpleNamespace
 
 from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity, key_branches, tempo_branches
 from audiodit.models.embedders import NO_KEY
