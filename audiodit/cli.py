@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", type=Path, default=None, help="pipeline directory (default: bundled model)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
+    run.add_argument("--output-phase", choices=("decoder", "magnitude"), default=None,
+                     help="VAE output phase (default: the model's; see AudioVAE.decode)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -177,7 +179,8 @@ def pick_device_and_dtype(device: str, dtype: str):
     return device, getattr(torch, dtype)
 
 
-def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = None):
+def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = None,
+                  output_phase: str | None = None):
     import diffusers
 
     from audiodit.pipeline import AudioDiTPipeline
@@ -189,6 +192,8 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):
             raise UsageError(f"unknown scheduler '{scheduler}' (a diffusers scheduler class name)")
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+    if output_phase is not None:
+        pipe.vae.register_to_config(output_phase=output_phase)
     return pipe.to(device)
 
 
@@ -240,7 +245,7 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
             sidecar = dict(prompt=prompt, seed=job.seed, duration=audio.shape[-1] / pipe.sampling_rate,
                            model=str(args.model or default_model_dir()), scheduler=type(pipe.scheduler).__name__,
                            device=str(pipe.device), dtype=str(pipe.transformer.dtype).replace("torch.", ""),
-                           generation_seconds=round(seconds, 3), **params)
+                           output_phase=pipe.vae.config.output_phase, generation_seconds=round(seconds, 3), **params)
             if interpolating:
                 sidecar["interpolation_index"] = index
             atomic_write_text(job.path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = plan_outputs(args, prompts)
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)
-        pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler)
+        pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase)
         for path in generate(args, jobs, pipe):
             print(path)
     except (UsageError, ValueError, FileExistsError) as err:

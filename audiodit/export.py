@@ -2,7 +2,7 @@
 
 Copies a pipeline directory (e.g. a checkpoint's `pipeline/` export, which holds EMA weights)
 into DST with weights cast to `--dtype` (half the size in fp16; loading casts back to the
-caller's dtype, fp32 by default) and, optionally, new sampling defaults. DST must not exist
+caller's dtype, fp32 by default) and, optionally, new sampling defaults and the VAE's output phase. DST must not exist
 unless `--overwrite` is given; the copy is written beside DST and renamed into place, so a failed
 export never leaves half a model behind.
 """
@@ -20,8 +20,9 @@ import torch
 
 def export_pipeline(source: Path, destination: Path, dtype: str = "float16", steps: int | None = None,
                     guidance: float | None = None, overwrite: bool = False,
-                    key_guidance: float | None = None) -> Path:
+                    key_guidance: float | None = None, output_phase: str | None = None) -> Path:
     from audiodit.guidance import check_key_guidance
+    from audiodit.models.vae import OUTPUT_PHASES
     from audiodit.pipeline import AudioDiTPipeline
 
     if not (source / "model_index.json").is_file():
@@ -39,6 +40,10 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
         except ValueError as err:
             raise ValueError(f"--key-guidance for {source}: {err}") from err
         pipe.register_to_config(default_key_guidance_scale=key_guidance)
+    if output_phase is not None:
+        if output_phase not in OUTPUT_PHASES:
+            raise ValueError(f"--output-phase must be one of {OUTPUT_PHASES}, got {output_phase!r}")
+        pipe.vae.register_to_config(output_phase=output_phase)
     pipe.to(getattr(torch, dtype))
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
@@ -61,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="new default number of inference steps")
     parser.add_argument("--guidance", type=float, help="new default guidance scale")
     parser.add_argument("--key-guidance", type=float, help="new default key guidance scale (key-conditioned models)")
+    parser.add_argument("--output-phase", choices=("decoder", "magnitude"),
+                        help="the VAE's output phase (AudioVAE.decode); magnitude: bass bins rebuilt from magnitudes")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
         path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite,
-                               args.key_guidance)
+                               args.key_guidance, args.output_phase)
     except (ValueError, FileExistsError) as err:
         print(f"audiodit.export: error: {err}", file=sys.stderr)
         return 2

@@ -110,3 +110,15 @@ def test_bad_arguments_print_no_traceback_in_a_subprocess(model_dir):
     result = _sample("--model", model_dir, "--prompt", "x", "--duration", "-3")
     assert result.returncode == 2
     assert result.stderr.strip().startswith("audiodit: error:") and "Traceback" not in result.stderr
+
+
+def test_output_phase_overrides_the_models_and_is_recorded(model_dir, tmp_path):
+    outputs = {}
+    for phase in ("decoder", "magnitude"):
+        path = tmp_path / f"{phase}.wav"
+        assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
+                     "--output-phase", phase, "--out", str(path), "--quiet"]) == 0
+        assert json.loads(path.with_suffix(".json").read_text())["output_phase"] == phase
+        outputs[phase] = load_audio(path)
+    assert outputs["decoder"].shape == outputs["magnitude"].shape == (2, 24000)
+    assert not torch.allclose(outputs["decoder"], outputs["magnitude"], atol=1e-3)

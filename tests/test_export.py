@@ -45,3 +45,13 @@ def test_export_sets_the_default_key_guidance_and_refuses_it_without_key_conditi
     assert main([str(tmp_path / "plain"), str(tmp_path / "out"), "--key-guidance", "2"]) == 2
     assert "no key conditioning" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_export_sets_the_vae_output_phase(tmp_path, capsys):
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "src")
+    export_pipeline(tmp_path / "src", tmp_path / "magnitude", output_phase="magnitude")
+    assert AudioDiTPipeline.from_pretrained(tmp_path / "magnitude").vae.config.output_phase == "magnitude"
+    assert AudioDiTPipeline.from_pretrained(tmp_path / "src").vae.config.output_phase == "decoder"
+    with pytest.raises(ValueError, match="--output-phase must be one of"):
+        export_pipeline(tmp_path / "src", tmp_path / "bad", output_phase="griffin_lim")
+    assert not (tmp_path / "bad").exists()

@@ -42,8 +42,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from audiodit.phase_reconstruction import magnitude_phase
+
 
 ENCODER_INPUTS = ("log_magnitude", "complex")
+OUTPUT_PHASES = ("decoder", "magnitude")  # see AudioVAE.decode
 INITIAL_POSTERIOR_STD = 0.02  # posterior std of a freshly initialised encoder (see initialize_weights)
 
 
@@ -65,6 +68,8 @@ class VAEConfig:
     mlp_ratio: int = 3  # ConvNeXt hidden width / block width (Vocos uses 3)
     phase_advance: bool = True  # decoder phase is relative to each bin's centre-frequency advance (see _decode_frames)
     encoder_input: str = "log_magnitude"  # "log_magnitude" or "complex" (power-law compressed real/imag; see _encoder_features)
+    output_phase: str = "decoder"  # inference phase: "decoder" (predicted) or "magnitude" (see decode)
+    magnitude_phase_below_hz: float = 500.0  # with output_phase "magnitude": bins below this get the rebuilt phase
 
     @property
     def hop_length(self) -> int:
@@ -117,6 +122,11 @@ class DiagonalGaussianDistribution:
     def kl(self) -> torch.Tensor:
         """KL(q || N(0, I)) per item, summed over channels and frames: (B,)."""
         return 0.5 * (self.mean.square() + self.var - 1.0 - self.logvar).sum(dim=(1, 2))
+
+
+def _check_output_phase(output_phase: str) -> None:
+    if output_phase not in OUTPUT_PHASES:
+        raise ValueError(f"output_phase must be one of {OUTPUT_PHASES}, got {output_phase!r}")
 
 
 #################################################################################
@@ -229,6 +239,8 @@ class AudioVAE(ModelMixin, ConfigMixin):
         mlp_ratio: int = 3,
         phase_advance: bool = False,  # False: configs saved before the option decode as they did
         encoder_input: str = "complex",  # the default of configs saved before the option
+        output_phase: str = "decoder",  # configs saved before the option decode as they did
+        magnitude_phase_below_hz: float = 500.0,
     ):
         super().__init__()
         if n_fft < stft_hop_length or (n_fft - stft_hop_length) % 2:
@@ -243,6 +255,9 @@ class AudioVAE(ModelMixin, ConfigMixin):
         self.latent_rate = sampling_rate / self.hop_length
         if encoder_input not in ENCODER_INPUTS:
             raise ValueError(f"encoder_input must be one of {ENCODER_INPUTS}, got {encoder_input!r}")
+        _check_output_phase(output_phase)
+        if not 0 < magnitude_phase_below_hz <= sampling_rate / 2:
+            raise ValueError(f"magnitude_phase_below_hz must be in (0, {sampling_rate / 2:g}], got {magnitude_phase_below_hz}")
         num_bins = n_fft // 2 + 1
         spec_features = audio_channels * 2 * num_bins  # decoder: log-magnitude and phase per channel
         input_features = audio_channels * num_bins * (2 if encoder_input == "complex" else 1)
@@ -502,10 +517,18 @@ class AudioVAE(ModelMixin, ConfigMixin):
         audio = istft_same(spec, cfg.n_fft, cfg.stft_hop_length, self.window)  # (B*ch, S)
         return audio.reshape(batch, self.audio_channels, -1).to(latents.dtype)
 
-    def decode(self, latents: torch.Tensor, length: int | None = None, return_dict: bool = True):
+    def decode(self, latents: torch.Tensor, length: int | None = None, return_dict: bool = True,
+               output_phase: str | None = None):
         """latents (B, C, T) -> waveform (B, audio_channels, length or T * hop_length).
 
-        `latents` are the VAE's own (not multiplied by scaling_factor)."""
+        `latents` are the VAE's own (not multiplied by scaling_factor). `output_phase` (None: the
+        config's `output_phase`): "decoder" renders the decoder's own phase; "magnitude" keeps the
+        decoded audio's STFT magnitudes and, in the bins below `magnitude_phase_below_hz`, replaces
+        its phase with one built from those magnitudes' spectral peaks
+        (`audiodit.phase_reconstruction`). There a 25 Hz bin is wider than a semitone (below about
+        420 Hz) and the decoder's phase does not put bass notes on their pitch; above it the
+        decoder's phase is kept, with its transients. In training mode the decoder's phase is
+        always used: it is what the losses train."""
         if latents.ndim != 3 or latents.shape[1] != self.latent_channels or latents.shape[-1] == 0:
             raise ValueError(f"latents must be (batch, {self.latent_channels}, frames) with frames > 0, "
                              f"got shape {tuple(latents.shape)}")
@@ -516,9 +539,27 @@ class AudioVAE(ModelMixin, ConfigMixin):
             audio = self._tiled_decode(latents, frames)
         else:
             audio = self._decode_frames(latents)
+        output_phase = self.config.output_phase if output_phase is None else output_phase
+        _check_output_phase(output_phase)
+        if output_phase == "magnitude" and not self.training:
+            audio = self._magnitude_phase(audio)
         if length is not None:
             audio = F.pad(audio, (0, length - audio.shape[-1])) if length > audio.shape[-1] else audio[..., :length]
         return AudioVAEDecoderOutput(sample=audio) if return_dict else (audio,)
+
+    def _magnitude_phase(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, ch, S) with S % stft_hop_length == 0 -> the same magnitudes, the phase below
+        `magnitude_phase_below_hz` rebuilt from them."""
+        cfg = self.config
+        batch, channels, samples = audio.shape
+        window = self.window.float()
+        spec = stft_same(audio.float().reshape(batch * channels, samples), cfg.n_fft, cfg.stft_hop_length, window)
+        low_bins = math.ceil(cfg.magnitude_phase_below_hz * cfg.n_fft / cfg.sampling_rate)
+        seen_bins = min(low_bins + 4, spec.shape[1])  # the main lobes of peaks just above the band
+        low = magnitude_phase(spec[:, :seen_bins].abs(), cfg.stft_hop_length, cfg.n_fft)[:, :low_bins]  # (B*ch, low_bins, F)
+        spec = torch.cat([low, spec[:, low_bins:]], dim=1)  # (B*ch, bins, F)
+        rebuilt = istft_same(spec, cfg.n_fft, cfg.stft_hop_length, window)  # (B*ch, S)
+        return rebuilt.reshape(batch, channels, samples).to(audio.dtype)
 
     def _tiled_decode(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
         hop = self.hop_length

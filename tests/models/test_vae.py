@@ -12,7 +12,7 @@ import torch
 
 from audiodit.losses import VAELoss, VAELossConfig, log_mel_spectrogram
 from audiodit.models.vae import (INITIAL_POSTERIOR_STD, PRESETS, AudioVAE, DiagonalGaussianDistribution,
-                                  VAEConfig)
+                                  VAEConfig, stft_same)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -305,3 +305,42 @@ def test_trained_reconstruction_depends_on_its_input():
         real = log_mel_spectrogram(clips, 48000)
     distance = (recon[:, None] - real[None]).abs().mean(dim=(2, 3, 4))  # (reconstruction, real)
     assert distance[0, 0] < 0.6 * distance[0, 1] and distance[1, 1] < 0.6 * distance[1, 0], distance
+
+
+@torch.no_grad()
+def test_magnitude_output_phase_keeps_lengths_and_magnitudes(tiny):
+    latents = torch.randn(2, tiny.latent_channels, 7, generator=torch.Generator().manual_seed(3))
+    decoder = tiny.decode(latents, length=12345).sample
+    rebuilt = tiny.decode(latents, length=12345, output_phase="magnitude").sample
+    assert rebuilt.shape == decoder.shape == (2, 2, 12345)
+    assert not torch.allclose(rebuilt, decoder)
+    cfg = tiny.config
+
+    def magnitudes(audio):  # (B*ch, bins, F) over whole hops
+        return stft_same(audio[..., :12000].reshape(4, -1), cfg.n_fft, cfg.stft_hop_length, tiny.window).abs()
+
+    before, after = magnitudes(decoder)[..., 4:-4], magnitudes(rebuilt)[..., 4:-4]
+    assert float((after - before).norm() / before.norm()) < 0.5
+    with pytest.raises(ValueError, match="output_phase must be one of"):
+        tiny.decode(latents, output_phase="griffin_lim")
+
+
+def test_output_phase_is_saved_and_training_uses_the_decoders_phase(tmp_path):
+    vae = AudioVAE.from_preset("tiny", output_phase="magnitude").eval()
+    vae.save_pretrained(tmp_path / "vae")
+    loaded = AudioVAE.from_pretrained(tmp_path / "vae").eval()
+    assert loaded.config.output_phase == "magnitude"
+    latents = torch.randn(1, vae.latent_channels, 5, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.decode(latents).sample, vae.decode(latents, output_phase="magnitude").sample)
+        decoder = vae.decode(latents, output_phase="decoder").sample
+        assert not torch.allclose(vae.decode(latents).sample, decoder)
+        vae.train()  # the losses train the decoder's own phase
+        torch.testing.assert_close(vae.decode(latents).sample, decoder)
+    config_path = tmp_path / "vae" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["output_phase"]  # saved before the option: decodes as it did
+    config_path.write_text(json.dumps(config))
+    assert AudioVAE.from_pretrained(tmp_path / "vae").config.output_phase == "decoder"
+    with pytest.raises(ValueError, match="output_phase must be one of"):
+        AudioVAE.from_preset("tiny", output_phase="predicted")
