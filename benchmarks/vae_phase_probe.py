@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from audiodit import evaluate as ev  # noqa: E402
-from audiodit.models.vae import AudioVAE, istft_same, stft_same  # noqa: E402
+from audiodit.models.stft import istft_same, stft_same  # noqa: E402
+from audiodit.models.vae import AudioVAE  # noqa: E402
 from audiodit.phase_reconstruction import magnitude_phase  # noqa: E402
 from benchmarks.machine import cpu_model  # noqa: E402
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from audiodit.models.vae import istft_same, stft_same
+from audiodit.models.stft import istft_same, stft_same
 from audiodit.phase_reconstruction import magnitude_phase
 
 

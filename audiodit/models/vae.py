@@ -42,6 +42,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
+from audiodit.models.convnext import ChannelLayerNorm, convnext_stack
+from audiodit.models.stft import istft_same, stft_same
 from audiodit.phase_reconstruction import magnitude_phase
 
 
@@ -130,60 +132,8 @@ def _check_output_phase(output_phase: str) -> None:
 
 
 #################################################################################
-#                             STFT helpers and blocks                           #
+#                                 Tiling helpers                                #
 #################################################################################
-
-def stft_same(audio: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
-    """(N, S) with S % hop == 0 -> complex (N, n_fft // 2 + 1, S // hop), frame i centred on
-    samples [i * hop, (i + 1) * hop) ("same" padding, so frames and samples line up exactly)."""
-    pad = (n_fft - hop) // 2
-    padded = F.pad(audio.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-    return torch.stft(padded, n_fft, hop, window=window, center=False, return_complex=True)
-
-
-def istft_same(spec: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
-    """Inverse of `stft_same`: complex (N, bins, F) -> (N, F * hop) by windowed overlap-add.
-
-    torch.istft only supports centred frames; with "same" padding the window envelope is still
-    non-zero on every kept sample, so we overlap-add ourselves and divide by it."""
-    num_frames = spec.shape[-1]
-    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # (N, n_fft, F)
-    out_len = (num_frames - 1) * hop + n_fft
-    fold = dict(output_size=(1, out_len), kernel_size=(1, n_fft), stride=(1, hop))
-    audio = F.fold(frames, **fold)[:, 0, 0]  # (N, out_len)
-    envelope = window.square()[None, :, None].expand(1, n_fft, num_frames)
-    envelope = F.fold(envelope, **fold)[0, 0, 0]  # (out_len,)
-    pad = (n_fft - hop) // 2
-    return audio[:, pad:out_len - pad] / envelope[pad:out_len - pad]
-
-
-class ConvNeXtBlock(nn.Module):
-    """Depthwise conv (k=7) -> LayerNorm -> MLP -> layer-scaled residual (ConvNeXt, 1-D)."""
-
-    def __init__(self, dim: int, mlp_ratio: int, layer_scale: float):
-        super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=3, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = nn.Linear(dim, mlp_ratio * dim)
-        self.fc2 = nn.Linear(mlp_ratio * dim, dim)
-        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dwconv(x).transpose(1, 2)  # (B, T, D)
-        h = self.fc2(F.gelu(self.fc1(self.norm(h))))  # (B, T, D)
-        return x + (self.gamma * h).transpose(1, 2)  # (B, D, T)
-
-
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channel axis of a (B, D, T) tensor."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
-
-
-def _stack(dim: int, depth: int, mlp_ratio: int, layer_scale: float) -> nn.Sequential:
-    return nn.Sequential(*[ConvNeXtBlock(dim, mlp_ratio, layer_scale) for _ in range(depth)])
-
 
 def _crossfade_weights(length: int, overlap_in: int, overlap_out: int) -> torch.Tensor:
     """(length,) blending weights of one tile: with the neighbours' mirrored weights they sum to 1.
@@ -273,11 +223,11 @@ class AudioVAE(ModelMixin, ConfigMixin):
         enc_scale = 1.0 / (encoder_frame_blocks + encoder_latent_blocks)
         self.encoder_in = nn.Conv1d(input_features, encoder_dim, kernel_size=1)
         self.encoder_in_norm = ChannelLayerNorm(encoder_dim, eps=1e-6)
-        self.encoder_frame = _stack(encoder_dim, encoder_frame_blocks, mlp_ratio, enc_scale)
+        self.encoder_frame = convnext_stack(encoder_dim, encoder_frame_blocks, mlp_ratio, enc_scale)
         self.encoder_down = nn.Sequential(
             ChannelLayerNorm(encoder_dim, eps=1e-6),
             nn.Conv1d(encoder_dim, encoder_dim, kernel_size=frames_per_latent, stride=frames_per_latent))
-        self.encoder_latent = _stack(encoder_dim, encoder_latent_blocks, mlp_ratio, enc_scale)
+        self.encoder_latent = convnext_stack(encoder_dim, encoder_latent_blocks, mlp_ratio, enc_scale)
         self.encoder_out = nn.Sequential(
             ChannelLayerNorm(encoder_dim, eps=1e-6),
             nn.Conv1d(encoder_dim, 2 * latent_channels, kernel_size=1))
@@ -286,12 +236,12 @@ class AudioVAE(ModelMixin, ConfigMixin):
         dec_scale = 1.0 / (decoder_latent_blocks + decoder_frame_blocks)
         self.decoder_in = nn.Conv1d(latent_channels, decoder_dim, kernel_size=7, padding=3)
         self.decoder_in_norm = ChannelLayerNorm(decoder_dim, eps=1e-6)
-        self.decoder_latent = _stack(decoder_dim, decoder_latent_blocks, mlp_ratio, dec_scale)
+        self.decoder_latent = convnext_stack(decoder_dim, decoder_latent_blocks, mlp_ratio, dec_scale)
         self.decoder_up = nn.Sequential(
             ChannelLayerNorm(decoder_dim, eps=1e-6),
             nn.ConvTranspose1d(decoder_dim, decoder_dim, kernel_size=frames_per_latent,
                                stride=frames_per_latent))
-        self.decoder_frame = _stack(decoder_dim, decoder_frame_blocks, mlp_ratio, dec_scale)
+        self.decoder_frame = convnext_stack(decoder_dim, decoder_frame_blocks, mlp_ratio, dec_scale)
         self.decoder_out_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_head = nn.Linear(decoder_dim, spec_features)  # log-magnitude and phase
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from audiodit.losses import VAELoss, VAELossConfig, log_mel_spectrogram
+from audiodit.models.stft import stft_same
 from audiodit.models.vae import (INITIAL_POSTERIOR_STD, PRESETS, AudioVAE, DiagonalGaussianDistribution,
-                                  VAEConfig, stft_same)
+                                  VAEConfig)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
