@@ -47,6 +47,16 @@ def magnitude_phase(magnitude: torch.Tensor, hop_length: int, n_fft: int,
     begins half a window before its centre, Hann window). `bins` may be all n_fft // 2 + 1 or only
     the lowest ones (then the top two are only as good as the peaks they can see). Phase starts at
     0 in frame 0."""
+    return magnitude_phase_block(magnitude, hop_length, n_fft, None, floor_db)[0]
+
+
+def magnitude_phase_block(magnitude: torch.Tensor, hop_length: int, n_fft: int,
+                          previous: tuple[torch.Tensor, torch.Tensor] | None = None,
+                          floor_db: float = PEAK_FLOOR_DB) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """`magnitude_phase` for one block of frames of a longer spectrogram, and the state that
+    continues it: `previous` is the state the block before returned (None: the first block).
+    Block by block gives the same phase as all frames at once (long audio in bounded memory).
+    State: the region phase and frequency (radians per sample) of the block's last frame, (N, bins)."""
     if magnitude.ndim != 3 or not 1 <= magnitude.shape[1] <= n_fft // 2 + 1:
         raise ValueError(f"magnitude must be (N, bins <= n_fft // 2 + 1 = {n_fft // 2 + 1}, frames), "
                          f"got shape {tuple(magnitude.shape)}")
@@ -54,6 +64,9 @@ def magnitude_phase(magnitude: torch.Tensor, hop_length: int, n_fft: int,
         raise ValueError("magnitude must be real (pass spectrogram.abs())")
     magnitude = magnitude.float()
     items, bins, frames = magnitude.shape
+    if previous is not None and any(tuple(state.shape) != (items, bins) for state in previous):
+        raise ValueError(f"previous state must be two ({items}, {bins}) tensors (the block before's), "
+                         f"got {[tuple(state.shape) for state in previous]}")
     log_magnitude = magnitude.clamp_min(1e-12).log()  # (N, K, F)
     floor = log_magnitude.amax(dim=1, keepdim=True) + floor_db / 20.0 * math.log(10.0)  # (N, 1, F)
     below = torch.cat([log_magnitude[:, :1], log_magnitude[:, :-1]], dim=1)  # bin k - 1 (edge repeated)
@@ -79,13 +92,16 @@ def magnitude_phase(magnitude: torch.Tensor, hop_length: int, n_fft: int,
 
     # 3. Advance each region's phase along time from its peak bin's phase in the previous frame.
     region_phase = torch.zeros(items, bins, frames, device=magnitude.device)
-    for frame in range(1, frames):
+    last_phase, last_frequency = previous if previous is not None else (None, None)
+    for frame in range(frames):
+        if frame > 0:
+            last_phase, last_frequency = region_phase[..., frame - 1], frequency[..., frame - 1]  # (N, K)
+        elif previous is None:
+            continue  # the first frame of the first block starts at phase 0
         peak = owner[..., frame]  # (N, K)
-        advance = 0.5 * hop_length * (torch.gather(frequency[..., frame - 1], 1, peak)
-                                      + torch.gather(frequency[..., frame], 1, peak))
-        region_phase[..., frame] = torch.remainder(torch.gather(region_phase[..., frame - 1], 1, peak) + advance,
-                                                   2.0 * math.pi)
+        advance = 0.5 * hop_length * (torch.gather(last_frequency, 1, peak) + torch.gather(frequency[..., frame], 1, peak))
+        region_phase[..., frame] = torch.remainder(torch.gather(last_phase, 1, peak) + advance, 2.0 * math.pi)
 
     # 4. Alternate sign across the main lobe.
     phase = region_phase + math.pi * bin_index  # (N, K, F)
-    return torch.polar(magnitude, phase)
+    return torch.polar(magnitude, phase), (region_phase[..., -1], frequency[..., -1])

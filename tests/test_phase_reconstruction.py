@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from audiodit.models.stft import istft_same, stft_same
-from audiodit.phase_reconstruction import magnitude_phase
+from audiodit.phase_reconstruction import magnitude_phase, magnitude_phase_block
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -76,6 +76,17 @@ def test_same_magnitudes_give_the_same_phase_and_silence_stays_silent():
     torch.testing.assert_close(unit[0], unit[1], atol=1e-3, rtol=0)  # a panned source keeps its image
     torch.testing.assert_close(spec.abs(), magnitude)
     assert spec[2].abs().max() == 0
+
+
+def test_block_by_block_continues_the_phase():
+    audio = _tones([98.0, 261.63], seconds=0.5)
+    magnitude = stft_same(audio[None], N_FFT, HOP, torch.hann_window(N_FFT)).abs()  # (1, bins, 50)
+    whole = magnitude_phase(magnitude, HOP, N_FFT)
+    first, state = magnitude_phase_block(magnitude[..., :17], HOP, N_FFT)
+    second, _ = magnitude_phase_block(magnitude[..., 17:], HOP, N_FFT, state)
+    torch.testing.assert_close(torch.cat([first, second], dim=-1), whole)
+    with pytest.raises(ValueError, match="previous state must be"):
+        magnitude_phase_block(magnitude[:, :100], HOP, N_FFT, state)
 
 
 def test_bad_inputs_raise():

@@ -44,12 +44,13 @@ from diffusers.utils import BaseOutput
 
 from audiodit.models.convnext import ChannelLayerNorm, convnext_stack
 from audiodit.models.stft import istft_same, stft_same
-from audiodit.phase_reconstruction import magnitude_phase
+from audiodit.phase_reconstruction import magnitude_phase_block
 
 
 ENCODER_INPUTS = ("log_magnitude", "complex")
 OUTPUT_PHASES = ("decoder", "magnitude")  # see AudioVAE.decode
 INITIAL_POSTERIOR_STD = 0.02  # posterior std of a freshly initialised encoder (see initialize_weights)
+PHASE_BLOCK_FRAMES = 2000  # STFT frames (20 s) per block of output_phase "magnitude" (bounded memory)
 
 
 @dataclass
@@ -492,24 +493,49 @@ class AudioVAE(ModelMixin, ConfigMixin):
         output_phase = self.config.output_phase if output_phase is None else output_phase
         _check_output_phase(output_phase)
         if output_phase == "magnitude" and not self.training:
-            audio = self._magnitude_phase(audio)
+            audio = self._magnitude_phase_(audio.float().contiguous()).to(latents.dtype)
         if length is not None:
             audio = F.pad(audio, (0, length - audio.shape[-1])) if length > audio.shape[-1] else audio[..., :length]
         return AudioVAEDecoderOutput(sample=audio) if return_dict else (audio,)
 
-    def _magnitude_phase(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, ch, S) with S % stft_hop_length == 0 -> the same magnitudes, the phase below
-        `magnitude_phase_below_hz` rebuilt from them."""
+    def _magnitude_phase_(self, audio: torch.Tensor, block_frames: int = PHASE_BLOCK_FRAMES) -> torch.Tensor:
+        """In place on (B, ch, S) float32 audio with S % stft_hop_length == 0: the same magnitudes,
+        the phase below `magnitude_phase_below_hz` rebuilt from them. Returns `audio`.
+
+        The STFT is linear and `istft_same(stft_same(x)) == x`, so the result is x plus the inverse
+        STFT of (rebuilt - original) low bins. That change is built `block_frames` STFT frames at a
+        time, carrying the phase state and the overlap-add tail across blocks, and each block's
+        finished samples are added in place: beyond the audio itself, memory is one block's."""
         cfg = self.config
+        hop, n_fft = cfg.stft_hop_length, cfg.n_fft
         batch, channels, samples = audio.shape
+        flat = audio.view(batch * channels, samples)  # (N, S)
         window = self.window.float()
-        spec = stft_same(audio.float().reshape(batch * channels, samples), cfg.n_fft, cfg.stft_hop_length, window)
-        low_bins = math.ceil(cfg.magnitude_phase_below_hz * cfg.n_fft / cfg.sampling_rate)
-        seen_bins = min(low_bins + 4, spec.shape[1])  # the main lobes of peaks just above the band
-        low = magnitude_phase(spec[:, :seen_bins].abs(), cfg.stft_hop_length, cfg.n_fft)[:, :low_bins]  # (B*ch, low_bins, F)
-        spec = torch.cat([low, spec[:, low_bins:]], dim=1)  # (B*ch, bins, F)
-        rebuilt = istft_same(spec, cfg.n_fft, cfg.stft_hop_length, window)  # (B*ch, S)
-        return rebuilt.reshape(batch, channels, samples).to(audio.dtype)
+        low_bins = math.ceil(cfg.magnitude_phase_below_hz * n_fft / cfg.sampling_rate)
+        seen_bins = min(low_bins + 4, n_fft // 2 + 1)  # the main lobes of peaks just above the band
+        pad, tail = (n_fft - hop) // 2, n_fft - hop  # stft_same's padding; samples a frame reaches past its hop
+        total_frames = samples // hop
+        carry, carry_envelope = flat.new_zeros(flat.shape[0], tail), flat.new_zeros(tail)
+        state = None
+        for start in range(0, total_frames, block_frames):
+            frames = min(block_frames, total_frames - start)
+            first, last = start * hop - pad, (start + frames - 1) * hop + n_fft - pad  # in samples of `flat`
+            segment = flat[:, max(first, 0):min(last, samples)]
+            segment = F.pad(segment.unsqueeze(1), (max(-first, 0), max(last - samples, 0)), mode="reflect").squeeze(1)
+            spec = torch.stft(segment, n_fft, hop, window=window, center=False, return_complex=True)[:, :seen_bins]
+            rebuilt, state = magnitude_phase_block(spec.abs(), hop, n_fft, state)  # (N, seen_bins, frames)
+            change = torch.fft.irfft(rebuilt[:, :low_bins] - spec[:, :low_bins], n=n_fft, dim=1)  # (N, n_fft, frames)
+            fold = dict(output_size=(1, last - first), kernel_size=(1, n_fft), stride=(1, hop))
+            added = F.fold(change * window[None, :, None], **fold)[:, 0, 0]  # (N, last - first)
+            envelope = F.fold(window.square()[None, :, None].expand(1, n_fft, frames), **fold)[0, 0, 0]
+            added[:, :tail] += carry
+            envelope[:tail] += carry_envelope
+            done = last - first - (tail if start + frames < total_frames else 0)  # no later frame reaches these
+            keep_from, keep_to = max(first, 0), min(first + done, samples)
+            flat[:, keep_from:keep_to] += (added[:, keep_from - first:keep_to - first]
+                                           / envelope[keep_from - first:keep_to - first])
+            carry, carry_envelope = added[:, done:], envelope[done:]
+        return audio
 
     def _tiled_decode(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
         hop = self.hop_length

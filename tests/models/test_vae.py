@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from audiodit.losses import VAELoss, VAELossConfig, log_mel_spectrogram
-from audiodit.models.stft import stft_same
+from audiodit.models.stft import istft_same, stft_same
 from audiodit.models.vae import (INITIAL_POSTERIOR_STD, PRESETS, AudioVAE, DiagonalGaussianDistribution,
                                   VAEConfig)
+from audiodit.phase_reconstruction import magnitude_phase
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -345,3 +346,24 @@ def test_output_phase_is_saved_and_training_uses_the_decoders_phase(tmp_path):
     assert AudioVAE.from_pretrained(tmp_path / "vae").config.output_phase == "decoder"
     with pytest.raises(ValueError, match="output_phase must be one of"):
         AudioVAE.from_preset("tiny", output_phase="predicted")
+
+
+@torch.no_grad()
+def test_magnitude_phase_in_blocks_equals_the_whole_spectrogram_at_once():
+    # Long audio is rebuilt block by block (bounded memory); the blocks must not show: the same
+    # result as one inverse STFT of the rebuilt low band beside the original upper bins.
+    vae = AudioVAE.from_preset("tiny", output_phase="magnitude").eval()
+    cfg = vae.config
+    t = torch.arange(48000 * 2) / 48000
+    audio = torch.stack([0.3 * torch.sin(2 * math.pi * 98.0 * t) + 0.1 * torch.sin(2 * math.pi * 1234.0 * t),
+                         0.2 * torch.sin(2 * math.pi * 146.83 * t)])[None]  # (1, 2, S)
+    blocked = vae._magnitude_phase_(audio.clone(), block_frames=7)
+    whole = vae._magnitude_phase_(audio.clone(), block_frames=100000)
+    torch.testing.assert_close(blocked, whole, atol=1e-4, rtol=0)
+    spec = stft_same(audio[0], cfg.n_fft, cfg.stft_hop_length, vae.window)  # (2, bins, F)
+    low_bins = math.ceil(cfg.magnitude_phase_below_hz * cfg.n_fft / cfg.sampling_rate)
+    low = magnitude_phase(spec[:, :low_bins + 4].abs(), cfg.stft_hop_length, cfg.n_fft)[:, :low_bins]
+    direct = istft_same(torch.cat([low, spec[:, low_bins:]], dim=1), cfg.n_fft, cfg.stft_hop_length, vae.window)
+    torch.testing.assert_close(whole[0], direct, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="magnitude_phase_below_hz must be in"):
+        AudioVAE.from_preset("tiny", magnitude_phase_below_hz=0.0)
