@@ -2,7 +2,7 @@
 
 For each of a few held-out-style captions, the pipeline generates one clip per stated key with the
 *same* noise, so instrument, tempo, form and seed are fixed and only "in <key>" differs. essentia's
-`KeyExtractor` (via `audiodit.evaluate.estimate_key`, the evaluation's key analyser) estimates each
+`KeyExtractor` (via `audiodit.analysis.estimate_key`, the evaluation's key analyser) estimates each
 clip's key. Reported:
 
 * key accuracy (tonic and mode), mode accuracy and the MIREX weighted score against the stated key;
@@ -22,8 +22,9 @@ import itertools
 import numpy as np
 from response import generate_responses, parse_args, report
 
+from audiodit.analysis import estimate_key
 from audiodit.conditioners import parse_key
-from audiodit.evaluate import estimate_key, mirex_key_score
+from audiodit.evaluate import mirex_key_score
 
 CAPTIONS = [
     "A Bach chorale in {} for church organ, 80 BPM, 4/4, centred.",

@@ -2,7 +2,7 @@
 
 For each of a few held-out-style captions, the pipeline generates one clip per stated tempo with
 the *same* noise, so text content, instrument and seed are fixed and only "N BPM" differs.
-essentia's `RhythmExtractor2013` (via `audiodit.evaluate.estimate_bpm`) estimates each clip's
+essentia's `RhythmExtractor2013` (via `audiodit.analysis.estimate_bpm`) estimates each clip's
 tempo. Reported:
 
 * hit rate: the estimate is within 8 % of the stated tempo times 1, 2 or 1/2 (the evaluation's
@@ -22,7 +22,8 @@ import itertools
 import numpy as np
 from response import generate_responses, parse_args, report
 
-from audiodit.evaluate import TEMPO_TOLERANCE, estimate_bpm, tempo_hits
+from audiodit.analysis import estimate_bpm
+from audiodit.evaluate import TEMPO_TOLERANCE, tempo_hits
 
 CAPTIONS = [
     "A traditional folk tune in D major for piano, {} BPM, 4/4, centred.",

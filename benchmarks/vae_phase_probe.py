@@ -33,6 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from audiodit import analysis  # noqa: E402
 from audiodit import evaluate as ev  # noqa: E402
 from audiodit.models.stft import istft_same, stft_same  # noqa: E402
 from audiodit.models.vae import AudioVAE  # noqa: E402
@@ -83,9 +84,9 @@ def score(rows: list[tuple]) -> dict[str, float]:
     """rows of (target tonic, target mode, estimated tonic, estimated mode)."""
     targets = [{"tonic": tonic, "mode": mode} for tonic, mode, _, _ in rows]
     estimates = [{"tonic": tonic, "mode": mode} for _, _, tonic, mode in rows]
-    key = np.mean([ev.pitch_class(t["tonic"]) == e["tonic"] and t["mode"] == e["mode"] for t, e in zip(targets, estimates)])
+    key = np.mean([analysis.pitch_class(t["tonic"]) == e["tonic"] and t["mode"] == e["mode"] for t, e in zip(targets, estimates)])
     mode = np.mean([t["mode"] == e["mode"] for t, e in zip(targets, estimates)])
-    mirex = np.mean([ev.mirex_key_score(e["tonic"], e["mode"], ev.pitch_class(t["tonic"]), t["mode"])
+    mirex = np.mean([ev.mirex_key_score(e["tonic"], e["mode"], analysis.pitch_class(t["tonic"]), t["mode"])
                      for t, e in zip(targets, estimates)])
     return {"key_accuracy": float(key), "mode_accuracy": float(mode), "key_mirex_score": float(mirex)}
 
@@ -116,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         clip = torch.from_numpy(ev.load_clip(record, SECONDS)).float()  # (2, S)
         clip_signals = band_signals(vae, clip, bands) if bands else signals(vae, clip, timings)
         for name, audio in clip_signals.items():
-            estimate = ev.estimate_key(audio.numpy())
+            estimate = analysis.estimate_key(audio.numpy())
             rows.setdefault(name, []).append((record["tonic"], record["mode"], estimate["tonic"], estimate["mode"]))
         if (index + 1) % 16 == 0:
             print(f"[vae_phase_probe] {index + 1}/{len(records)} clips", file=sys.stderr, flush=True)
     report = {"vae": str(args.vae), "corpus": str(args.corpus), "split": args.split or "held-out prompts",
               "num_clips": len(records), "seconds": SECONDS, "seed": args.seed, "cpu": cpu_model(),
-              "threads": torch.get_num_threads(), "key_profile": ev.KEY_PROFILE,
+              "threads": torch.get_num_threads(), "key_profile": analysis.KEY_PROFILE,
               "signals": {name: score(name_rows) for name, name_rows in rows.items()}}
     if not bands:
         report["decode_seconds_mean"] = {name: float(np.mean(values)) for name, values in timings.items()}

@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from audiodit import analysis  # noqa: E402
 from audiodit import evaluate as ev  # noqa: E402
 from audiodit.audio import load_audio  # noqa: E402
 from audiodit.models.vae import AudioVAE  # noqa: E402
@@ -49,7 +50,7 @@ def clips_of(corpus: Path, split: str, limit: int) -> list[dict]:
 def chroma(audio: np.ndarray) -> np.ndarray:
     import librosa
 
-    return librosa.feature.chroma_cqt(y=ev._mono(audio, 48000, CHROMA_RATE), sr=CHROMA_RATE, hop_length=882)
+    return librosa.feature.chroma_cqt(y=analysis.to_mono(audio, 48000, CHROMA_RATE), sr=CHROMA_RATE, hop_length=882)
 
 
 @torch.no_grad()
@@ -85,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         audio = load_audio(record["audio_path"], 48000, duration=SECONDS)
         with torch.no_grad():
             decoded = vae.decode(vae.encode(audio[None]).latent_dist.mode(), length=audio.shape[-1]).sample[0].numpy()
-        real_key, vae_key = ev.estimate_key(audio.numpy()), ev.estimate_key(decoded)
+        real_key, vae_key = analysis.estimate_key(audio.numpy()), analysis.estimate_key(decoded)
         correlation = np.corrcoef(chroma(audio.numpy()).mean(axis=1), chroma(decoded).mean(axis=1))[0, 1]
         rows.append({"id": record["id"], "caption_key": record["key"], "real_key": real_key["key"],
                      "reconstruction_key": vae_key["key"], "mean_chroma_correlation": round(float(correlation), 3)})
-    caption = [(ev.pitch_class(r["tonic"]), r["mode"]) for r in test]
+    caption = [(analysis.pitch_class(r["tonic"]), r["mode"]) for r in test]
     def accuracy(column: str) -> float:
         keys = [row[column].split() for row in rows]
-        return float(np.mean([k[0] != "none" and (ev.pitch_class(k[0]), k[1]) == c for k, c in zip(keys, caption)]))
+        return float(np.mean([k[0] != "none" and (analysis.pitch_class(k[0]), k[1]) == c for k, c in zip(keys, caption)]))
 
     summary = {
         "vae": str(args.vae), "corpus": str(args.corpus), "train_clips": len(train), "test_clips": len(test),

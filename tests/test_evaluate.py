@@ -1,6 +1,5 @@
-"""Tests for audiodit.evaluate: analysers on synthesised signals with known answers, the scores,
-the shuffled-prompt floor, the Fréchet distance, and the whole command on a tiny random pipeline
-with a tiny synthesised corpus (same JSON fields as music21_corpus writes)."""
+"""Tests for audiodit.evaluate: the scores, the shuffled-prompt floor, the Fréchet distance, the
+instrument classifier, and the whole command on a tiny random pipeline with a tiny synthesised corpus (same JSON fields as music21_corpus writes)."""
 
 import json
 
@@ -11,92 +10,14 @@ pytest.importorskip("essentia")
 pytest.importorskip("librosa")
 pytest.importorskip("sklearn")
 
-from audiodit import evaluate  # noqa: E402
+from synthetic_audio import A_MINOR_CADENCE, C_MAJOR_CADENCE, SR, chord_sequence  # noqa: E402
 
-SR = 48000
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic signals
-# ---------------------------------------------------------------------------------------------
-
-
-def harmonic_note(midi: float, seconds: float, harmonics: int = 4, decay: float = 3.0) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    frequency = 440.0 * 2 ** ((midi - 69) / 12)
-    return np.exp(-decay * t) * sum(np.sin(2 * np.pi * frequency * k * t) / k for k in range(1, harmonics + 1))
-
-
-def chord_sequence(chords, seconds_each=0.5, repeats=2, harmonics=4) -> np.ndarray:
-    """Stereo (2, S) block chords, peak 0.3."""
-    mono = np.concatenate([sum(harmonic_note(m, seconds_each, harmonics) for m in chord)
-                           for _ in range(repeats) for chord in chords])
-    mono = 0.3 * mono / np.abs(mono).max()
-    return np.stack([mono, mono]).astype(np.float32)
-
-
-def click_track(bpm: float, seconds: float = 8.0) -> np.ndarray:
-    """Stereo 1 kHz blips (2 ms decay) every beat."""
-    audio = np.zeros(int(seconds * SR))
-    length = int(0.01 * SR)
-    blip = np.sin(2 * np.pi * 1000 * np.arange(length) / SR) * np.exp(-np.arange(length) / (0.002 * SR))
-    for onset in np.arange(0.0, seconds - 0.02, 60.0 / bpm):
-        start = int(onset * SR)
-        audio[start : start + length] += blip
-    return np.stack([audio, audio]).astype(np.float32) * 0.5
-
-
-C_MAJOR_CADENCE = [[60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67]]  # I IV V I
-A_MINOR_CADENCE = [[57, 60, 64], [62, 65, 69], [64, 68, 71], [57, 60, 64]]  # i iv V i
-
-
-# ---------------------------------------------------------------------------------------------
-# Analysers
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("shift", [0, 3, -2])
-def test_key_of_major_triad_cadence(shift):
-    audio = chord_sequence([[m + shift for m in chord] for chord in C_MAJOR_CADENCE])
-    key = evaluate.estimate_key(audio)
-    assert (key["tonic"], key["mode"]) == (shift % 12, "major"), key
-
-
-def test_key_of_minor_cadence_and_silence():
-    key = evaluate.estimate_key(chord_sequence(A_MINOR_CADENCE))
-    assert (key["tonic"], key["mode"]) == (9, "minor"), key
-    silent = evaluate.estimate_key(np.zeros((2, SR), np.float32))
-    assert silent["tonic"] == -1 and silent["mode"] == "none"  # never matches a prompt
-
-
-@pytest.mark.parametrize("bpm", [120, 90])
-def test_click_track_tempo(bpm):
-    estimate = evaluate.estimate_bpm(click_track(bpm))
-    assert abs(estimate - bpm) <= 0.02 * bpm, estimate
-    assert evaluate.estimate_bpm(np.zeros((2, SR), np.float32)) == 0.0
-
-
-def test_clip_features_fixed_and_finite():
-    mono = chord_sequence(C_MAJOR_CADENCE, repeats=1)
-    features = evaluate.clip_features(mono)
-    assert features.shape == (len(evaluate.FEATURE_NAMES),) == (91,)
-    assert np.isfinite(evaluate.clip_features(np.zeros((2, SR), np.float32))).all()
-    wide = mono.copy()
-    wide[1] = np.roll(wide[1], 2400)  # decorrelated channels have a side signal
-    width = evaluate.FEATURE_NAMES.index("side_to_mid_db")
-    assert features[width] < -60 < evaluate.clip_features(wide)[width]
-    assert not np.allclose(features, evaluate.clip_features(chord_sequence(C_MAJOR_CADENCE, repeats=1, harmonics=1)))
+from audiodit import analysis, evaluate  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
 # Scores
 # ---------------------------------------------------------------------------------------------
-
-
-def test_pitch_class_and_errors():
-    assert [evaluate.pitch_class(n) for n in ("C", "F#", "Bb", "Cb", "G#", "Eb")] == [0, 6, 10, 11, 8, 3]
-    with pytest.raises(ValueError, match="pitch name"):
-        evaluate.pitch_class("H")
 
 
 @pytest.mark.parametrize("estimate, reference, score", [
@@ -133,7 +54,7 @@ def _targets(n):
 
 def test_shuffled_floor_scores_against_deranged_prompts():
     targets = _targets(12)
-    perfect = [{"tonic": evaluate.pitch_class(t["tonic"]), "mode": t["mode"], "bpm_estimate": float(t["bpm"]),
+    perfect = [{"tonic": analysis.pitch_class(t["tonic"]), "mode": t["mode"], "bpm_estimate": float(t["bpm"]),
                 "family_estimate": t["instrument_family"]} for t in targets]
     model = evaluate.adherence(perfect, targets)
     assert model["key_accuracy"] == model["tempo_accuracy"] == model["instrument_accuracy"] == 1.0
@@ -174,7 +95,7 @@ def test_classifier_separates_timbres_and_needs_two_families():
     clips = [chord_sequence([[60 + shift, 64 + shift]], seconds_each=0.6, repeats=1, harmonics=h)
              for h in (1, 8) for shift in range(12)]
     families = ["flute"] * 12 + ["organ"] * 12
-    features = np.stack([evaluate.clip_features(clip) for clip in clips])
+    features = np.stack([analysis.clip_features(clip) for clip in clips])
     classifier = evaluate.fit_instrument_classifier(features[::2], families[::2])
     assert classifier.score(features[1::2], families[1::2]) == 1.0
     with pytest.raises(ValueError, match="at least 2 families"):
