@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from audiodit.conditioners import parse_key, prompt_keys, prompt_tempi
+from audiodit.prompt_attributes import parse_key, prompt_keys, prompt_tempi
 from audiodit.models.embedders import NO_KEY
 
 

@@ -27,7 +27,8 @@ from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler, Schedu
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from audiodit.conditioners import NO_KEY, TextConditioner, TextEncoderOutput, key_name, parse_key, prompt_tempi
+from audiodit.conditioners import TextConditioner, TextEncoderOutput
+from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, prompt_tempi
 from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_guidance, guided_velocity, key_branches,
                                tempo_branches)
 from audiodit.models.dit import AudioDiTModel

@@ -23,7 +23,7 @@ import numpy as np
 from response import generate_responses, parse_args, report
 
 from audiodit.analysis import estimate_key
-from audiodit.conditioners import parse_key
+from audiodit.prompt_attributes import parse_key
 from audiodit.evaluate import mirex_key_score
 
 CAPTIONS = [

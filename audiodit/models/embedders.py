@@ -155,7 +155,7 @@ class KeyEmbedder(nn.Module):
     A text tower trained on a few thousand captions learns "D" and "minor" as tokens among many
     and need not tie them to the notes (the bundled model's text-only key accuracy was at the
     shuffled-prompt floor). This embedder sees the key parsed from the prompt
-    (`audiodit.conditioners.parse_key`) as a tonic, a mode and the scale's pitch classes. A clip
+    (`audiodit.prompt_attributes.parse_key`) as a tonic, a mode and the scale's pitch classes. A clip
     whose prompt states no key, or whose condition was dropped for classifier-free guidance,
     gets the learned `null` vector. The output layer and `null` start at zero.
     """

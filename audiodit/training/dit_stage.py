@@ -26,7 +26,8 @@ import diffusers
 import torch
 from torch import nn
 
-from audiodit.conditioners import NO_KEY, TextEncoderOutput, build_text_encoder, prompt_keys, prompt_tempi
+from audiodit.conditioners import TextEncoderOutput, build_text_encoder
+from audiodit.prompt_attributes import NO_KEY, prompt_keys, prompt_tempi
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE

@@ -203,7 +203,7 @@ def test_dit_init_from_a_model_without_tempo_adds_tempo_beat_and_key_conditionin
 def test_tempo_and_key_are_dropped_exactly_where_the_text_is(toy_data, tiny_vae_dir, tmp_path, dit_config,
                                                              trainable):
     """Classifier-free guidance's unconditional branch has neither text nor tempo nor key, as in sampling."""
-    from audiodit.conditioners import key_name
+    from audiodit.prompt_attributes import key_name
 
     cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "dit.tempo_conditioning=true", "dit.key_conditioning=true",
                      "text.dropout_prob=0.5", f"text.trainable={str(trainable).lower()}", "training.max_steps=1")
