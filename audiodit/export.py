@@ -22,7 +22,7 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
                     guidance: float | None = None, overwrite: bool = False,
                     key_guidance: float | None = None, output_phase: str | None = None) -> Path:
     from audiodit.guidance import check_key_guidance
-    from audiodit.models.vae import OUTPUT_PHASES
+    from audiodit.models.vae import check_output_phase
     from audiodit.pipeline import AudioDiTPipeline
 
     if not (source / "model_index.json").is_file():
@@ -41,8 +41,7 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
             raise ValueError(f"--key-guidance for {source}: {err}") from err
         pipe.register_to_config(default_key_guidance_scale=key_guidance)
     if output_phase is not None:
-        if output_phase not in OUTPUT_PHASES:
-            raise ValueError(f"--output-phase must be one of {OUTPUT_PHASES}, got {output_phase!r}")
+        check_output_phase(output_phase, "--output-phase")
         pipe.vae.register_to_config(output_phase=output_phase)
     pipe.to(getattr(torch, dtype))
     destination.parent.mkdir(parents=True, exist_ok=True)

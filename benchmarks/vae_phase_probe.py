@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from audiodit import analysis  # noqa: E402
 from audiodit import evaluate as ev  # noqa: E402
+from audiodit.configuration import atomic_write_text  # noqa: E402
 from audiodit.models.stft import istft_same, stft_same  # noqa: E402
 from audiodit.models.vae import AudioVAE  # noqa: E402
 from audiodit.phase_reconstruction import magnitude_phase  # noqa: E402
@@ -136,10 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ndecode of {SECONDS:g} s: " + ", ".join(f"{name} {value:.2f} s"
                                                      for name, value in report["decode_seconds_mean"].items()))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.out.with_suffix(args.out.suffix + ".tmp")
-        temporary.write_text(json.dumps(report, indent=2) + "\n")
-        temporary.replace(args.out)
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     return 0
 
 

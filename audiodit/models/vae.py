@@ -127,9 +127,10 @@ class DiagonalGaussianDistribution:
         return 0.5 * (self.mean.square() + self.var - 1.0 - self.logvar).sum(dim=(1, 2))
 
 
-def _check_output_phase(output_phase: str) -> None:
+def check_output_phase(output_phase: str, name: str = "output_phase") -> None:
+    """ValueError naming `name` (the field or flag it came from) unless `output_phase` is one of OUTPUT_PHASES."""
     if output_phase not in OUTPUT_PHASES:
-        raise ValueError(f"output_phase must be one of {OUTPUT_PHASES}, got {output_phase!r}")
+        raise ValueError(f"{name} must be one of {OUTPUT_PHASES}, got {output_phase!r}")
 
 
 #################################################################################
@@ -206,7 +207,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
         self.latent_rate = sampling_rate / self.hop_length
         if encoder_input not in ENCODER_INPUTS:
             raise ValueError(f"encoder_input must be one of {ENCODER_INPUTS}, got {encoder_input!r}")
-        _check_output_phase(output_phase)
+        check_output_phase(output_phase)
         if not 0 < magnitude_phase_below_hz <= sampling_rate / 2:
             raise ValueError(f"magnitude_phase_below_hz must be in (0, {sampling_rate / 2:g}], got {magnitude_phase_below_hz}")
         num_bins = n_fft // 2 + 1
@@ -491,7 +492,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
         else:
             audio = self._decode_frames(latents)
         output_phase = self.config.output_phase if output_phase is None else output_phase
-        _check_output_phase(output_phase)
+        check_output_phase(output_phase)
         if output_phase == "magnitude" and not self.training:
             audio = self._magnitude_phase_(audio.float().contiguous()).to(latents.dtype)
         if length is not None:
