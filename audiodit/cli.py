@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale in [0, 1]")
     gen.add_argument("--key-guidance", type=float, default=None,
                      help="key guidance scale for a key-conditioned model (default: the model's; 0 = off)")
+    gen.add_argument("--key-classifier-scale", type=float, default=None,
+                     help="key classifier guidance scale for a pipeline with a key classifier (default: the model's; 0 = off)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the first variation")
     gen.add_argument("--variations", type=int, default=1, help="waveforms per prompt (seeds seed, seed+1, ...)")
     gen.add_argument("--scheduler", default=None, help="diffusers scheduler class (flow matching)")
@@ -117,6 +119,8 @@ def validate(args) -> None:
         raise UsageError(f"--guidance-rescale must be in [0, 1], got {args.guidance_rescale}")
     if args.key_guidance is not None and args.key_guidance < 0:
         raise UsageError(f"--key-guidance must be >= 0, got {args.key_guidance}")
+    if args.key_classifier_scale is not None and args.key_classifier_scale < 0:
+        raise UsageError(f"--key-classifier-scale must be >= 0, got {args.key_classifier_scale}")
     if args.variations < 1:
         raise UsageError(f"--variations must be >= 1, got {args.variations}")
     if args.strength is not None and not 0.0 < args.strength <= 1.0:
@@ -206,7 +210,8 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
     guidance = pipe.default_guidance_scale if args.guidance is None else args.guidance
     pipe.set_progress_bar_config(disable=args.quiet)
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
-                  key_guidance_scale=args.key_guidance, negative_prompt=args.negative_prompt,
+                  key_guidance_scale=args.key_guidance, key_classifier_scale=args.key_classifier_scale,
+                  negative_prompt=args.negative_prompt,
                   audio_start_in_s=args.start)
     init_audio = None
     if args.init_audio is not None:

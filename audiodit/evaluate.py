@@ -1,7 +1,8 @@
 """Evaluate a text-to-audio pipeline on held-out prompts of a rendered music21 corpus.
 
     python -m audiodit.evaluate --model PIPELINE_DIR --data CORPUS_DIR --out REPORT_DIR \\
-        [--num-prompts 32] [--seconds 10] [--steps K] [--guidance G] [--key-guidance G] [--seed 0]
+        [--num-prompts 32] [--seconds 10] [--steps K] [--guidance G] [--key-guidance G]
+        [--key-classifier-scale S] [--seed 0]
 
 Every analyser is someone else's: essentia's `KeyExtractor` and `RhythmExtractor2013`, librosa's
 spectral features (both through `audiodit.analysis`), a scikit-learn classifier, scipy's matrix
@@ -211,7 +212,8 @@ def load_clip(record: dict, seconds: float) -> np.ndarray:
 
 
 def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: float, seed: int,
-             batch_size: int, out_dir: Path, key_guidance: float = 0.0) -> list[np.ndarray]:
+             batch_size: int, out_dir: Path, key_guidance: float = 0.0,
+             key_classifier_scale: float = 0.0) -> list[np.ndarray]:
     """One (2, S) clip per prompt; prompt i uses a CPU generator seeded `seed + i`, so a clip
     does not depend on the batch size. Clips are written to `out_dir` as 24-bit FLAC."""
     import torch
@@ -224,6 +226,7 @@ def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: fl
         generators = [torch.Generator("cpu").manual_seed(seed + start + i) for i in range(len(batch))]
         audios = pipe([record["caption"] for record in batch], audio_end_in_s=seconds, num_inference_steps=steps,
                       guidance_scale=guidance, key_guidance_scale=key_guidance,
+                      key_classifier_scale=key_classifier_scale,
                       generator=generators).audios  # (B, 2, S)
         for index, (record, audio) in enumerate(zip(batch, audios.float().cpu().numpy()), start):
             save_audio(out_dir / f"{index:03d}_{record['id']}.flac", audio, SAMPLE_RATE, "PCM_24", overwrite=True)
@@ -259,7 +262,8 @@ def _per_clip(prompts: list[dict], analyses: list[dict], against: list[dict]) ->
 def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float | None = None,
              steps: int | None = None, guidance: float | None = None, seed: int = 0, batch_size: int = 4,
              max_train_clips: int = 600, max_reference_clips: int = 256, shuffle_rounds: int = 1000,
-             device: str | None = None, key_guidance: float | None = None) -> dict:
+             device: str | None = None, key_guidance: float | None = None,
+             key_classifier_scale: float | None = None) -> dict:
     """Run the whole evaluation; writes REPORT_DIR files and returns the report dict."""
     import torch
 
@@ -289,11 +293,13 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     steps = int(steps or pipe.default_num_inference_steps)
     guidance = float(pipe.default_guidance_scale if guidance is None else guidance)
     key_guidance = pipe.resolve_key_guidance_scale(key_guidance, guidance)
+    key_classifier_scale = float(pipe.default_key_classifier_scale if key_classifier_scale is None
+                                 else key_classifier_scale)
     _log(f"{len(prompts)} prompts x {seconds:g} s, {steps} steps, guidance {guidance:g}, "
-         f"key guidance {key_guidance:g}, on {device}")
+         f"key guidance {key_guidance:g}, key classifier {key_classifier_scale:g}, on {device}")
     clock = time.perf_counter()
     generated = generate(pipe, prompts, seconds, steps, guidance, seed, batch_size, out_dir / "generated",
-                         key_guidance)
+                         key_guidance, key_classifier_scale)
     timings["generate_s"] = time.perf_counter() - clock
 
     # 3. Analyse generations and the real clips of the same prompts
@@ -350,6 +356,7 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     report = {
         "settings": {"model": str(model_dir), "data": str(data_dir), "num_prompts": len(prompts), "seconds": seconds,
                      "steps": steps, "guidance_scale": guidance, "key_guidance_scale": key_guidance,
+                     "key_classifier_scale": key_classifier_scale,
                      "seed": seed, "device": device,
                      "prompt_splits": sorted({p["split"] for p in prompts}), "key_profile": KEY_PROFILE,
                      "tempo_tolerance": TEMPO_TOLERANCE, "shuffle_rounds": shuffle_rounds,
@@ -413,7 +420,8 @@ def format_report(report: dict) -> str:
         "",
         f"{settings['num_prompts']} held-out prompts ({'/'.join(settings['prompt_splits'])} split), "
         f"{settings['seconds']:g} s each, {settings['steps']} steps, guidance {settings['guidance_scale']:g}, "
-        f"key guidance {settings.get('key_guidance_scale', 0.0):g}, seed {settings['seed']}. "
+        f"key guidance {settings.get('key_guidance_scale', 0.0):g}, "
+        f"key classifier guidance {settings.get('key_classifier_scale', 0.0):g}, seed {settings['seed']}. "
         f"Floor: mean over {settings['shuffle_rounds']} derangements of the prompts. "
         f"Instrument classifier: {classifier['train_clips']} train-split clips, {len(classifier['classes'])} families, "
         f"accuracy {classifier['held_out_accuracy']:.3f} on {classifier['held_out_clips']} held-out real clips "
@@ -436,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     parser.add_argument("--key-guidance", type=float, default=None,
                         help="key guidance scale (default: the model's; 0 = off)")
+    parser.add_argument("--key-classifier-scale", type=float, default=None,
+                        help="key classifier guidance scale (default: the model's; 0 = off)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prompt choice, noise and derangements")
     parser.add_argument("--batch-size", type=int, default=4, help="prompts generated together")
     parser.add_argument("--max-train-clips", type=int, default=600, help="train-split clips for the classifier")
@@ -446,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(args.model, args.data, args.out, num_prompts=args.num_prompts, seconds=args.seconds,
                       steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
                       max_train_clips=args.max_train_clips, max_reference_clips=args.max_reference_clips,
-                      shuffle_rounds=args.shuffle_rounds, device=args.device, key_guidance=args.key_guidance)
+                      shuffle_rounds=args.shuffle_rounds, device=args.device, key_guidance=args.key_guidance,
+                      key_classifier_scale=args.key_classifier_scale)
     print(format_report(report))
     return 0
 

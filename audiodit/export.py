@@ -2,7 +2,9 @@
 
 Copies a pipeline directory (e.g. a checkpoint's `pipeline/` export, which holds EMA weights)
 into DST with weights cast to `--dtype` (half the size in fp16; loading casts back to the
-caller's dtype, fp32 by default) and, optionally, new sampling defaults and the VAE's output phase. DST must not exist
+caller's dtype, fp32 by default) and, optionally, new sampling defaults, the VAE's output phase and
+a key classifier (`--key-classifier DIR`, as written by `python -m audiodit.training.key_classifier`,
+with `--key-classifier-scale` its default guidance scale). DST must not exist
 unless `--overwrite` is given; the copy is written beside DST and renamed into place, so a failed
 export never leaves half a model behind.
 """
@@ -20,8 +22,10 @@ import torch
 
 def export_pipeline(source: Path, destination: Path, dtype: str = "float16", steps: int | None = None,
                     guidance: float | None = None, overwrite: bool = False,
-                    key_guidance: float | None = None, output_phase: str | None = None) -> Path:
-    from audiodit.guidance import check_key_guidance
+                    key_guidance: float | None = None, output_phase: str | None = None,
+                    key_classifier: Path | None = None, key_classifier_scale: float | None = None) -> Path:
+    from audiodit.guidance import check_key_classifier, check_key_guidance
+    from audiodit.models.key_classifier import LatentKeyClassifier
     from audiodit.models.vae import check_output_phase
     from audiodit.pipeline import AudioDiTPipeline
 
@@ -43,6 +47,21 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
     if output_phase is not None:
         check_output_phase(output_phase, "--output-phase")
         pipe.vae.register_to_config(output_phase=output_phase)
+    if key_classifier is not None:
+        folder = key_classifier / "key_classifier" if (key_classifier / "key_classifier").is_dir() else key_classifier
+        if not (folder / "config.json").is_file():
+            raise ValueError(f"--key-classifier {key_classifier}: no LatentKeyClassifier there (config.json missing)")
+        classifier = LatentKeyClassifier.from_pretrained(folder, torch_dtype=torch.float32)
+        if classifier.config.in_channels != pipe.transformer.config.in_channels:
+            raise ValueError(f"--key-classifier {key_classifier}: it reads {classifier.config.in_channels} latent "
+                             f"channels, the transformer makes {pipe.transformer.config.in_channels}")
+        pipe.register_modules(key_classifier=classifier)
+    if key_classifier_scale is not None:
+        try:
+            check_key_classifier(pipe.key_classifier, key_classifier_scale)
+        except ValueError as err:
+            raise ValueError(f"--key-classifier-scale for {source}: {err}") from err
+        pipe.register_to_config(default_key_classifier_scale=key_classifier_scale)
     pipe.to(getattr(torch, dtype))
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
@@ -67,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-guidance", type=float, help="new default key guidance scale (key-conditioned models)")
     parser.add_argument("--output-phase", choices=("decoder", "magnitude"),
                         help="the VAE's output phase (AudioVAE.decode); magnitude: bass bins rebuilt from magnitudes")
+    parser.add_argument("--key-classifier", type=Path,
+                        help="add this LatentKeyClassifier (python -m audiodit.training.key_classifier --out DIR)")
+    parser.add_argument("--key-classifier-scale", type=float, help="new default key classifier guidance scale")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
         path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite,
-                               args.key_guidance, args.output_phase)
+                               args.key_guidance, args.output_phase, args.key_classifier, args.key_classifier_scale)
     except (ValueError, FileExistsError) as err:
         print(f"audiodit.export: error: {err}", file=sys.stderr)
         return 2

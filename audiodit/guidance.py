@@ -18,6 +18,11 @@ key replaced by the "no key" vector (same text, tempo, timing and noise). The di
 scales it on its own, as compositional guidance does for several conditions (Liu et al. 2022,
 "Compositional Visual Generation with Composable Diffusion Models"). It costs one more branch per
 step (3 instead of 2). `benchmarks/key_response.py --key-guidance` measures what it does.
+
+Key classifier guidance is another way to the stated key: a small classifier of the key of noisy
+latents (`audiodit.models.key_classifier`) is a pipeline component, and the gradient of its
+log-probability of the stated key moves the guided velocity (`key_classifier_velocity`). It needs
+no extra transformer branch, only a classifier forward and backward per step.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ import torch
 
 from audiodit.prompt_attributes import parse_key, prompt_keys, prompt_tempi
 from audiodit.models.embedders import NO_KEY
+
+# Floor of 1 - t in classifier guidance: t / (1 - t) grows without bound towards pure noise, where
+# the classifier knows least (it is trained on t <= 0.9).
+MIN_SIGNAL = 0.05
 
 
 def branch_count(do_cfg: bool, key_guidance: bool) -> int:
@@ -69,16 +78,9 @@ def tempo_branches(config, vae_latent_rate: float, prompt, bpm, batch_size: int,
     return {"bpm": per_waveform(tempi, float("nan"), num_waveforms_per_prompt, do_cfg, device)}
 
 
-def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt: int, do_cfg: bool,
-                 device) -> dict[str, torch.Tensor]:
-    """`{"key_ids": (2B | B,)}` for a transformer `config` with key conditioning (unconditional half
-    NO_KEY), else {}. `key` (a name or one per prompt, None = none) wins over the prompts' keys."""
-    if not getattr(config, "key_conditioning", False):
-        if key is not None:
-            raise ValueError("`key` was given, but this model has no key conditioning; state the key "
-                             "in the prompt instead.")
-        return {}
-    count = batch_size // num_waveforms_per_prompt
+def stated_key_ids(prompt, key, count: int) -> torch.Tensor:
+    """`(count,)` key ids of the prompts: `key` (a name or one per prompt, None = none) wins over
+    the key each prompt states; NO_KEY where none is stated (or there is no prompt)."""
     if key is not None:
         names = [key] if isinstance(key, str) else list(key)
         names = names * count if len(names) == 1 else names
@@ -88,11 +90,22 @@ def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt:
         for name, key_id in zip(names, ids):
             if name is not None and key_id == NO_KEY:
                 raise ValueError(f"`key` {name!r} is not a key such as 'D minor', 'F# major' or 'B-flat minor'.")
-        ids = torch.tensor(ids, dtype=torch.long)
-    elif prompt is not None:
-        ids = prompt_keys([prompt] if isinstance(prompt, str) else list(prompt))
-    else:
-        ids = torch.full((count,), NO_KEY, dtype=torch.long)
+        return torch.tensor(ids, dtype=torch.long)
+    if prompt is not None:
+        return prompt_keys([prompt] if isinstance(prompt, str) else list(prompt))
+    return torch.full((count,), NO_KEY, dtype=torch.long)
+
+
+def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt: int, do_cfg: bool,
+                 device) -> dict[str, torch.Tensor]:
+    """`{"key_ids": (2B | B,)}` for a transformer `config` with key conditioning (unconditional half
+    NO_KEY), else {}. `key` (a name or one per prompt, None = none) wins over the prompts' keys."""
+    if not getattr(config, "key_conditioning", False):
+        if key is not None:
+            raise ValueError("`key` was given, but this model has no key conditioning; state the key "
+                             "in the prompt instead.")
+        return {}
+    ids = stated_key_ids(prompt, key, batch_size // num_waveforms_per_prompt)
     return {"key_ids": per_waveform(ids, NO_KEY, num_waveforms_per_prompt, do_cfg, device)}
 
 
@@ -133,3 +146,34 @@ def guided_velocity(velocity: torch.Tensor, branches: int, guidance_scale: float
         ratio = v_cond.std(dim=(1, 2), keepdim=True) / guided.std(dim=(1, 2), keepdim=True)
         guided = guidance_rescale * guided * ratio + (1 - guidance_rescale) * guided
     return guided
+
+
+def check_key_classifier(classifier, scale: float) -> None:
+    """ValueError unless `scale` suits the pipeline's `classifier` (None when it has none): >= 0, and 0
+    without a classifier."""
+    if scale < 0:
+        raise ValueError(f"`key_classifier_scale` must be >= 0, got {scale}.")
+    if scale > 0 and classifier is None:
+        raise ValueError(f"`key_classifier_scale` {scale:g} needs a pipeline with a `key_classifier` "
+                         "(python -m audiodit.export --key-classifier DIR); this one has none.")
+
+
+def key_classifier_velocity(classifier, latents: torch.Tensor, velocity: torch.Tensor, t: float,
+                            key_ids: torch.Tensor, scale: float) -> torch.Tensor:
+    """The velocity `(B, C, T)` at latents `(B, C, T)` and flow time `t`, moved towards the stated keys
+    `key_ids (B,)` by the latent key classifier's gradient (rows with NO_KEY are left alone).
+
+    Classifier guidance (Dhariwal & Nichol 2021) adds `scale * grad log p(key | x_t)` to the score.
+    On the path `x_t = (1 - t) x0 + t noise` the noise prediction is `-t * score` and the velocity
+    `(noise - x_t) / (1 - t)`, so the same shift of the score moves the velocity by
+    `-scale * t / (1 - t) * grad`."""
+    known = key_ids != NO_KEY  # (B,)
+    if scale == 0 or not bool(known.any()):
+        return velocity
+    with torch.enable_grad():
+        noisy = latents.detach().to(classifier.dtype).requires_grad_(True)  # (B, C, T)
+        log_prob = classifier.log_prob(noisy, torch.full((len(noisy),), t, device=noisy.device, dtype=noisy.dtype),
+                                       key_ids.clamp_min(0))  # (B,)
+        (gradient,) = torch.autograd.grad((log_prob * known).sum(), noisy)  # (B, C, T)
+    weight = scale * t / max(1.0 - t, MIN_SIGNAL)
+    return velocity - weight * gradient.to(velocity.dtype)

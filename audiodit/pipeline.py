@@ -29,9 +29,10 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput
 from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, prompt_tempi
-from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_guidance, guided_velocity, key_branches,
-                               tempo_branches)
+from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
+                               guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
 from audiodit.models.dit import AudioDiTModel
+from audiodit.models.key_classifier import LatentKeyClassifier
 from audiodit.models.vae import AudioVAE
 
 # Latent frames over which inpainting/continuation blend generated and kept material, so seams
@@ -72,9 +73,11 @@ class AudioDiTPipeline(DiffusionPipeline):
         transformer: `AudioDiTModel`, predicts the flow-matching velocity of scaled latents.
         text_encoder: a text conditioner (CLIP via open_clip or CLAP via transformers).
         scheduler: a diffusers flow-matching scheduler.
+        key_classifier: optional `LatentKeyClassifier` for key classifier guidance (`key_classifier_scale`).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["key_classifier"]
     _callback_tensor_inputs = ["latents"]
 
     # Importing the component classes here also makes diffusers' loader, which only resolves
@@ -88,13 +91,17 @@ class AudioDiTPipeline(DiffusionPipeline):
         default_num_inference_steps: int = 50,
         default_guidance_scale: float = 4.0,
         default_key_guidance_scale: float = 0.0,
+        key_classifier: LatentKeyClassifier | None = None,
+        default_key_classifier_scale: float = 0.0,
     ):
         super().__init__()
-        self.register_modules(vae=vae, transformer=transformer, text_encoder=text_encoder, scheduler=scheduler)
+        self.register_modules(vae=vae, transformer=transformer, text_encoder=text_encoder, scheduler=scheduler,
+                              key_classifier=key_classifier)
         # Sampling defaults chosen for the trained model travel with it in model_index.json.
         self.register_to_config(
             default_num_inference_steps=default_num_inference_steps, default_guidance_scale=default_guidance_scale,
             default_key_guidance_scale=default_key_guidance_scale,
+            default_key_classifier_scale=default_key_classifier_scale,
         )
 
     @property
@@ -111,6 +118,13 @@ class AudioDiTPipeline(DiffusionPipeline):
         if not getattr(self.transformer.config, "key_conditioning", False):
             return 0.0
         return float(self.config.get("default_key_guidance_scale", 0.0))
+
+    @property
+    def default_key_classifier_scale(self) -> float:
+        """Key classifier guidance used when `key_classifier_scale` is None; 0 without a classifier."""
+        if getattr(self, "key_classifier", None) is None:
+            return 0.0
+        return float(self.config.get("default_key_classifier_scale", 0.0))
 
     def resolve_key_guidance_scale(self, key_guidance_scale: float | None, guidance_scale: float) -> float:
         """The key guidance a call uses: the given scale, else the model's default while classifier-free
@@ -152,6 +166,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         prompt_embeds=None,
         callback_on_step_end_tensor_inputs=None,
         key_guidance_scale=0.0,
+        key_classifier_scale=0.0,
     ):
         if prompt is None and prompt_embeds is None:
             raise ValueError("Provide `prompt` (a string or a list of strings) or `prompt_embeds`.")
@@ -183,6 +198,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         if guidance_scale < 0:
             raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale}.")
         check_key_guidance(self.transformer.config, key_guidance_scale)
+        check_key_classifier(getattr(self, "key_classifier", None), key_classifier_scale)
         if key_guidance_scale > 0 and guidance_scale <= 1.0:
             raise ValueError(f"`key_guidance_scale` > 0 needs classifier-free guidance (`guidance_scale` > 1), "
                              f"got guidance_scale {guidance_scale}.")
@@ -314,6 +330,7 @@ class AudioDiTPipeline(DiffusionPipeline):
         bpm: float | list[float] | None = None,
         key: str | list[str | None] | None = None,
         key_guidance_scale: float | None = None,
+        key_classifier_scale: float | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -346,6 +363,9 @@ class AudioDiTPipeline(DiffusionPipeline):
             key_guidance_scale: for a key-conditioned model, scales what the stated key alone changes
                 (a third branch without the key; `audiodit.guidance`); None takes the model's
                 `default_key_guidance_scale` while `guidance_scale` > 1, 0 disables.
+            key_classifier_scale: with a `key_classifier`, moves every step towards the stated key by
+                the classifier's gradient (`audiodit.guidance.key_classifier_velocity`); None takes
+                the model's `default_key_classifier_scale`, 0 disables.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -355,6 +375,8 @@ class AudioDiTPipeline(DiffusionPipeline):
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         key_guidance_scale = self.resolve_key_guidance_scale(key_guidance_scale, guidance_scale)
+        if key_classifier_scale is None:
+            key_classifier_scale = self.default_key_classifier_scale
         default_duration = min(10.0, self.max_audio_length_s)
         if initial_audio is not None and initial_audio.dim() == 2:
             initial_audio = initial_audio.unsqueeze(0)
@@ -370,13 +392,13 @@ class AudioDiTPipeline(DiffusionPipeline):
         self.check_inputs(
             prompt, audio_start_in_s, audio_end_in_s, num_inference_steps, guidance_scale, negative_prompt,
             strength, initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
-            callback_on_step_end_tensor_inputs, key_guidance_scale,
+            callback_on_step_end_tensor_inputs, key_guidance_scale, key_classifier_scale,
         )
         if continuation_in_s is not None:
             return self._continue(
                 prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
                 negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-                callback_on_step_end, bpm, key, key_guidance_scale,
+                callback_on_step_end, bpm, key, key_guidance_scale, key_classifier_scale,
             )
         device = self._execution_device
         do_cfg = guidance_scale > 1.0
@@ -398,6 +420,10 @@ class AudioDiTPipeline(DiffusionPipeline):
                  **key_branches(config, stated, key, batch_size, num_waveforms_per_prompt, do_cfg, device)}
         if key_guidance:
             extra = add_key_contrast_branch(extra)  # + the conditional branch without its key
+        classifier_keys = None  # (B,) the stated keys, for key classifier guidance
+        if key_classifier_scale > 0:
+            classifier_keys = stated_key_ids(stated, key, batch_size // num_waveforms_per_prompt)
+            classifier_keys = classifier_keys.repeat_interleave(num_waveforms_per_prompt).to(device)
         dtype = self.transformer.dtype
 
         # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
@@ -452,6 +478,9 @@ class AudioDiTPipeline(DiffusionPipeline):
                 ).sample  # (branches * B, C, T)
                 velocity = guided_velocity(velocity, branches, guidance_scale, key_guidance_scale,
                                            guidance_rescale)  # (B, C, T)
+                if classifier_keys is not None:
+                    velocity = key_classifier_velocity(self.key_classifier, latents, velocity, float(timestep / t_scale),
+                                                       classifier_keys, key_classifier_scale)  # (B, C, T)
                 latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
                 if keep_mask is not None:
                     # RePaint-style: the kept range follows the input's own path at the new noise level.
@@ -485,7 +514,7 @@ class AudioDiTPipeline(DiffusionPipeline):
     def _continue(
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-        callback_on_step_end, bpm=None, key=None, key_guidance_scale=None,
+        callback_on_step_end, bpm=None, key=None, key_guidance_scale=None, key_classifier_scale=None,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context) followed by new frames, then splice the new part after the clip."""
@@ -503,6 +532,7 @@ class AudioDiTPipeline(DiffusionPipeline):
             guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
             initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
             callback_on_step_end=callback_on_step_end, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
+            key_classifier_scale=key_classifier_scale,
         ).audios  # (B, 2, S_window)
         # The context comes back as its VAE reconstruction: keep the original clip bit-exact and
         # append only the new seconds.

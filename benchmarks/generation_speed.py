@@ -2,7 +2,8 @@
 
 Times the whole `pipe(prompt, audio_end_in_s=10)` call (text encoding, every denoising step with
 classifier-free guidance, VAE decode) and, in the same run, each part alone, so the report shows
-where the time goes. Default: the bundled model.
+where the time goes. A pipeline with key classifier guidance on by default is also timed with it
+off, in the same run. Default: the bundled model.
 
     python benchmarks/generation_speed.py [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
 """
@@ -52,8 +53,8 @@ def main() -> None:
     frames = pipe.vae.latent_frames(num_samples)
     latents = torch.randn(1, pipe.vae.latent_channels, frames, device=args.device)
 
-    def generate():
-        pipe(prompt, audio_end_in_s=args.seconds, generator=torch.Generator("cpu").manual_seed(0))
+    def generate(**kwargs):
+        pipe(prompt, audio_end_in_s=args.seconds, generator=torch.Generator("cpu").manual_seed(0), **kwargs)
 
     def decode():
         with torch.no_grad():
@@ -66,6 +67,12 @@ def main() -> None:
                              text.mask, text.pooled, torch.zeros(branches), torch.full((branches,), args.seconds))
 
     total = timed(generate, args.repeats)
+    key_classifier_scale = pipe.default_key_classifier_scale
+    extra = {}
+    if key_classifier_scale > 0:
+        without = timed(lambda: generate(key_classifier_scale=0.0), args.repeats)
+        extra = {"wall_s_without_key_classifier": round(without, 3),
+                 "key_classifier_params_m": round(sum(p.numel() for p in pipe.key_classifier.parameters()) / 1e6, 3)}
     result = {
         "device": args.device if args.device != "cpu" else f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
@@ -74,6 +81,7 @@ def main() -> None:
         "num_inference_steps": steps,
         "guidance_scale": guidance,
         "key_guidance_scale": key_guidance,
+        "key_classifier_scale": key_classifier_scale,
         "guidance_branches": branches,
         "wall_s": round(total, 3),
         "real_time_factor": round(args.seconds / total, 2),
@@ -81,6 +89,7 @@ def main() -> None:
         "transformer_step_with_cfg_s": round(timed(one_step, args.repeats), 4),
         "dit_params_m": round(sum(p.numel() for p in pipe.transformer.parameters()) / 1e6, 2),
         "vae_params_m": round(sum(p.numel() for p in pipe.vae.parameters()) / 1e6, 2),
+        **extra,
     }
     print(json.dumps(result, indent=2))
     if args.out:

@@ -1,8 +1,11 @@
-"""Prompt adherence against the classifier-free guidance scale, side by side in one run.
+"""Prompt adherence against a guidance scale, side by side in one run.
 
     python benchmarks/guidance_sweep.py --model models/audiodit-small --data data/music21_v3 \\
-        --split train --num-prompts 64 --scales 2.5,4,6,9 --out benchmarks/results/guidance_sweep_cpu.json
+        --split train --num-prompts 64 --scales 4,2.5,6,9 --out benchmarks/results/guidance_sweep_cpu.json
+    python benchmarks/guidance_sweep.py ... --parameter key_classifier_scale --scales 0,3,10,30
 
+`--parameter` is the pipeline argument swept: `guidance_scale` (classifier-free guidance) or
+`key_classifier_scale` (key classifier guidance; the other scales stay the model's defaults).
 Every prompt is generated at every scale from the *same* noise (prompt i: seed + i), so the scales
 differ in nothing else. Each scale's generations get the evaluation's analysers and scores
 (`audiodit.evaluate`: essentia key and tempo, the instrument classifier fitted on train-split audio,
@@ -51,7 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="corpus made by python -m audiodit.data.music21_corpus")
     parser.add_argument("--split", default="train", choices=("train", "valid", "test"))
     parser.add_argument("--num-prompts", type=int, default=64)
-    parser.add_argument("--scales", default="2.5,4,6,9", help="guidance scales; the first is the baseline")
+    parser.add_argument("--parameter", default="guidance_scale", choices=("guidance_scale", "key_classifier_scale"))
+    parser.add_argument("--scales", default="4,2.5,6,9", help="scales of --parameter; the first is the baseline")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -88,9 +92,10 @@ def main(argv=None) -> int:
     pipe.set_progress_bar_config(disable=True)
     steps = args.steps or pipe.default_num_inference_steps
     result = {"model": args.model, "data": args.data, "split": args.split, "num_prompts": len(prompts),
-              "seconds": args.seconds, "steps": steps, "seed": args.seed, "scales": scales,
+              "seconds": args.seconds, "steps": steps, "seed": args.seed, "parameter": args.parameter, "scales": scales,
               "classifier_train_clips": len(train), "reference_clips": len(reference),
-              "model_default_guidance_scale": pipe.default_guidance_scale, "by_scale": {}}
+              "model_default_guidance_scale": pipe.default_guidance_scale,
+              "model_default_key_classifier_scale": pipe.default_key_classifier_scale, "by_scale": {}}
     rows_by_scale = {}
     for scale in scales:
         clock = time.perf_counter()
@@ -99,7 +104,7 @@ def main(argv=None) -> int:
             batch = prompts[start : start + 4]
             generators = [torch.Generator("cpu").manual_seed(args.seed + start + i) for i in range(len(batch))]
             audios = pipe([r["caption"] for r in batch], audio_end_in_s=args.seconds, num_inference_steps=steps,
-                          guidance_scale=scale, generator=generators).audios.float().numpy()  # (B, 2, S)
+                          generator=generators, **{args.parameter: scale}).audios.float().numpy()  # (B, 2, S)
             analyses += [analyse_clip(audio) for audio in audios]
         for analysis in analyses:
             analysis["family_estimate"] = str(classifier.predict(analysis["features"][None])[0])

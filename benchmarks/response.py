@@ -25,6 +25,8 @@ def parse_args(description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
     parser.add_argument("--key-guidance", type=float, default=None,
                         help="key guidance scale (default: the model's; 0 = off)")
+    parser.add_argument("--key-classifier-scale", type=float, default=None,
+                        help="key classifier guidance scale (default: the model's; 0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
@@ -45,11 +47,14 @@ def generate_responses(args: argparse.Namespace, captions: list[str], values: li
         prompts = [caption.format(value) for value in values]
         generators = [torch.Generator().manual_seed(args.seed + index) for _ in prompts]  # same noise
         audios = pipe(prompts, audio_end_in_s=args.seconds, num_inference_steps=args.steps,
-                      key_guidance_scale=args.key_guidance, generator=generators).audios.float().numpy()
+                      key_guidance_scale=args.key_guidance, key_classifier_scale=args.key_classifier_scale,
+                      generator=generators).audios.float().numpy()
         rows.append([analyse(audio) for audio in audios])
     key_guidance = pipe.resolve_key_guidance_scale(args.key_guidance, pipe.default_guidance_scale)
     settings = {"seconds": args.seconds, "steps": args.steps or pipe.default_num_inference_steps,
                 "key_guidance_scale": key_guidance,
+                "key_classifier_scale": pipe.default_key_classifier_scale if args.key_classifier_scale is None
+                else args.key_classifier_scale,
                 "wall_s": round(time.perf_counter() - started, 1)}
     return rows, settings
 

@@ -96,6 +96,8 @@ def test_editing_modes_and_prompts_file(model_dir, tmp_path):
         (["--prompt", "x", "--steps", "0"], "--steps"),
         (["--prompt", "x", "--key-guidance", "-1"], "--key-guidance"),
         (["--prompt", "x in D minor", "--duration", "1", "--key-guidance", "2"], "key conditioning"),
+        (["--prompt", "x", "--key-classifier-scale", "-1"], "--key-classifier-scale"),
+        (["--prompt", "x in D minor", "--duration", "1", "--key-classifier-scale", "2"], "key_classifier"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(model_dir, capsys, args, message):

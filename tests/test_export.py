@@ -55,3 +55,22 @@ def test_export_sets_the_vae_output_phase(tmp_path, capsys):
     with pytest.raises(ValueError, match="--output-phase must be one of"):
         export_pipeline(tmp_path / "src", tmp_path / "bad", output_phase="griffin_lim")
     assert not (tmp_path / "bad").exists()
+
+
+def test_export_adds_a_key_classifier_with_its_default_scale(tmp_path, capsys):
+    from audiodit.models.key_classifier import LatentKeyClassifier
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.save_pretrained(tmp_path / "src")
+    channels = pipe.transformer.config.in_channels
+    LatentKeyClassifier(in_channels=channels, width=16, dilations=(1,)).save_pretrained(tmp_path / "run" / "key_classifier")
+    export_pipeline(tmp_path / "src", tmp_path / "dst", key_classifier=tmp_path / "run", key_classifier_scale=4.0)
+    loaded = AudioDiTPipeline.from_pretrained(tmp_path / "dst")
+    assert isinstance(loaded.key_classifier, LatentKeyClassifier) and loaded.default_key_classifier_scale == 4.0
+    assert list((tmp_path / "dst" / "key_classifier").glob("*.safetensors"))
+    assert main([str(tmp_path / "src"), str(tmp_path / "none"), "--key-classifier-scale", "2"]) == 2
+    assert "needs a pipeline with a `key_classifier`" in capsys.readouterr().err
+    LatentKeyClassifier(in_channels=channels + 1, width=16, dilations=(1,)).save_pretrained(tmp_path / "wide")
+    assert main([str(tmp_path / "src"), str(tmp_path / "bad"), "--key-classifier", str(tmp_path / "wide")]) == 2
+    assert f"reads {channels + 1} latent channels" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists() and not (tmp_path / "bad").exists()

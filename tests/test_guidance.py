@@ -6,8 +6,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from audiodit.guidance import add_key_contrast_branch, branch_count, guided_velocity, key_branches, tempo_branches
+from audiodit.guidance import (MIN_SIGNAL, add_key_contrast_branch, branch_count, check_key_classifier,
+                               guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
 from audiodit.models.embedders import NO_KEY
+from audiodit.models.key_classifier import LatentKeyClassifier
 
 
 def _branches(count, batch=3, seed=0):
@@ -61,3 +63,64 @@ def test_tempo_and_key_branches_read_the_prompts_and_leave_the_unconditional_hal
     assert tempo_branches(plain, 25.0, prompts, None, 2, 1, True, "cpu") == {}
     with pytest.raises(ValueError, match="no key conditioning"):
         key_branches(plain, prompts, "D major", 2, 1, True, "cpu")
+
+
+def test_stated_keys_come_from_the_key_argument_before_the_prompts():
+    prompts = ["a jig in D major", "a reel in B minor"]
+    assert stated_key_ids(prompts, None, 2).tolist() == [2, 23]
+    assert stated_key_ids(prompts, "F# minor", 2).tolist() == [18, 18]
+    assert stated_key_ids(None, ["C major", None], 2).tolist() == [0, NO_KEY]
+    assert stated_key_ids(None, None, 3).tolist() == [NO_KEY] * 3
+    with pytest.raises(ValueError, match="'H major' is not a key"):
+        stated_key_ids(prompts, "H major", 2)
+    with pytest.raises(ValueError, match="3 entries but there are 2 prompts"):
+        stated_key_ids(prompts, ["C major"] * 3, 2)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    torch.manual_seed(0)
+    return LatentKeyClassifier(in_channels=4, width=16, dilations=(1, 2)).eval()
+
+
+def test_key_classifier_velocity_is_the_score_shift_on_the_flow_path(classifier):
+    latents, velocity = torch.randn(2, 4, 9), torch.randn(2, 4, 9)
+    keys, t, scale = torch.tensor([3, 15]), 0.6, 2.0
+    noisy = latents.clone().requires_grad_(True)
+    classifier.log_prob(noisy, t, keys).sum().backward()
+    expected = velocity - scale * t / (1 - t) * noisy.grad
+    assert torch.allclose(key_classifier_velocity(classifier, latents, velocity, t, keys, scale), expected, atol=1e-6)
+    # Near pure noise the weight stops growing at t / MIN_SIGNAL.
+    noisy.grad = None
+    classifier.log_prob(noisy, 0.999, keys).sum().backward()
+    near_noise = key_classifier_velocity(classifier, latents, velocity, 0.999, keys, 1.0)
+    assert torch.allclose(near_noise, velocity - 0.999 / MIN_SIGNAL * noisy.grad, atol=1e-5)
+
+
+def test_key_classifier_velocity_leaves_unkeyed_rows_and_scale_zero_alone(classifier):
+    latents, velocity = torch.randn(2, 4, 9), torch.randn(2, 4, 9)
+    keys = torch.tensor([NO_KEY, 5])
+    moved = key_classifier_velocity(classifier, latents, velocity, 0.5, keys, 3.0)
+    assert torch.equal(moved[0], velocity[0]) and not torch.allclose(moved[1], velocity[1])
+    assert torch.equal(key_classifier_velocity(classifier, latents, velocity, 0.5, keys, 0.0), velocity)
+    assert torch.equal(key_classifier_velocity(classifier, latents, velocity, 0.5, torch.tensor([NO_KEY] * 2), 3.0),
+                       velocity)
+
+
+def test_an_euler_step_along_the_guided_velocity_raises_the_stated_keys_probability(classifier):
+    latents, keys, t, dt = torch.randn(3, 4, 9), torch.tensor([0, 7, 20]), 0.5, 0.05
+    velocity = torch.zeros_like(latents)
+    guided = key_classifier_velocity(classifier, latents, velocity, t, keys, 1.0)
+    with torch.no_grad():
+        before = classifier.log_prob(latents, t, keys)
+        after = classifier.log_prob(latents - dt * guided, t, keys)  # t decreases: x_{t - dt} = x_t - dt v
+    assert (after > before).all()
+
+
+def test_key_classifier_scale_needs_a_classifier_and_no_sign(classifier):
+    check_key_classifier(classifier, 2.0)
+    check_key_classifier(None, 0.0)
+    with pytest.raises(ValueError, match="needs a pipeline with a `key_classifier`"):
+        check_key_classifier(None, 1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        check_key_classifier(classifier, -1.0)

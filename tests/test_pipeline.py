@@ -363,3 +363,53 @@ def test_bad_key_guidance_is_an_error(pipe, key_pipe):
         _run(pipe, "a jig in D major", guidance_scale=3.0, key_guidance_scale=1.0)
     with pytest.raises(ValueError, match="needs classifier-free guidance"):
         _run(key_pipe, "a jig in D major", guidance_scale=1.0, key_guidance_scale=1.0)
+
+
+@pytest.fixture(scope="module")
+def classifier_pipe():
+    from audiodit.models.key_classifier import LatentKeyClassifier
+
+    pipe = tiny_pipeline(seed=0)
+    torch.manual_seed(0)
+    classifier = LatentKeyClassifier(in_channels=pipe.transformer.config.in_channels, width=16, dilations=(1, 2))
+    pipe.register_modules(key_classifier=classifier.eval())
+    return pipe
+
+
+def test_key_classifier_guidance_moves_only_clips_that_state_a_key(pipe, classifier_pipe):
+    keyed = ["a chorale in D minor", "a jig"]
+    off = _run(classifier_pipe, keyed, guidance_scale=3.0, key_classifier_scale=0.0)
+    torch.testing.assert_close(off, _run(pipe, keyed, guidance_scale=3.0))  # same weights otherwise
+    on = _run(classifier_pipe, keyed, guidance_scale=3.0, key_classifier_scale=50.0)
+    assert (on[0] - off[0]).abs().max() > 1e-4
+    torch.testing.assert_close(on[1], off[1])  # "a jig" states no key
+
+
+def test_key_classifier_guidance_raises_the_classifiers_probability_of_the_key(classifier_pipe):
+    prompt = "a chorale in F# minor"
+    latents = {scale: _run(classifier_pipe, prompt, guidance_scale=1.0, key_classifier_scale=scale,
+                           output_type="latent", num_inference_steps=4) for scale in (0.0, 20.0)}
+    with torch.no_grad():
+        log_prob = {scale: float(classifier_pipe.key_classifier.log_prob(x, 0.0, torch.tensor([18])))
+                    for scale, x in latents.items()}
+    assert log_prob[20.0] > log_prob[0.0]
+
+
+def test_the_key_classifier_and_its_default_scale_travel_with_the_model(classifier_pipe, tmp_path):
+    classifier_pipe.register_to_config(default_key_classifier_scale=7.0)
+    try:
+        classifier_pipe.save_pretrained(tmp_path / "with")
+        reference = _run(classifier_pipe, "a chorale in D minor")
+    finally:
+        classifier_pipe.register_to_config(default_key_classifier_scale=0.0)
+    loaded = AudioDiTPipeline.from_pretrained(tmp_path / "with")
+    assert loaded.default_key_classifier_scale == 7.0
+    torch.testing.assert_close(_run(loaded, "a chorale in D minor"), reference)
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "without")
+    plain = AudioDiTPipeline.from_pretrained(tmp_path / "without")
+    assert plain.key_classifier is None and plain.default_key_classifier_scale == 0.0
+
+
+def test_key_classifier_scale_without_a_classifier_is_an_error(pipe):
+    with pytest.raises(ValueError, match="needs a pipeline with a `key_classifier`"):
+        _run(pipe, "a jig in D major", key_classifier_scale=1.0)
