@@ -113,6 +113,19 @@ class TextEncoderOutput(BaseOutput):
 _REBUILDING_FROM_SAVED = contextvars.ContextVar("rebuilding_from_saved", default=False)
 
 
+def pad_and_concat(outputs: list[TextEncoderOutput]) -> TextEncoderOutput:
+    """Concatenate text encoder outputs along the batch, padding token length (mask False)."""
+    length = max(o.embeddings.shape[1] for o in outputs)
+    embeddings, masks = [], []
+    for o in outputs:
+        pad = length - o.embeddings.shape[1]
+        embeddings.append(torch.nn.functional.pad(o.embeddings, (0, 0, 0, pad)))
+        masks.append(torch.nn.functional.pad(o.mask, (0, pad), value=False))
+    return TextEncoderOutput(
+        embeddings=torch.cat(embeddings), mask=torch.cat(masks), pooled=torch.cat([o.pooled for o in outputs])
+    )
+
+
 def _load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
     """Read a checkpoint file: safetensors, or a torch pickle restricted to tensors."""
     if path.endswith(".safetensors"):
