@@ -430,8 +430,9 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
                 velocity = guided_velocity(velocity, branches, guidance_scale, key_guidance_scale,
                                            guidance_rescale)  # (B, C, T)
                 if classifier_keys is not None:
-                    velocity = key_classifier_velocity(self.key_classifier, latents, velocity, float(timestep / t_scale),
-                                                       classifier_keys, key_classifier_scale)  # (B, C, T)
+                    velocity = key_classifier_velocity(self.key_classifier, latents, velocity,
+                                                       float(timestep / t_scale), classifier_keys,
+                                                       key_classifier_scale)  # (B, C, T)
                 latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
                 if keep_mask is not None:
                     # RePaint-style: the kept range follows the input's own path at the new noise level.

@@ -5,7 +5,8 @@
 For key (tonic and mode), mode and instrument family: how many clips each model gets right, how
 many the new one gains and loses, and an exact two-sided sign test on gained against lost (ties
 dropped). Also mode accuracy by the prompt's stated mode and by corpus variant (the `-vN` suffix of
-the clip id). Both reports must hold the same prompts in the same order.
+the clip id), and where each report's key estimates fall against the stated key: right, the
+relative or parallel key (the other mode), a fifth away in the same mode, or elsewhere. Both reports must hold the same prompts in the same order.
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ def family_right(row: dict) -> bool:
 CHECKS = {"key": key_right, "mode": mode_right, "instrument": family_right}
 
 
+def key_relation(row: dict) -> str:
+    """How the estimated key relates to the stated one: right, relative, parallel, fifth, other or none."""
+    (tonic, mode), (target_tonic, target_mode) = row["estimated_key"].split(), row["target_key"].split()
+    if tonic == "none":
+        return "none"
+    interval = (pitch_class(tonic) - pitch_class(target_tonic)) % 12
+    if mode == target_mode:
+        return "right" if interval == 0 else "fifth" if interval in (5, 7) else "other"
+    if interval == 0:
+        return "parallel"
+    return "relative" if interval == (9 if target_mode == "major" else 3) else "other"
+
+
 def compare(new: list[dict], old: list[dict]) -> dict:
     from scipy.stats import binomtest
 
@@ -56,6 +70,9 @@ def compare(new: list[dict], old: list[dict]) -> dict:
             groups["variant " + row["id"].rsplit("-v", 1)[-1]].append(mode_right(row))
         result[f"mode_by_group_{label}"] = {group: {"clips": len(v), "mode_accuracy": sum(v) / len(v)}
                                             for group, v in sorted(groups.items())}
+        relations = [key_relation(row) for row in rows]
+        result[f"key_estimates_{label}"] = {name: relations.count(name) for name in
+                                            ("right", "relative", "parallel", "fifth", "other", "none")}
     return result
 
 
