@@ -30,3 +30,17 @@ def test_bundled_model_generates_non_silent_stereo_48k():
     rms = audio.pow(2).mean().sqrt()
     assert rms > 1e-3, f"bundled model produced near-silence (RMS {rms:.2e})"
     assert audio.abs().max() <= 1.5
+
+
+def test_bundled_model_guides_towards_the_stated_key_with_its_key_classifier():
+    pipe = AudioDiTPipeline.from_pretrained(DEFAULT_MODEL, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.key_classifier is not None and pipe.default_key_classifier_scale > 0
+    prompt, key_id = "A Bach chorale in F# minor for church organ, 80 BPM, 4/4, centred.", 6 + 12
+    latents = {scale: pipe(prompt, audio_end_in_s=4.0, num_inference_steps=8, key_classifier_scale=scale,
+                           output_type="latent", generator=torch.Generator("cpu").manual_seed(0)).audios
+               for scale in (0.0, None)}  # None: the model's default
+    with torch.no_grad():
+        log_prob = {scale: float(pipe.key_classifier.log_prob(x, 0.0, torch.tensor([key_id])))
+                    for scale, x in latents.items()}
+    assert log_prob[None] > log_prob[0.0]
