@@ -47,6 +47,8 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components = ["key_classifier"]
+    # Called at every step beside the transformer (0.3M parameters): kept on the device, not offloaded.
+    _exclude_from_cpu_offload = ["key_classifier"]
     _callback_tensor_inputs = ["latents"]
 
     # Importing the component classes here also makes diffusers' loader, which only resolves
