@@ -209,10 +209,14 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
     steps = args.steps or pipe.default_num_inference_steps
     guidance = pipe.default_guidance_scale if args.guidance is None else args.guidance
     pipe.set_progress_bar_config(disable=args.quiet)
+    # The scales a call resolves to (the model's defaults where not given), so the sidecars hold the
+    # values that were used.
+    key_guidance = pipe.resolve_key_guidance_scale(args.key_guidance, guidance)
+    key_classifier_scale = (pipe.default_key_classifier_scale if args.key_classifier_scale is None
+                            else args.key_classifier_scale)
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
-                  key_guidance_scale=args.key_guidance, key_classifier_scale=args.key_classifier_scale,
-                  negative_prompt=args.negative_prompt,
-                  audio_start_in_s=args.start)
+                  key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
+                  negative_prompt=args.negative_prompt, audio_start_in_s=args.start)
     init_audio = None
     if args.init_audio is not None:
         init_audio = load_audio(args.init_audio, sample_rate=pipe.sampling_rate)

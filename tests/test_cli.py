@@ -43,6 +43,8 @@ def test_generates_files_with_sidecars_and_refuses_to_overwrite(model_dir, tmp_p
         sidecar = json.loads(path.with_suffix(".json").read_text())
         assert sidecar["prompt"] == "a piano melody" and sidecar["seed"] == seed
         assert sidecar["num_inference_steps"] == 2 and sidecar["duration"] == pytest.approx(0.7)
+        # The scales used, resolved from the model's defaults, not "not given".
+        assert sidecar["key_guidance_scale"] == 0.0 and sidecar["key_classifier_scale"] == 0.0
     before = files[0].read_bytes()
     again = _sample("--model", model_dir, "--prompt", "a piano melody", "--duration", "0.7", "--steps", "2",
                     "--variations", "2", "--seed", "5", "--out", out, "--format", "flac")
