@@ -13,8 +13,10 @@ Overrides follow nanoGPT's configurator idea, typed: `dit.depth=12`, `training.l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
 import tempfile
 import types
 from pathlib import Path
@@ -204,6 +206,25 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def staged_directory(destination: Path, replace: bool = False):
+    """Yield an empty directory beside `destination`; when the block ends without an error it is
+    renamed to `destination` (an existing one is removed first only with `replace`, else
+    FileExistsError), and on any error it is deleted. A failure never leaves half a directory."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
+    try:
+        yield staging
+        if destination.exists():
+            if not replace:
+                raise FileExistsError(f"{destination} exists")
+            shutil.rmtree(destination)
+        staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

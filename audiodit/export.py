@@ -12,9 +12,7 @@ export never leaves half a model behind.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,6 +22,7 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
                     guidance: float | None = None, overwrite: bool = False,
                     key_guidance: float | None = None, output_phase: str | None = None,
                     key_classifier: Path | None = None, key_classifier_scale: float | None = None) -> Path:
+    from audiodit.configuration import staged_directory
     from audiodit.guidance import check_key_classifier, check_key_guidance
     from audiodit.models.key_classifier import LatentKeyClassifier
     from audiodit.models.vae import check_output_phase
@@ -63,16 +62,8 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
             raise ValueError(f"--key-classifier-scale for {source}: {err}") from err
         pipe.register_to_config(default_key_classifier_scale=key_classifier_scale)
     pipe.to(getattr(torch, dtype))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
-    try:
+    with staged_directory(destination, replace=overwrite) as staging:
         pipe.save_pretrained(staging)
-        if destination.exists():
-            shutil.rmtree(destination)
-        staging.rename(destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return destination
 
 

@@ -96,3 +96,25 @@ def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
     save_yaml(cfg, out)
     assert load_config(out) == cfg
     assert to_dict(cfg)["stage"] in ("vae", "dit")
+
+
+def test_staged_directory_appears_whole_or_not_at_all(tmp_path):
+    from audiodit.configuration import staged_directory
+
+    with staged_directory(tmp_path / "out") as staging:
+        (staging / "a.txt").write_text("1")
+        assert not (tmp_path / "out").exists()  # nothing at the destination until the block ends
+    assert (tmp_path / "out" / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError):
+        with staged_directory(tmp_path / "failed") as staging:
+            (staging / "half.txt").write_text("x")
+            raise RuntimeError("interrupted")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging left behind
+    with pytest.raises(FileExistsError):
+        with staged_directory(tmp_path / "out") as staging:
+            (staging / "b.txt").write_text("2")
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.txt"]
+    with staged_directory(tmp_path / "out", replace=True) as staging:
+        (staging / "b.txt").write_text("2")
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["b.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from audiodit.configuration import staged_directory
 from audiodit.data.latents import LatentDataset, collate_latents
 from audiodit.models.key_classifier import LatentKeyClassifier
 from audiodit.prompt_attributes import NO_KEY, prompt_keys
@@ -131,15 +130,9 @@ def train_key_classifier(train_dir, out_dir, val_dir=None, steps: int = 3000, ba
               "train_s": round(time.perf_counter() - started, 1), "log": log,
               "val": accuracy(model, val, scale, seed=seed) if val is not None else None,
               "val_clips": len(labelled_indices(val)) if val is not None else 0}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with staged_directory(out_dir) as staging:
         model.save_pretrained(staging / "key_classifier")
         (staging / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 
