@@ -212,10 +212,11 @@ def load_clip(record: dict, seconds: float) -> np.ndarray:
 
 
 def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: float, seed: int,
-             batch_size: int, out_dir: Path, key_guidance: float = 0.0,
+             batch_size: int, out_dir: Path | None, key_guidance: float = 0.0,
              key_classifier_scale: float = 0.0) -> list[np.ndarray]:
     """One (2, S) clip per prompt; prompt i uses a CPU generator seeded `seed + i`, so a clip
-    does not depend on the batch size. Clips are written to `out_dir` as 24-bit FLAC."""
+    does not depend on the batch size. Clips are written to `out_dir` as 24-bit FLAC (None: not
+    written)."""
     import torch
 
     from audiodit.audio import save_audio
@@ -229,7 +230,8 @@ def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: fl
                       key_classifier_scale=key_classifier_scale,
                       generator=generators).audios  # (B, 2, S)
         for index, (record, audio) in enumerate(zip(batch, audios.float().cpu().numpy()), start):
-            save_audio(out_dir / f"{index:03d}_{record['id']}.flac", audio, SAMPLE_RATE, "PCM_24", overwrite=True)
+            if out_dir is not None:
+                save_audio(out_dir / f"{index:03d}_{record['id']}.flac", audio, SAMPLE_RATE, "PCM_24", overwrite=True)
             clips.append(audio)
         _log(f"generated {len(clips)}/{len(prompts)}")
     return clips
@@ -252,7 +254,9 @@ def vae_reconstruction(vae, clips: list[np.ndarray]) -> tuple[dict[str, float], 
     return {f"vae_{name}": float(np.mean([row[name] for row in rows])) for name in rows[0]}, decoded_clips
 
 
-def _per_clip(prompts: list[dict], analyses: list[dict], against: list[dict]) -> list[dict]:
+def per_clip_rows(prompts: list[dict], analyses: list[dict], against: list[dict]) -> list[dict]:
+    """One report row per clip: its prompt, the record it is scored against and its estimates
+    (the `per_clip` rows that `benchmarks/compare_evals.py` reads)."""
     return [{"id": p["id"], "caption": p["caption"], "scored_against": t["id"], "target_key": f"{t['tonic']} {t['mode']}",
              "target_bpm": t["bpm"], "target_family": t["instrument_family"], "estimated_key": a["key"],
              "key_strength": round(a["strength"], 4), "estimated_bpm": round(a["bpm_estimate"], 2),
@@ -372,10 +376,10 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
         "metrics": {"real": ceiling, "vae": through_vae, "model": model, "shuffled": floor["mean"]},
         "shuffled_std": floor["std"], "p_value_model_vs_shuffled": floor["p_value"],
         "timings_s": {name: round(value, 2) for name, value in timings.items()},
-        "per_clip": {"real": _per_clip(prompts, real_analysis, prompts),
-                     "vae": _per_clip(prompts, vae_analysis, prompts),
-                     "model": _per_clip(prompts, model_analysis, prompts),
-                     "shuffled_first_derangement": _per_clip(prompts, model_analysis,
+        "per_clip": {"real": per_clip_rows(prompts, real_analysis, prompts),
+                     "vae": per_clip_rows(prompts, vae_analysis, prompts),
+                     "model": per_clip_rows(prompts, model_analysis, prompts),
+                     "shuffled_first_derangement": per_clip_rows(prompts, model_analysis,
                                                              [prompts[j] for j in permutation])},
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,6 @@ def parse_scales(text: str) -> list[float]:
 
 
 def main(argv=None) -> int:
-    import torch
-
     from audiodit.pipeline import AudioDiTPipeline
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -99,20 +97,18 @@ def main(argv=None) -> int:
     rows_by_scale = {}
     for scale in scales:
         clock = time.perf_counter()
-        analyses = []
-        for start in range(0, len(prompts), 4):
-            batch = prompts[start : start + 4]
-            generators = [torch.Generator("cpu").manual_seed(args.seed + start + i) for i in range(len(batch))]
-            audios = pipe([r["caption"] for r in batch], audio_end_in_s=args.seconds, num_inference_steps=steps,
-                          generator=generators, **{args.parameter: scale}).audios.float().numpy()  # (B, 2, S)
-            analyses += [analyse_clip(audio) for audio in audios]
+        guidance = scale if args.parameter == "guidance_scale" else pipe.default_guidance_scale
+        key_classifier_scale = scale if args.parameter == "key_classifier_scale" else pipe.default_key_classifier_scale
+        clips = ev.generate(pipe, prompts, args.seconds, steps, guidance, args.seed, 4, None,
+                            pipe.resolve_key_guidance_scale(None, guidance), key_classifier_scale)  # each (2, S)
+        analyses = [analyse_clip(clip) for clip in clips]
         for analysis in analyses:
             analysis["family_estimate"] = str(classifier.predict(analysis["features"][None])[0])
         floor = ev.shuffled_floor(analyses, prompts, args.shuffle_rounds, args.seed)
         metrics = ev.adherence(analyses, prompts)
         metrics["frechet_distance"] = ev.frechet_distance(
             (np.stack([a["features"] for a in analyses]) - mean) / std, (reference_features - mean) / std)
-        rows_by_scale[scale] = ev._per_clip(prompts, analyses, prompts)
+        rows_by_scale[scale] = ev.per_clip_rows(prompts, analyses, prompts)
         result["by_scale"][str(scale)] = {"metrics": metrics, "shuffled": floor["mean"], "p_value": floor["p_value"],
                                           "wall_s": round(time.perf_counter() - clock, 1),
                                           "per_clip": rows_by_scale[scale]}
