@@ -212,8 +212,7 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
     # The scales a call resolves to (the model's defaults where not given), so the sidecars hold the
     # values that were used.
     key_guidance = pipe.resolve_key_guidance_scale(args.key_guidance, guidance)
-    key_classifier_scale = (pipe.default_key_classifier_scale if args.key_classifier_scale is None
-                            else args.key_classifier_scale)
+    key_classifier_scale = pipe.resolve_key_classifier_scale(args.key_classifier_scale)
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
                   key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
                   negative_prompt=args.negative_prompt, audio_start_in_s=args.start)

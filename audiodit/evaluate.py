@@ -297,8 +297,7 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     steps = int(steps or pipe.default_num_inference_steps)
     guidance = float(pipe.default_guidance_scale if guidance is None else guidance)
     key_guidance = pipe.resolve_key_guidance_scale(key_guidance, guidance)
-    key_classifier_scale = float(pipe.default_key_classifier_scale if key_classifier_scale is None
-                                 else key_classifier_scale)
+    key_classifier_scale = pipe.resolve_key_classifier_scale(key_classifier_scale)
     _log(f"{len(prompts)} prompts x {seconds:g} s, {steps} steps, guidance {guidance:g}, "
          f"key guidance {key_guidance:g}, key classifier {key_classifier_scale:g}, on {device}")
     clock = time.perf_counter()

@@ -97,6 +97,10 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
             return 0.0
         return float(self.config.get("default_key_classifier_scale", 0.0))
 
+    def resolve_key_classifier_scale(self, key_classifier_scale: float | None) -> float:
+        """The key classifier guidance a call uses: the given scale, else the model's default."""
+        return float(self.default_key_classifier_scale if key_classifier_scale is None else key_classifier_scale)
+
     def resolve_key_guidance_scale(self, key_guidance_scale: float | None, guidance_scale: float) -> float:
         """The key guidance a call uses: the given scale, else the model's default while classifier-free
         guidance is on (key guidance is a third guidance branch), else 0."""
@@ -328,8 +332,7 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         key_guidance_scale = self.resolve_key_guidance_scale(key_guidance_scale, guidance_scale)
-        if key_classifier_scale is None:
-            key_classifier_scale = self.default_key_classifier_scale
+        key_classifier_scale = self.resolve_key_classifier_scale(key_classifier_scale)
         default_duration = min(10.0, self.max_audio_length_s)
         if initial_audio is not None and initial_audio.dim() == 2:
             initial_audio = initial_audio.unsqueeze(0)

@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     for scale in scales:
         clock = time.perf_counter()
         guidance = scale if args.parameter == "guidance_scale" else pipe.default_guidance_scale
-        key_classifier_scale = scale if args.parameter == "key_classifier_scale" else pipe.default_key_classifier_scale
+        key_classifier_scale = pipe.resolve_key_classifier_scale(scale if args.parameter == "key_classifier_scale"
+                                                                 else None)
         clips = ev.generate(pipe, prompts, args.seconds, steps, guidance, args.seed, 4, None,
                             pipe.resolve_key_guidance_scale(None, guidance), key_classifier_scale)  # each (2, S)
         analyses = [analyse_clip(clip) for clip in clips]

@@ -53,8 +53,7 @@ def generate_responses(args: argparse.Namespace, captions: list[str], values: li
     key_guidance = pipe.resolve_key_guidance_scale(args.key_guidance, pipe.default_guidance_scale)
     settings = {"seconds": args.seconds, "steps": args.steps or pipe.default_num_inference_steps,
                 "key_guidance_scale": key_guidance,
-                "key_classifier_scale": pipe.default_key_classifier_scale if args.key_classifier_scale is None
-                else args.key_classifier_scale,
+                "key_classifier_scale": pipe.resolve_key_classifier_scale(args.key_classifier_scale),
                 "wall_s": round(time.perf_counter() - started, 1)}
     return rows, settings
 
