@@ -96,16 +96,25 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 #                            Scores against prompts                             #
 #################################################################################
 
+def key_relation(tonic: int, mode: str, ref_tonic: int, ref_mode: str) -> str:
+    """How a key (tonic pitch class, mode) relates to a reference key: "right", "fifth" (a fifth
+    apart in the same mode, either direction), "relative" (A minor for C major and C major for A
+    minor), "parallel" (same tonic, other mode) or "other"."""
+    interval = (tonic - ref_tonic) % 12
+    if mode == ref_mode:
+        return "right" if interval == 0 else "fifth" if interval in (5, 7) else "other"
+    if interval == 0:
+        return "parallel"
+    return "relative" if interval == (9 if ref_mode == "major" else 3) else "other"
+
+
+MIREX_CREDIT = {"right": 1.0, "fifth": 0.5, "relative": 0.3, "parallel": 0.2, "other": 0.0}
+
+
 def mirex_key_score(tonic: int, mode: str, ref_tonic: int, ref_mode: str) -> float:
     """MIREX weighted key score: 1 same key, 0.5 a fifth apart in the same mode (either
     direction, as MIREX's current implementation; mir_eval issue #337), 0.3 relative, 0.2 parallel."""
-    interval = (tonic - ref_tonic) % 12
-    if mode == ref_mode:
-        return 1.0 if interval == 0 else 0.5 if interval in (5, 7) else 0.0
-    if interval == 0:
-        return 0.2
-    relative = 9 if ref_mode == "major" else 3  # A minor is C major's relative; C major is A minor's
-    return 0.3 if interval == relative else 0.0
+    return MIREX_CREDIT[key_relation(tonic, mode, ref_tonic, ref_mode)]
 
 
 def tempo_hits(estimate: float, target: float, factors=(1.0,), tolerance: float = TEMPO_TOLERANCE) -> bool:

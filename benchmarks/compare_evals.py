@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from audiodit.analysis import pitch_class  # noqa: E402
 from audiodit.configuration import atomic_write_text  # noqa: E402
+from audiodit.evaluate import key_relation  # noqa: E402
 
 
 def key_right(row: dict) -> bool:
-    (tonic, mode), (target_tonic, target_mode) = row["estimated_key"].split(), row["target_key"].split()
-    return tonic != "none" and mode == target_mode and pitch_class(tonic) == pitch_class(target_tonic)
+    return key_relation_of(row) == "right"
 
 
 def mode_right(row: dict) -> bool:
@@ -38,17 +38,12 @@ def family_right(row: dict) -> bool:
 CHECKS = {"key": key_right, "mode": mode_right, "instrument": family_right}
 
 
-def key_relation(row: dict) -> str:
-    """How the estimated key relates to the stated one: right, relative, parallel, fifth, other or none."""
+def key_relation_of(row: dict) -> str:
+    """`audiodit.evaluate.key_relation` of a row's estimated key to its target, or "none"."""
     (tonic, mode), (target_tonic, target_mode) = row["estimated_key"].split(), row["target_key"].split()
     if tonic == "none":
         return "none"
-    interval = (pitch_class(tonic) - pitch_class(target_tonic)) % 12
-    if mode == target_mode:
-        return "right" if interval == 0 else "fifth" if interval in (5, 7) else "other"
-    if interval == 0:
-        return "parallel"
-    return "relative" if interval == (9 if target_mode == "major" else 3) else "other"
+    return key_relation(pitch_class(tonic), mode, pitch_class(target_tonic), target_mode)
 
 
 def compare(new: list[dict], old: list[dict]) -> dict:
@@ -70,7 +65,7 @@ def compare(new: list[dict], old: list[dict]) -> dict:
             groups["variant " + row["id"].rsplit("-v", 1)[-1]].append(mode_right(row))
         result[f"mode_by_group_{label}"] = {group: {"clips": len(v), "mode_accuracy": sum(v) / len(v)}
                                             for group, v in sorted(groups.items())}
-        relations = [key_relation(row) for row in rows]
+        relations = [key_relation_of(row) for row in rows]
         result[f"key_estimates_{label}"] = {name: relations.count(name) for name in
                                             ("right", "relative", "parallel", "fifth", "other", "none")}
     return result
