@@ -6,6 +6,7 @@ where the time goes. A pipeline with key classifier guidance on by default is al
 off, in the same run. Default: the bundled model.
 
     python benchmarks/generation_speed.py [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
+    python benchmarks/generation_speed.py --device cuda     # bf16 there, as sample.py uses
 """
 
 from __future__ import annotations
@@ -19,19 +20,33 @@ from pathlib import Path
 import torch
 from machine import cpu_model
 
-from audiodit.cli import default_model_dir
+from audiodit.cli import default_model_dir, pick_device_and_dtype
 from audiodit.guidance import branch_count
 from audiodit.pipeline import AudioDiTPipeline
 
 
+def synchronize() -> None:
+    """Wait for queued CUDA work, so a timing covers the kernels and not only their launch."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats: int) -> float:
     fn()  # warm-up: first-call allocations and kernel selection
+    synchronize()
     samples = []
     for _ in range(repeats):
         started = time.perf_counter()
         fn()
+        synchronize()
         samples.append(time.perf_counter() - started)
     return statistics.median(samples)
+
+
+def describe_device(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
+    return device if device != "cpu" else f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
 def main() -> None:
@@ -40,10 +55,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                        help="as sample.py's: auto = bf16 on CUDA, fp32 elsewhere")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args()
 
-    pipe = AudioDiTPipeline.from_pretrained(args.model).to(args.device)
+    device, dtype = pick_device_and_dtype(args.device, args.dtype)
+    pipe = AudioDiTPipeline.from_pretrained(args.model, dtype=dtype).to(device)
     pipe.set_progress_bar_config(disable=True)
     prompt = "A Bach chorale in G major for organ, 80 BPM, 4/4"
     steps, guidance = pipe.default_num_inference_steps, pipe.default_guidance_scale
@@ -51,7 +69,7 @@ def main() -> None:
     branches = branch_count(guidance > 1.0, key_guidance > 0)  # transformer batch per sample and step
     num_samples = int(args.seconds * pipe.sampling_rate)
     frames = pipe.vae.latent_frames(num_samples)
-    latents = torch.randn(1, pipe.vae.latent_channels, frames, device=args.device)
+    latents = torch.randn(1, pipe.vae.latent_channels, frames, device=device, dtype=dtype)
 
     def generate(**kwargs):
         pipe(prompt, audio_end_in_s=args.seconds, generator=torch.Generator("cpu").manual_seed(0), **kwargs)
@@ -74,7 +92,8 @@ def main() -> None:
         extra = {"wall_s_without_key_classifier": round(without, 3),
                  "key_classifier_params_m": round(sum(p.numel() for p in pipe.key_classifier.parameters()) / 1e6, 3)}
     result = {
-        "device": args.device if args.device != "cpu" else f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)",
+        "device": describe_device(device),
+        "dtype": str(dtype).replace("torch.", ""),
         "torch": torch.__version__,
         "model": str(args.model),
         "seconds_of_audio": args.seconds,
