@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
     run.add_argument("--output-phase", choices=("decoder", "magnitude"), default=None,
                      help="VAE output phase (default: the model's; see AudioVAE.decode)")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the transformer as one graph (first clip waits for the compile; pays off "
+                          "over many clips, see README)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -184,7 +187,7 @@ def pick_device_and_dtype(device: str, dtype: str):
 
 
 def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = None,
-                  output_phase: str | None = None):
+                  output_phase: str | None = None, compile_transformer: bool = False):
     import diffusers
 
     from audiodit.pipeline import AudioDiTPipeline
@@ -198,7 +201,12 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
     if output_phase is not None:
         pipe.vae.register_to_config(output_phase=output_phase)
-    return pipe.to(device)
+    pipe = pipe.to(device)
+    if compile_transformer:
+        # In place, so pipe.transformer stays our model (config, dtype, save_pretrained); its batched
+        # forward traces as one graph (tests/models/test_dit.py).
+        pipe.transformer.compile(fullgraph=True)
+    return pipe
 
 
 def generate(args, jobs: list[Job], pipe) -> list[Path]:
@@ -270,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs = plan_outputs(args, prompts)
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)
-        pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase)
+        pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase,
+                             args.compile)
         for path in generate(args, jobs, pipe):
             print(path)
     except (UsageError, ValueError, FileExistsError) as err:

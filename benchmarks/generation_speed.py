@@ -7,6 +7,7 @@ off, in the same run. Default: the bundled model.
 
     python benchmarks/generation_speed.py [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
     python benchmarks/generation_speed.py --device cuda     # bf16 there, as sample.py uses
+    python benchmarks/generation_speed.py --compile         # first_call_s then includes the compile
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and kernel selection
-    synchronize()
+def timed(fn, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()  # first-call allocations and kernel selection (and a compile, with --compile)
+        synchronize()
     samples = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -57,11 +59,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                         help="as sample.py's: auto = bf16 on CUDA, fp32 elsewhere")
+    parser.add_argument("--compile", action="store_true", help="as sample.py --compile: torch.compile the DiT")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args()
 
     device, dtype = pick_device_and_dtype(args.device, args.dtype)
     pipe = AudioDiTPipeline.from_pretrained(args.model, dtype=dtype).to(device)
+    if args.compile:
+        pipe.transformer.compile(fullgraph=True)
     pipe.set_progress_bar_config(disable=True)
     prompt = "A Bach chorale in G major for organ, 80 BPM, 4/4"
     steps, guidance = pipe.default_num_inference_steps, pipe.default_guidance_scale
@@ -84,7 +89,11 @@ def main() -> None:
             pipe.transformer(latents.repeat(branches, 1, 1), torch.full((branches,), 0.5), text.embeddings,
                              text.mask, text.pooled, torch.zeros(branches), torch.full((branches,), args.seconds))
 
-    total = timed(generate, args.repeats)
+    started = time.perf_counter()
+    generate()  # the first call: with --compile it includes the compile
+    synchronize()
+    first_call = time.perf_counter() - started
+    total = timed(generate, args.repeats, warmup=False)
     key_classifier_scale = pipe.default_key_classifier_scale
     extra = {}
     if key_classifier_scale > 0:
@@ -102,6 +111,8 @@ def main() -> None:
         "key_guidance_scale": key_guidance,
         "key_classifier_scale": key_classifier_scale,
         "guidance_branches": branches,
+        "compiled": args.compile,
+        "first_call_s": round(first_call, 3),
         "wall_s": round(total, 3),
         "real_time_factor": round(args.seconds / total, 2),
         "vae_decode_s": round(timed(decode, args.repeats), 3),

@@ -9,14 +9,16 @@
 #                     about 7 MB, where the wheels are 14 MB and the tracked tree already ~58 MB of
 #                     the 64 MiB that may travel)
 #   the device:  run(command="bash benchmarks/gpu_kit.sh run", carry=[".gpu_kit"], timeout_s=540)
-#                  -> $OUT/: nvidia_smi.txt, gpu_pytest.txt, dit_speed_gpu.md, generation_speed_gpu.json
+#                  -> $OUT/: nvidia_smi.txt, gpu_pytest.txt, dit_speed_gpu.md, generation_speed_gpu.json,
+#                     generation_speed_gpu_compiled.json (and the logs)
 #
 # `run` does, each under its own time limit so one hang cannot eat the lease:
 #   1. the `gpu`-marked tests (xformers vs sdpa, packed and padded, fp32/bf16; auto backend on CUDA;
 #      text encoders on CUDA = CPU);
 #   2. benchmarks/dit_speed.py --gpu: bf16 training steps of the `base` preset at 1024 tokens, ours
 #      with xformers and with sdpa, against diffusers' StableAudioDiTModel at the same size (MFU);
-#   3. benchmarks/generation_speed.py --device cuda: the bundled model, 10 s of audio, bf16.
+#   3. benchmarks/generation_speed.py --device cuda: the bundled model, 10 s of audio, bf16, eager and
+#      with --compile (the first call's time includes the compile).
 # Dry run on a CPU with this project's Python 3.11 (tiny sizes; the gpu tests skip):
 #   GPU_KIT_DIR=/tmp/kit311 GPU_KIT_PYTHON=3.11 bash benchmarks/gpu_kit.sh fetch
 #   GPU_KIT_DIR=/tmp/kit311 PYTHON=.venv/bin/python DEVICE=cpu GPU_PRESET=tiny GPU_BATCH=1 GPU_TOKENS=64 \
@@ -66,6 +68,9 @@ run() {
         >"$out/dit_speed_gpu.log" 2>&1 || { failed=1; tail -20 "$out/dit_speed_gpu.log"; }
     timeout 120 "$python" benchmarks/generation_speed.py --device "$device" --repeats 3 \
         --out "$out/generation_speed_gpu.json" >"$out/generation_speed_gpu.log" 2>&1 \
+        || { failed=1; tail -20 "$out/generation_speed_gpu.log"; }
+    timeout 180 "$python" benchmarks/generation_speed.py --device "$device" --repeats 3 --compile \
+        --out "$out/generation_speed_gpu_compiled.json" >>"$out/generation_speed_gpu.log" 2>&1 \
         || { failed=1; tail -20 "$out/generation_speed_gpu.log"; }
     cat "$out/dit_speed_gpu.md" 2>/dev/null || true
     return $failed

@@ -126,3 +126,24 @@ def test_output_phase_overrides_the_models_and_is_recorded(model_dir, tmp_path):
         outputs[phase] = load_audio(path)
     assert outputs["decoder"].shape == outputs["magnitude"].shape == (2, 24000)
     assert not torch.allclose(outputs["decoder"], outputs["magnitude"], atol=1e-3)
+
+
+def test_compile_compiles_the_transformer_and_gives_the_same_audio(model_dir, tmp_path, monkeypatch):
+    from audiodit import cli
+
+    compiled, load = [], cli.load_pipeline
+
+    def spy(*args, **kwargs):
+        pipe = load(*args, **kwargs)
+        compiled.append(pipe.transformer._compiled_call_impl is not None)  # what nn.Module.compile sets
+        return pipe
+
+    monkeypatch.setattr(cli, "load_pipeline", spy)
+    audio = {}
+    for flags in ([], ["--compile"]):
+        path = tmp_path / f"compiled{len(flags)}.wav"
+        assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
+                     "--out", str(path), "--quiet", *flags]) == 0
+        audio[len(flags)] = load_audio(path)
+    assert compiled == [False, True]
+    torch.testing.assert_close(audio[1], audio[0], atol=1e-3, rtol=0)

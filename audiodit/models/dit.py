@@ -497,7 +497,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin):
             key_ids = key_ids.expand(batch)
         if key_ids.numel() != batch:
             raise ValueError(f"key_ids must be a scalar or have {batch} entries, got {key_ids.numel()}")
-        if ((key_ids < NO_KEY) | (key_ids >= NUM_KEYS)).any():
+        # A value check reads the tensor: eager only, so that torch.compile traces one graph.
+        if not torch.compiler.is_compiling() and ((key_ids < NO_KEY) | (key_ids >= NUM_KEYS)).any():
             raise ValueError(f"key_ids must lie in [{NO_KEY}, {NUM_KEYS - 1}], got {key_ids.tolist()}")
         return key_ids
 

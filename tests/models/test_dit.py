@@ -399,3 +399,22 @@ def test_bad_key_ids_are_errors():
 def test_flops_count_the_key_embedder():
     plain, keyed = DiTConfig(), DiTConfig(key_conditioning=True)
     assert dit_flops(keyed, 100, 8) > dit_flops(plain, 100, 8)
+
+
+def test_batched_forward_traces_as_one_graph():
+    """`torch.compile(model, fullgraph=True)` needs a forward with no graph break: every conditioning
+    input and a frame mask, as the pipeline's sampling loop calls it."""
+    import torch._dynamo
+
+    model = tiny(tempo_conditioning=True, beat_conditioning=True, key_conditioning=True)
+    kw = inputs(2, 9)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    try:
+        with torch.no_grad():
+            explanation = torch._dynamo.explain(model)(**kw, frame_mask=mask, bpm=torch.tensor([90.0, float("nan")]),
+                                                      key_ids=torch.tensor([2, -1]))
+    finally:
+        torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, [str(b.reason) for b in explanation.break_reasons]
+    assert explanation.graph_count == 1
