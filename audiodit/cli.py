@@ -261,7 +261,8 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
             sidecar = dict(prompt=prompt, seed=job.seed, duration=audio.shape[-1] / pipe.sampling_rate,
                            model=str(args.model or default_model_dir()), scheduler=type(pipe.scheduler).__name__,
                            device=str(pipe.device), dtype=str(pipe.transformer.dtype).replace("torch.", ""),
-                           output_phase=pipe.vae.config.output_phase, generation_seconds=round(seconds, 3), **params)
+                           output_phase=pipe.vae.config.output_phase, compiled=args.compile,
+                           generation_seconds=round(seconds, 3), **params)
             if interpolating:
                 sidecar["interpolation_index"] = index
             atomic_write_text(job.path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")

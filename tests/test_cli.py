@@ -145,5 +145,6 @@ def test_compile_compiles_the_transformer_and_gives_the_same_audio(model_dir, tm
         assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
                      "--out", str(path), "--quiet", *flags]) == 0
         audio[len(flags)] = load_audio(path)
+        assert json.loads(path.with_suffix(".json").read_text())["compiled"] == bool(flags)
     assert compiled == [False, True]
     torch.testing.assert_close(audio[1], audio[0], atol=1e-3, rtol=0)
