@@ -33,7 +33,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from dit_speed import build_pair, diffusers_version
-from machine import cpu_model
+from machine import cpu_model, emit_report
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -206,10 +206,7 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
     fwd, fb = measure(args.tokens, args.text_tokens, args.reps)
     text = report(args, fwd, fb, load_before)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit_report(text, args.out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 import warnings
 
 import torch
-from machine import cpu_model
+from machine import cpu_model, emit_report
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -441,10 +441,7 @@ def main(argv=None):
         report = cpu_benchmark(args)
         if args.compile_check:
             report += "\n" + compile_check()
-    print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report + "\n")
+    emit_report(report, args.out)
 
 
 if __name__ == "__main__":

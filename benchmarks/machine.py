@@ -1,4 +1,4 @@
-"""What the benchmarks record about the machine they ran on."""
+"""What the benchmarks record about the machine they ran on, and how they write their reports."""
 
 import platform
 from pathlib import Path
@@ -12,3 +12,13 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def emit_report(text: str, out: str | None) -> None:
+    """Print a markdown report and, given a path, write it there too (whole or not at all)."""
+    print(text)
+    if out:
+        path = Path(out)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text + "\n")
+        partial.replace(path)
