@@ -165,7 +165,7 @@ def report(args, fwd, fb, load_before) -> str:
         f"- load average before the run: {load_before:.2f}; after: {os.getloadavg()[0]:.2f} "
         "(other jobs share this machine: read ratios, not absolute times)",
         f"- width 512 (8 heads x 64), {args.tokens} latent tokens, {args.text_tokens} text tokens, fp32, "
-        f"batch 1; {args.reps} alternating repetitions (forward), {max(3, args.reps // 2)} (forward+backward)",
+        f"batch 1; {args.reps} repetitions (forward), {max(3, args.reps // 2)} (forward+backward)",
         "- each row drops one more feature than the row above (see the script's docstring); the order of "
         "the runs is shuffled in every repetition",
         "",
