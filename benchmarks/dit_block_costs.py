@@ -32,7 +32,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from dit_speed import build_pair, diffusers_version
+from dit_speed import build_pair, diffusers_version, perturb_
 from machine import cpu_model, emit_report
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -87,9 +87,7 @@ def make_runs(tokens: int, text_tokens: int):
 
     torch.manual_seed(0)
     ours, theirs = build_pair(1, 8, 64, 64, 768, 8, {"attention_backend": "sdpa"})
-    with torch.no_grad():  # our zero-initialised modulation would make every block the identity
-        for p in ours.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    perturb_(ours)
     block, their_block = ours.blocks[0], theirs.transformer_blocks[0]
     width = ours.config.hidden_size
     g = torch.Generator().manual_seed(0)

@@ -82,6 +82,24 @@ def make_calls(ours, theirs, batch, frames, channels, text_tokens, text_dim, dev
     return run_ours, run_theirs
 
 
+def perturb_(module: torch.nn.Module) -> None:
+    """Add small random values to every weight: a fresh model's zero-initialised modulation and
+    output layers make each block the identity, which would not be a fair amount of work to time."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+
+
+def sampling_step_args(cfg: DiTConfig, frames: int, text_tokens: int = 32) -> tuple:
+    """Positional `AudioDiTModel.forward` inputs of one sampling step with classifier-free guidance
+    (batch 2: conditional + unconditional), random latents and text."""
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(2, cfg.in_channels, frames, generator=g), torch.full((2,), 0.5),
+            torch.randn(2, text_tokens, cfg.cross_attention_dim, generator=g),
+            torch.ones(2, text_tokens, dtype=torch.bool), torch.randn(2, cfg.pooled_dim, generator=g),
+            torch.zeros(2), torch.full((2,), 10.0))
+
+
 def flops_of(fn):
     """Forward FLOPs counted by torch's FlopCounterMode (sdpa forced to its math path to be counted)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -136,11 +154,7 @@ def cpu_benchmark(args) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     ours, theirs = build_pair(4, 8, 64, 64, 768, args.kv_heads, {"attention_backend": "sdpa"})
-    # Our zero-initialised layers would make the forward trivially cheap to reason about; give
-    # them random values so both models do real work (timing does not depend on values anyway).
-    with torch.no_grad():
-        for p in ours.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    perturb_(ours)
     run_ours, run_theirs = make_calls(ours, theirs, args.batch, args.frames, 64, args.text_tokens, 768, "cpu", 64)
     fwd = time_alternating({"ours": forward_only(run_ours), "diffusers": forward_only(run_theirs)},
                            args.reps, args.warmup)
@@ -188,11 +202,7 @@ def cpu_benchmark(args) -> str:
 def small_preset_inference(frames: int) -> str:
     """Per-step cost of the bundled `small` model when sampling with classifier-free guidance."""
     model = AudioDiTModel.from_preset("small", attention_backend="sdpa").eval()
-    cfg = model.dit_config
-    g = torch.Generator().manual_seed(0)
-    args = (torch.randn(2, cfg.in_channels, frames, generator=g), torch.full((2,), 0.5),
-            torch.randn(2, 32, cfg.cross_attention_dim, generator=g), torch.ones(2, 32, dtype=torch.bool),
-            torch.randn(2, cfg.pooled_dim, generator=g), torch.zeros(2), torch.full((2,), 10.0))
+    args = sampling_step_args(model.dit_config, frames)
     timing = time_alternating({"small": forward_only(lambda: model(*args))}, 10, 2)
     wall, cpu = min(timing["small"][0]), min(timing["small"][1])
     params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -211,9 +221,7 @@ def compile_check() -> str:
 
     model = AudioDiTModel.from_preset("small", attention_backend="sdpa")
     block = model.blocks[0]
-    with torch.no_grad():  # a freshly initialised block is the identity: make the comparison real
-        for p in block.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
+    perturb_(block)
     d, n, text_len = model.config.hidden_size, 125, 65
     g = torch.Generator().manual_seed(0)
     from audiodit.models.attention import KeyPaddingMask, rotary_cos_sin
@@ -266,14 +274,8 @@ def compile_whole_model(frames: int = 250, reps: int = 20) -> str:
 
     model = AudioDiTModel.from_preset("small", attention_backend="sdpa", tempo_conditioning=True,
                                       beat_conditioning=True, key_conditioning=True).eval()
-    with torch.no_grad():  # zero-initialised layers would make the blocks the identity
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    cfg = model.dit_config
-    g = torch.Generator().manual_seed(0)
-    args = (torch.randn(2, cfg.in_channels, frames, generator=g), torch.full((2,), 0.5),
-            torch.randn(2, 32, cfg.cross_attention_dim, generator=g), torch.ones(2, 32, dtype=torch.bool),
-            torch.randn(2, cfg.pooled_dim, generator=g), torch.zeros(2), torch.full((2,), 10.0))
+    perturb_(model)
+    args = sampling_step_args(model.dit_config, frames)
     extra = {"bpm": torch.tensor([90.0, float("nan")]), "key_ids": torch.tensor([2, -1])}
     explanation = torch._dynamo.explain(model)(*args, **extra)
     torch._dynamo.reset()

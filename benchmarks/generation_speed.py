@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 from machine import cpu_model
 
-from audiodit.cli import default_model_dir, pick_device_and_dtype
+from audiodit.cli import default_model_dir, load_pipeline, pick_device_and_dtype
 from audiodit.guidance import branch_count
-from audiodit.pipeline import AudioDiTPipeline
 
 
 def synchronize() -> None:
@@ -64,9 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device, dtype = pick_device_and_dtype(args.device, args.dtype)
-    pipe = AudioDiTPipeline.from_pretrained(args.model, dtype=dtype).to(device)
-    if args.compile:
-        pipe.transformer.compile(fullgraph=True)
+    pipe = load_pipeline(args.model, device, dtype, compile_transformer=args.compile)  # as sample.py loads it
     pipe.set_progress_bar_config(disable=True)
     prompt = "A Bach chorale in G major for organ, 80 BPM, 4/4"
     steps, guidance = pipe.default_num_inference_steps, pipe.default_guidance_scale

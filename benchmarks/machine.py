@@ -16,9 +16,8 @@ def cpu_model() -> str:
 
 def emit_report(text: str, out: str | None) -> None:
     """Print a markdown report and, given a path, write it there too (whole or not at all)."""
+    from audiodit.configuration import atomic_write_text
+
     print(text)
     if out:
-        path = Path(out)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text + "\n")
-        partial.replace(path)
+        atomic_write_text(Path(out), text + "\n")
