@@ -49,6 +49,7 @@ from audiodit.phase_reconstruction import magnitude_phase_block
 
 ENCODER_INPUTS = ("log_magnitude", "complex")
 OUTPUT_PHASES = ("decoder", "magnitude")  # see AudioVAE.decode
+DECODER_UPSAMPLES = ("transposed", "interpolate")  # see AudioVAE.__init__
 INITIAL_POSTERIOR_STD = 0.02  # posterior std of a freshly initialised encoder (see initialize_weights)
 PHASE_BLOCK_FRAMES = 2000  # STFT frames (20 s) per block of output_phase "magnitude" (bounded memory)
 
@@ -73,6 +74,7 @@ class VAEConfig:
     encoder_input: str = "log_magnitude"  # "log_magnitude" or "complex" (power-law compressed real/imag; see _encoder_features)
     output_phase: str = "decoder"  # inference phase: "decoder" (predicted) or "magnitude" (see decode)
     magnitude_phase_below_hz: float = 500.0  # with output_phase "magnitude": bins below this get the rebuilt phase
+    decoder_upsample: str = "transposed"  # latent -> frame rate: "transposed" conv or "interpolate" (linear, then conv); see __init__
 
     @property
     def hop_length(self) -> int:
@@ -193,6 +195,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
         encoder_input: str = "complex",  # the default of configs saved before the option
         output_phase: str = "decoder",  # configs saved before the option decode as they did
         magnitude_phase_below_hz: float = 500.0,
+        decoder_upsample: str = "transposed",  # configs saved before the option decode as they did
     ):
         super().__init__()
         if n_fft < stft_hop_length or (n_fft - stft_hop_length) % 2:
@@ -208,6 +211,8 @@ class AudioVAE(ModelMixin, ConfigMixin):
         if encoder_input not in ENCODER_INPUTS:
             raise ValueError(f"encoder_input must be one of {ENCODER_INPUTS}, got {encoder_input!r}")
         check_output_phase(output_phase)
+        if decoder_upsample not in DECODER_UPSAMPLES:
+            raise ValueError(f"decoder_upsample must be one of {DECODER_UPSAMPLES}, got {decoder_upsample!r}")
         if not 0 < magnitude_phase_below_hz <= sampling_rate / 2:
             raise ValueError(f"magnitude_phase_below_hz must be in (0, {sampling_rate / 2:g}], got {magnitude_phase_below_hz}")
         num_bins = n_fft // 2 + 1
@@ -239,10 +244,20 @@ class AudioVAE(ModelMixin, ConfigMixin):
         self.decoder_in = nn.Conv1d(latent_channels, decoder_dim, kernel_size=7, padding=3)
         self.decoder_in_norm = ChannelLayerNorm(decoder_dim, eps=1e-6)
         self.decoder_latent = convnext_stack(decoder_dim, decoder_latent_blocks, mlp_ratio, dec_scale)
-        self.decoder_up = nn.Sequential(
-            ChannelLayerNorm(decoder_dim, eps=1e-6),
-            nn.ConvTranspose1d(decoder_dim, decoder_dim, kernel_size=frames_per_latent,
-                               stride=frames_per_latent))
+        # "transposed": each of the frames_per_latent STFT frames of a latent frame gets its own
+        # weights, and whatever differs between them repeats every latent frame: the first VAE's
+        # output had amplitude spikes every 40 ms (issue 24). "interpolate" treats every frame
+        # alike: linear interpolation to the frame rate, then one convolution over neighbouring
+        # frames (resize-convolution, Odena et al. 2016, "Deconvolution and checkerboard artifacts").
+        if decoder_upsample == "transposed":
+            upsample = nn.ConvTranspose1d(decoder_dim, decoder_dim, kernel_size=frames_per_latent,
+                                          stride=frames_per_latent)
+        else:
+            upsample = nn.Sequential(
+                nn.Upsample(scale_factor=frames_per_latent, mode="linear", align_corners=False),
+                nn.Conv1d(decoder_dim, decoder_dim, kernel_size=2 * frames_per_latent - 1,
+                          padding=frames_per_latent - 1))
+        self.decoder_up = nn.Sequential(ChannelLayerNorm(decoder_dim, eps=1e-6), upsample)
         self.decoder_frame = convnext_stack(decoder_dim, decoder_frame_blocks, mlp_ratio, dec_scale)
         self.decoder_out_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_head = nn.Linear(decoder_dim, spec_features)  # log-magnitude and phase

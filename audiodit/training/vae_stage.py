@@ -99,9 +99,14 @@ class VAEStage(Stage):
         source = resolve_vae_dir(path, "training.init_from", ("pipeline", "vae"))
         trained = AudioVAE.from_pretrained(str(source))
         check_architecture("vae", dataclasses.asdict(self.cfg.vae), dict(trained.config), source,
-                           ignore=("scaling_factor",))
+                           ignore=("scaling_factor", "decoder_upsample"))
         vae = self.model.vae
-        load_weights(vae, trained.state_dict(), "VAE", source)
+        state = trained.state_dict()
+        if trained.config.decoder_upsample != self.cfg.vae.decoder_upsample:
+            state = convert_decoder_upsample(state, self.cfg.vae.decoder_upsample)
+            self.accelerator.print(f"vae: decoder upsampling converted from {trained.config.decoder_upsample} "
+                                   f"to {self.cfg.vae.decoder_upsample}")
+        load_weights(vae, state, "VAE", source)
         if float(self.cfg.vae.scaling_factor) == 1.0:
             vae.register_to_config(scaling_factor=float(trained.config.scaling_factor))
         self.accelerator.print(f"vae: started from {source} (scaling_factor {vae.config.scaling_factor:g})")
@@ -156,3 +161,20 @@ class VAEStage(Stage):
         rate = self.cfg.audio.sample_rate
         log_audio(writer, "vae/original", real[0, :, :length], rate, step)
         log_audio(writer, "vae/reconstruction", fake[0, :, :length], rate, step)
+
+
+def convert_decoder_upsample(state: dict[str, torch.Tensor], upsample: str) -> dict[str, torch.Tensor]:
+    """A trained VAE's weights with its decoder upsampling turned into `upsample`'s (fine-tuning
+    a "transposed" VAE into an "interpolate" one, issue 24). The interpolating convolution starts
+    as the transposed convolution's average over its frames_per_latent positions, at the centre
+    tap: the same mapping without what differed between the positions, which is what repeated
+    every latent frame."""
+    if upsample != "interpolate":
+        raise ValueError(f"vae.decoder_upsample: only a 'transposed' VAE converts (into 'interpolate'), not into {upsample!r}")
+    state = dict(state)
+    weight, bias = state.pop("decoder_up.1.weight"), state.pop("decoder_up.1.bias")  # (D, D, k), (D,)
+    frames_per_latent = weight.shape[-1]
+    converted = weight.new_zeros(weight.shape[1], weight.shape[0], 2 * frames_per_latent - 1)  # (out, in, 2k - 1)
+    converted[:, :, frames_per_latent - 1] = weight.mean(-1).T
+    state["decoder_up.1.1.weight"], state["decoder_up.1.1.bias"] = converted, bias
+    return state

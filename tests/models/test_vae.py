@@ -367,3 +367,45 @@ def test_magnitude_phase_in_blocks_equals_the_whole_spectrogram_at_once():
     torch.testing.assert_close(whole[0], direct, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="magnitude_phase_below_hz must be in"):
         AudioVAE.from_preset("tiny", magnitude_phase_below_hz=0.0)
+
+
+@torch.no_grad()
+def test_interpolate_upsampling_keeps_the_length_rule_and_treats_every_frame_alike():
+    torch.manual_seed(0)
+    vae = AudioVAE.from_preset("tiny", decoder_upsample="interpolate").eval()
+    audio = 0.1 * torch.randn(1, 2, 5 * vae.hop_length - 300)
+    assert vae(audio).sample.shape == audio.shape
+    # constant latents decode to frame features that are the same in every STFT frame away from
+    # the edges: nothing in the decoder knows a frame's position within its latent frame
+    # (60 latent frames: the middle ones are beyond the reach of the zero padding at the edges)
+    latents = torch.ones(1, vae.latent_channels, 60)
+    features = vae.decoder_up(vae.decoder_latent(vae.decoder_in_norm(vae.decoder_in(latents))))  # (1, D, 240)
+    inner = features[..., 80:160]
+    assert (inner - inner[..., :1]).abs().max() < 1e-5
+    transposed = AudioVAE.from_preset("tiny").eval()
+    features = transposed.decoder_up(transposed.decoder_latent(transposed.decoder_in_norm(transposed.decoder_in(latents))))
+    inner = features[..., 80:160]
+    assert (inner - inner[..., :1]).abs().max() > 1e-3  # per-position weights differ...
+    torch.testing.assert_close(inner[..., 4:], inner[..., :-4])  # ...and repeat every latent frame
+    with pytest.raises(ValueError, match="decoder_upsample"):
+        AudioVAE.from_preset("tiny", decoder_upsample="nearest")
+
+
+@torch.no_grad()
+def test_converted_upsampling_starts_as_the_transposed_average():
+    from audiodit.training.vae_stage import convert_decoder_upsample
+
+    torch.manual_seed(1)
+    old = AudioVAE.from_preset("tiny").eval()
+    up = old.decoder_up[1]
+    up.weight.copy_(up.weight[..., :1].expand_as(up.weight))  # one weight for every position
+    new = AudioVAE.from_preset("tiny", decoder_upsample="interpolate").eval()
+    new.load_state_dict(convert_decoder_upsample(old.state_dict(), "interpolate"))
+    # with position-independent transposed weights, constant latents decode identically (in the
+    # middle, beyond the reach of the zero padding at the edges)
+    latents = torch.randn(1, old.latent_channels, 1).expand(1, old.latent_channels, 60).contiguous()
+    middle = slice(20 * old.hop_length, 40 * old.hop_length)
+    torch.testing.assert_close(new.decode(latents).sample[..., middle], old.decode(latents).sample[..., middle],
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="only a 'transposed' VAE converts"):
+        convert_decoder_upsample(new.state_dict(), "transposed")

@@ -234,3 +234,21 @@ def test_tempo_and_key_are_dropped_exactly_where_the_text_is(toy_data, tiny_vae_
     stage.set_training(False)
     inputs = stage.prepare_batch(batch)
     assert not torch.isnan(inputs["bpm"]).any() and (inputs["key_ids"] >= 0).all()  # no dropout outside training
+
+
+def test_vae_fine_tune_into_interpolate_upsampling(toy_data, trained_vae_dir, tmp_path, vae_config):
+    # VAE v2's recipe (issue 24): a VAE trained with transposed upsampling is fine-tuned with the
+    # interpolating one; every other weight starts as trained, the new convolution from the old one
+    cfg = vae_config(toy_data, tmp_path / "run", f"training.init_from={trained_vae_dir}",
+                     "vae.decoder_upsample=interpolate", "training.max_steps=2", "data.clip_seconds=0.25")
+    trainer = Trainer(cfg)
+    start = _state(trainer.stage.model.vae)
+    trained = AudioVAE.from_pretrained(str(trained_vae_dir)).state_dict()
+    for name, weight in trained.items():
+        if not name.startswith("decoder_up.1."):
+            torch.testing.assert_close(start[name], weight, rtol=0, atol=0)
+    centre = trained["decoder_up.1.weight"].mean(-1).T  # (out, in)
+    converted = start["decoder_up.1.1.weight"]  # (out, in, 2k - 1)
+    torch.testing.assert_close(converted[:, :, converted.shape[-1] // 2], centre)
+    result = trainer.train()
+    assert AudioVAE.from_pretrained(str(result.last_checkpoint / "vae")).config.decoder_upsample == "interpolate"
