@@ -20,6 +20,7 @@ are non-free; anything unknown is refused.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -55,6 +56,13 @@ class Match:
     pattern: str | None  # the pattern that matched
     how: str | None  # "suffix" or "suffix without '<dropped folders>/'"
     stanza: int | None  # index of the Files stanza in the file
+
+
+# Debian packages whose music is held out for evaluation: no builder reads them. Files whose
+# copyright stanza credits one of their projects may be the same audio (UFO:AI credits some tracks
+# to "Nexuiz GPLed Data"), so `usable_for_training` keeps those out of training too.
+RESERVED_PACKAGES = frozenset({"singularity-music", "nexuiz-music", "fretsonfire-songs-muldjord"})
+RESERVED_CREDITS = re.compile(r"nexuiz|singularity|frets\s*on\s*fire|fretsonfire", re.IGNORECASE)
 
 
 def _paragraphs(text: str) -> list[dict[str, str]]:
@@ -123,8 +131,13 @@ def _glob_regex(pattern: str) -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=None)  # some copyright files list ~900 patterns, more than re's own cache
+def _suffix_regex(pattern: str) -> re.Pattern:
+    return re.compile(r"(?:^|/)" + _glob_regex(pattern) + r"\Z", re.DOTALL)
+
+
 def _matches_suffix(pattern: str, path: str) -> bool:
-    return re.search(r"(?:^|/)" + _glob_regex(pattern) + r"\Z", path, re.DOTALL) is not None
+    return _suffix_regex(pattern).search(path) is not None
 
 
 def pattern_matches(pattern: str, path: str) -> str | None:
@@ -186,3 +199,10 @@ def licence_verdict(expression: str | None) -> tuple[bool, str]:
     if problems:
         return False, f"licence {expression!r} not usable: " + "; ".join(problems)
     return True, f"redistributable licence ({expression})"
+
+
+def usable_for_training(expression: str | None, holders: str | None) -> tuple[bool, str]:
+    """`licence_verdict`, and False for files credited to a project reserved for evaluation."""
+    if RESERVED_CREDITS.search(holders or ""):
+        return False, "credited to a project whose music is reserved for evaluation"
+    return licence_verdict(expression)

@@ -54,7 +54,8 @@ import soundfile as sf
 
 from audiodit.audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from audiodit.data import recordings_manifest
-from audiodit.data.debian_copyright import is_machine_readable, licence_verdict, match_file, parse_copyright
+from audiodit.data.debian_copyright import (RESERVED_PACKAGES, is_machine_readable, match_file, parse_copyright,
+                                            usable_for_training)
 from audiodit.data.music21_works import split_of
 from audiodit.data.recordings_captions import analyse, describe_track, make_caption
 
@@ -65,10 +66,6 @@ MIN_SOUND_FRACTION = 0.5  # a clip with fewer sounding frames than this is dropp
 FADE_SECONDS = 0.01  # linear fade at both edges of every clip (cuts fall mid-note)
 TARGET_PEAK_DB = -1.0  # the track's peak after its one gain
 
-RESERVED_PACKAGES = frozenset({"singularity-music", "nexuiz-music", "fretsonfire-songs-muldjord"})
-# Files whose copyright stanza credits one of those projects may be the same audio as the
-# evaluation set (UFO:AI credits some tracks to "Nexuiz GPLed Data"): kept out of training too.
-RESERVED_CREDITS = re.compile(r"nexuiz|singularity|frets\s*on\s*fire|fretsonfire", re.IGNORECASE)
 ARCHIVE_SUFFIXES = (".pk3", ".zip")
 
 # Game names for captions; other packages use the copyright file's Upstream-Name.
@@ -238,15 +235,13 @@ def list_tracks(package: Package) -> list[Track]:
         else:
             licence, holders, how = None, None, {"pattern": None, "how": "not matched", "stanza": None}
         is_music = "music" in (part.lower() for part in Path(logical).parent.parts)
-        redistributable, verdict = licence_verdict(licence)
+        redistributable, verdict = usable_for_training(licence, holders)
         if not is_music:
             reason = "not under a 'music' folder (sound effect or speech; not this builder's)"
         elif parsed is None and freeform is None:
             reason = "copyright file is not machine-readable (DEP-5) and the package is not in FREEFORM_LICENSES"
         elif licence is None:
             reason = "no Files stanza of the copyright file matches it"
-        elif RESERVED_CREDITS.search(holders or ""):
-            redistributable, reason = False, "credited to a project whose music is reserved for evaluation"
         else:
             reason = verdict
         sidecar = {} if member else _album_sidecar(Path(path).parent, sidecars).get(Path(path).name, {})
