@@ -3,8 +3,10 @@
     python -m audiodit.data.mix --out data/mix_v2 \
         --source data/music21_v3:1 --source data/grooves:2 --source data/recordings:1.5 --source data/sounds:1
 
-Every source is a dataset folder with `{train,valid,test}/<id>.<audio>` and `<id>.txt` captions (the
-layout of `music21_corpus`, `mma_grooves`, `recordings`, `sound_library`). The mix holds, per split,
+Every source is a dataset folder with `{train,valid,test}/<id>.<audio>`, `<id>.txt` captions and
+`<id>.json` records (the layout of `music21_corpus`, `mma_grooves`, `recordings`, `sound_library`,
+which write the record last: a sample without one is unfinished and left out, so a dataset that is
+still being built can be mixed as it stands). The mix holds, per split,
 symbolic links to the sources' files (no audio is copied) and a `metadata.jsonl` that the folder
 dataset reads (`file`, `caption`, `source`, `domain`). A source's weight is how many times each of
 its training clips is listed: 2 lists every clip twice, 1.5 every clip once and a seeded half of
@@ -60,9 +62,9 @@ def read_clips(source: Path, split: str) -> list[dict]:
     clips = []
     for audio in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS):
         caption_path, record_path = audio.with_suffix(".txt"), audio.with_suffix(".json")
-        if not caption_path.is_file():
-            continue  # not a finished sample (builders write the caption before the record)
-        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        if not (caption_path.is_file() and record_path.is_file()):
+            continue  # not a finished sample: the builders write the record last
+        record = json.loads(record_path.read_text())
         clips.append({"audio": audio, "caption": caption_path.read_text().strip(),
                       "domain": record.get("domain", "score"),  # music21 renders predate the field
                       "seconds": float(record.get("duration_s", 0.0))})
