@@ -14,6 +14,11 @@ labelled key as the evaluation scores a generation:
   what the reconstruction method can do with exact magnitudes.
 Also the seconds each decode takes. Prints a markdown table; `--out` writes JSON beside it.
 
+`--measure periodicity` scores the same six signals for the VAE's 40 ms frame-rate artefact instead
+of the key (`audiodit.periodicity.frame_periodicity`: onset-envelope autocorrelation at 40/80/120 ms
+and the 25 and 50 Hz modulation lines), which tells whether the artefact is in the decoded
+magnitudes or in the decoded phase.
+
 `--bands` instead scores `output_phase="magnitude"` with each `magnitude_phase_below_hz` in the
 list (24000: the whole spectrum) beside the decoder's phase, on `--num-clips` clips of `--split`
 (a seeded sample; choose the band on the train split, not on the held-out prompts).
@@ -38,6 +43,7 @@ from audiodit import evaluate as ev  # noqa: E402
 from audiodit.configuration import atomic_write_text  # noqa: E402
 from audiodit.models.stft import istft_same, stft_same  # noqa: E402
 from audiodit.models.vae import AudioVAE  # noqa: E402
+from audiodit.periodicity import frame_periodicity  # noqa: E402
 from audiodit.phase_reconstruction import magnitude_phase  # noqa: E402
 from benchmarks.machine import cpu_model  # noqa: E402
 
@@ -92,6 +98,15 @@ def score(rows: list[tuple]) -> dict[str, float]:
     return {"key_accuracy": float(key), "mode_accuracy": float(mode), "key_mirex_score": float(mirex)}
 
 
+PERIODICITY = ("acf_mean", "line_25hz_db", "line_50hz_db")
+
+
+def score_periodicity(audios: list[np.ndarray]) -> dict[str, float]:
+    """Mean over clips of the frame-rate artefact measures (`frame_periodicity`)."""
+    measured = [frame_periodicity(audio, 48000) for audio in audios]
+    return {name: float(np.mean([m[name] for m in measured])) for name in PERIODICITY}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("vae", type=Path, help="VAE directory or pipeline directory (its vae/)")
@@ -100,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the evaluation's prompt seed")
     parser.add_argument("--split", default=None, help="with --bands: corpus split to sample (e.g. train)")
     parser.add_argument("--bands", default=None, help="comma-separated magnitude_phase_below_hz values to compare")
+    parser.add_argument("--measure", choices=("key", "periodicity"), default="key",
+                        help="what to score each signal for: essentia's key, or the 40 ms artefact")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON (refuses to overwrite)")
     args = parser.parse_args(argv)
     if args.out is not None and args.out.exists():
@@ -118,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         clip = torch.from_numpy(ev.load_clip(record, SECONDS)).float()  # (2, S)
         clip_signals = band_signals(vae, clip, bands) if bands else signals(vae, clip, timings)
         for name, audio in clip_signals.items():
+            if args.measure == "periodicity":
+                rows.setdefault(name, []).append(audio.numpy())
+                continue
             estimate = analysis.estimate_key(audio.numpy())
             rows.setdefault(name, []).append((record["tonic"], record["mode"], estimate["tonic"], estimate["mode"]))
         if (index + 1) % 16 == 0:
@@ -125,14 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     report = {"vae": str(args.vae), "corpus": str(args.corpus), "split": args.split or "held-out prompts",
               "num_clips": len(records), "seconds": SECONDS, "seed": args.seed, "cpu": cpu_model(),
               "threads": torch.get_num_threads(), "key_profile": analysis.KEY_PROFILE,
-              "signals": {name: score(name_rows) for name, name_rows in rows.items()}}
+              "measure": args.measure,
+              "signals": {name: (score_periodicity if args.measure == "periodicity" else score)(name_rows)
+                          for name, name_rows in rows.items()}}
     if not bands:
         report["decode_seconds_mean"] = {name: float(np.mean(values)) for name, values in timings.items()}
     where = f"{args.split}-split" if args.split else "held-out"
     print(f"{len(records)} {where} clips x {SECONDS:g} s, {report['cpu']}, {report['threads']} threads\n")
-    print("| signal | key | mode | MIREX |\n|---|---|---|---|")
+    columns = PERIODICITY if args.measure == "periodicity" else ("key_accuracy", "mode_accuracy", "key_mirex_score")
+    print("| signal | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
     for name, metrics in report["signals"].items():
-        print(f"| {name} | {metrics['key_accuracy']:.3f} | {metrics['mode_accuracy']:.3f} | {metrics['key_mirex_score']:.3f} |")
+        print(f"| {name} | " + " | ".join(f"{metrics[column]:.3f}" for column in columns) + " |")
     if not bands:
         print(f"\ndecode of {SECONDS:g} s: " + ", ".join(f"{name} {value:.2f} s"
                                                      for name, value in report["decode_seconds_mean"].items()))
