@@ -63,6 +63,7 @@ class VAELossConfig:
     chroma_fmin: float = 100.0  # Hz: bins below carry too few bins per semitone to be pitch-accurate
     chroma_fmax: float = 5000.0  # Hz: above, harmonics and noise blur the pitch classes
     waveform_weight: float = 0.0  # weight of the waveform L1 loss
+    consistency_weight: float = 0.0  # weight of the STFT-consistency loss (stft_consistency_loss; applied by the vae stage, which has the decoder's spectrum; 0 disables)
     kl_weight: float = 1e-4  # weight of the KL term
     kl_start_step: int = 0  # the KL term is off before this step (the autoencoder first learns to use its latents)
     kl_warmup_steps: int = 0  # then its weight grows linearly from 0 to kl_weight over this many steps
@@ -332,3 +333,18 @@ class VAELoss(nn.Module):
                          for r, f in zip(logits_real, logits_fake)]
         loss = torch.stack(per_scale).mean()
         return loss, {"discriminator": loss.detach()}
+
+
+def stft_consistency_loss(spectrum: torch.Tensor, audio: torch.Tensor, n_fft: int, hop: int,
+                          window: torch.Tensor) -> torch.Tensor:
+    """How far a decoder's complex STFT (B, ch, bins, F) is from the STFT of the audio its inverse
+    STFT made (B, ch, F * hop): |S - STFT(iSTFT(S))| summed, over |S| summed.
+
+    0 for a consistent spectrogram; the first VAE's was 0.80. Overlapping frames whose phases
+    disagree cancel in the overlap-add, and they disagreed more at some positions within a latent
+    frame than at others: the 40 ms artefact (issue 24; `benchmarks/vae_phase_probe.py --measure
+    periodicity`). Consistency as a training target: Griffin & Lim 1984; Takamichi et al. 2018."""
+    from audiodit.models.stft import stft_same
+
+    remade = stft_same(audio.flatten(0, 1), n_fft, hop, window).reshape(spectrum.shape)
+    return (spectrum - remade).abs().sum() / spectrum.abs().sum().clamp(min=1e-8)

@@ -176,3 +176,22 @@ def test_bad_inputs_raise(loss_fn):
         loss_fn.generator_loss(torch.zeros(1, 2, 1000), torch.zeros(1, 2, 999), None)
     with pytest.raises(ValueError, match="adversarial_loss"):
         VAELoss(VAELossConfig(adversarial_loss="wasserstein"))
+
+
+def test_stft_consistency_loss_is_zero_for_a_real_signal_and_large_for_clashing_phases():
+    from audiodit.losses import stft_consistency_loss
+    from audiodit.models.stft import stft_same
+
+    n_fft, hop = 1920, 480
+    window = torch.hann_window(n_fft)
+    audio = 0.1 * torch.randn(1, 2, 40 * hop, generator=torch.Generator().manual_seed(0))
+    spectrum = stft_same(audio.flatten(0, 1), n_fft, hop, window).reshape(1, 2, n_fft // 2 + 1, -1)
+    from audiodit.models.stft import istft_same
+
+    remade = istft_same(spectrum.flatten(0, 1), n_fft, hop, window).reshape(1, 2, -1)
+    assert float(stft_consistency_loss(spectrum, remade, n_fft, hop, window)) < 1e-4
+    # the same magnitudes with a random phase in every frame: overlapping frames cancel
+    phase = 2 * torch.pi * torch.rand(spectrum.shape, generator=torch.Generator().manual_seed(1))
+    clashing = torch.polar(spectrum.abs(), phase)
+    remade = istft_same(clashing.flatten(0, 1), n_fft, hop, window).reshape(1, 2, -1)
+    assert float(stft_consistency_loss(clashing, remade, n_fft, hop, window)) > 0.5

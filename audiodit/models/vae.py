@@ -70,7 +70,7 @@ class VAEConfig:
     decoder_latent_blocks: int = 2  # decoder ConvNeXt blocks at the latent rate
     decoder_frame_blocks: int = 6  # decoder ConvNeXt blocks at the STFT frame rate
     mlp_ratio: int = 3  # ConvNeXt hidden width / block width (Vocos uses 3)
-    phase_advance: bool = True  # decoder phase is relative to each bin's centre-frequency advance (see _decode_frames)
+    phase_advance: bool = True  # decoder phase is relative to each bin's centre-frequency advance (see decode_spectrum)
     encoder_input: str = "log_magnitude"  # "log_magnitude" or "complex" (power-law compressed real/imag; see _encoder_features)
     output_phase: str = "decoder"  # inference phase: "decoder" (predicted) or "magnitude" (see decode)
     magnitude_phase_below_hz: float = 500.0  # with output_phase "magnitude": bins below this get the rebuilt phase
@@ -460,9 +460,10 @@ class AudioVAE(ModelMixin, ConfigMixin):
         cycles = (bins * cfg.stft_hop_length * frames) % cfg.n_fft  # (bins, F)
         return cycles.float() * (2.0 * math.pi / cfg.n_fft)
 
-    def _decode_frames(self, latents: torch.Tensor, first_latent_frame: int = 0) -> torch.Tensor:
-        """(B, C, T) -> waveform (B, ch, T * hop_length). `first_latent_frame` is where these
-        latents start in the whole clip (tiles), so the phase advance lines up across tiles.
+    def decode_spectrum(self, latents: torch.Tensor, first_latent_frame: int = 0) -> torch.Tensor:
+        """(B, C, T) -> the decoder's complex STFT (B, ch, bins, T * frames_per_latent), before the
+        inverse STFT. `first_latent_frame` is where these latents start in the whole clip (tiles), so
+        the phase advance lines up across tiles.
 
         With `phase_advance` the head's phase is added to each bin's centre-frequency advance, so a
         constant prediction renders a steady sinusoid at that bin's frequency. Without it a constant
@@ -480,9 +481,17 @@ class AudioVAE(ModelMixin, ConfigMixin):
         if cfg.phase_advance:
             phase = phase + self.bin_phase_advance(phase.shape[-1], first_latent_frame * cfg.frames_per_latent)
         magnitude = log_magnitude.clamp(max=self.max_log_magnitude).exp()
-        spec = torch.polar(magnitude, phase).flatten(0, 1)  # (B*ch, bins, F) complex
-        audio = istft_same(spec, cfg.n_fft, cfg.stft_hop_length, self.window)  # (B*ch, S)
-        return audio.reshape(batch, self.audio_channels, -1).to(latents.dtype)
+        return torch.polar(magnitude, phase)  # (B, ch, bins, F) complex
+
+    def spectrum_to_audio(self, spec: torch.Tensor) -> torch.Tensor:
+        """The decoder's complex STFT (B, ch, bins, F) -> waveform (B, ch, F * stft_hop_length)."""
+        cfg = self.config
+        audio = istft_same(spec.flatten(0, 1), cfg.n_fft, cfg.stft_hop_length, self.window)  # (B*ch, S)
+        return audio.reshape(spec.shape[0], spec.shape[1], -1)
+
+    def _decode_frames(self, latents: torch.Tensor, first_latent_frame: int = 0) -> torch.Tensor:
+        """(B, C, T) -> waveform (B, ch, T * hop_length) (`decode_spectrum`, then the inverse STFT)."""
+        return self.spectrum_to_audio(self.decode_spectrum(latents, first_latent_frame)).to(latents.dtype)
 
     def decode(self, latents: torch.Tensor, length: int | None = None, return_dict: bool = True,
                output_phase: str | None = None):

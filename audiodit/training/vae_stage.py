@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from audiodit.losses import VAELoss
+from audiodit.losses import VAELoss, stft_consistency_loss
 from audiodit.models.vae import AudioVAE, DiagonalGaussianDistribution
 from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_vae_dir
 from audiodit.training.tensorboard_logs import log_audio
@@ -30,8 +30,10 @@ class VAETrainModule(nn.Module):
     def forward(self, audio: torch.Tensor):
         posterior = self.vae.encode(audio).latent_dist
         latents = posterior.sample()  # (B, C, T); global RNG, restored on resume
-        fake = self.vae.decode(latents, length=audio.shape[-1]).sample  # (B, 2, S)
-        return fake, posterior.mean, posterior.std
+        spectrum = self.vae.decode_spectrum(latents)  # (B, 2, bins, F) complex
+        full = self.vae.spectrum_to_audio(spectrum)  # (B, 2, F * stft_hop_length)
+        fake = full[..., : audio.shape[-1]].to(audio.dtype)  # (B, 2, S); decode's length rule
+        return fake, posterior.mean, posterior.std, spectrum, full
 
 
 @contextlib.contextmanager
@@ -126,9 +128,15 @@ class VAEStage(Stage):
 
     def compute_losses(self, model, inputs, step):
         real = inputs["audio"]
-        fake, mean, std = model(real)  # (B, 2, S), (B, C, T), (B, C, T)
+        fake, mean, std, spectrum, full = model(real)  # (B, 2, S), (B, C, T) x 2, (B, 2, bins, F), (B, 2, F * hop)
         posterior = DiagonalGaussianDistribution(mean.float(), std.float())
         total, terms = self.loss_fn.generator_loss(real, fake.float(), posterior, step)
+        weight = self.cfg.training.vae_loss.consistency_weight
+        if weight > 0:
+            vae = self.model.vae
+            terms["consistency"] = stft_consistency_loss(spectrum, full.float(), vae.config.n_fft,
+                                                         vae.config.stft_hop_length, vae.window)
+            total = total + weight * terms["consistency"]
         self._fake = fake.detach()
         return {"loss": total, **{k: v for k, v in terms.items() if k != "total"}}
 

@@ -252,3 +252,28 @@ def test_vae_fine_tune_into_interpolate_upsampling(toy_data, trained_vae_dir, tm
     torch.testing.assert_close(converted[:, :, converted.shape[-1] // 2], centre)
     result = trainer.train()
     assert AudioVAE.from_pretrained(str(result.last_checkpoint / "vae")).config.decoder_upsample == "interpolate"
+
+
+def test_vae_stage_adds_the_stft_consistency_term(toy_data, tmp_path, vae_config):
+    from audiodit.losses import stft_consistency_loss
+    from audiodit.training.vae_stage import VAETrainModule
+
+    cfg = vae_config(toy_data, tmp_path / "run", "training.vae_loss.consistency_weight=0.5", "data.clip_seconds=0.25")
+    trainer = Trainer(cfg)
+    stage = trainer.stage
+    real = 0.1 * torch.randn(2, 2, 12000, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    losses = stage.compute_losses(VAETrainModule(stage.model.vae), {"audio": real}, step=0)
+    torch.manual_seed(1)
+    without = dataclasses.replace(cfg.training.vae_loss, consistency_weight=0.0)
+    stage.cfg.training.vae_loss = without
+    plain = stage.compute_losses(VAETrainModule(stage.model.vae), {"audio": real}, step=0)
+    assert "consistency" in losses and "consistency" not in plain
+    torch.testing.assert_close(losses["loss"], plain["loss"] + 0.5 * losses["consistency"])
+    # the training module's audio is what decode makes of the same latents
+    vae = stage.model.vae
+    latents = torch.randn(1, vae.latent_channels, 5)
+    spectrum = vae.decode_spectrum(latents)
+    torch.testing.assert_close(vae.spectrum_to_audio(spectrum), vae.decode(latents).sample)
+    remade = vae.spectrum_to_audio(spectrum)
+    assert 0 < float(stft_consistency_loss(spectrum, remade, vae.config.n_fft, vae.config.stft_hop_length, vae.window))
