@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import re
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
+from audiodit.data.builder import claim_output, run_tasks, write_index
 from audiodit.data.general_midi import describe_midi, join_words
 from audiodit.data.mma_styles import FAMILIES, HARMONY, PROGRESSIONS, STYLES, Style
 from audiodit.data.music21_midi import SAMPLE_RATE, TONIC_NAMES, check_fluidsynth, render_midi
@@ -376,23 +376,13 @@ def render_grooves(out_dir, *, count: int, soundfonts: list[str] | None = None, 
     unknown = sorted(set(chosen) - set(FAMILIES))
     if unknown:
         raise ValueError(f"unknown genre families {unknown}; known: {', '.join(FAMILIES)}")
-    out_dir = Path(out_dir)
-    settings = {"seed": seed, "max_seconds": max_seconds, "families": list(chosen),
-                "soundfonts": [Path(path).name for path in soundfonts], "sample_rate": SAMPLE_RATE}
-    config_path = out_dir / "render_config.json"
-    if config_path.exists() and json.loads(config_path.read_text()) != settings:
-        raise ValueError(f"{out_dir} was rendered with {config_path.read_text().strip()}; "
-                         f"use a new --out for {settings}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(settings) + "\n")
+    out_dir = claim_output(out_dir, {"seed": seed, "max_seconds": max_seconds, "families": list(chosen),
+                                     "soundfonts": [Path(path).name for path in soundfonts],
+                                     "sample_rate": SAMPLE_RATE})
 
     started = time.perf_counter()
     tasks = [(index, out_dir, soundfonts, seed, max_seconds, chosen) for index in range(count)]
-    if workers > 1:
-        with multiprocessing.Pool(workers, maxtasksperchild=100) as pool:
-            results = list(pool.imap(_render_task, tasks, chunksize=4))
-    else:
-        results = [_render_task(task) for task in tasks]
+    results = run_tasks(_render_task, tasks, workers, chunksize=4, maxtasksperchild=100)
     wall = time.perf_counter() - started
     records = [record for record, _ in results if record]
     failures = [failure for _, failure in results if failure]
@@ -400,11 +390,7 @@ def render_grooves(out_dir, *, count: int, soundfonts: list[str] | None = None, 
         for failure in failures:
             print(f"FAILED {failure['index']} {failure['style']} ({failure['stage']}): {failure['error']}",
                   file=sys.stderr)
-    with open(out_dir / "failures.jsonl", "w") as handle:
-        handle.writelines(json.dumps(failure) + "\n" for failure in failures)
-    index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
-    with open(out_dir / "metadata.jsonl", "w") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in index)
+    index = write_index(out_dir, failures)
     write_attribution(out_dir, index)
     audio_seconds = sum(record["duration_s"] for record in records)
     summary = {"arrangements": count, "samples": len(records), "failed": len(failures),

@@ -28,7 +28,6 @@ import argparse
 import copy
 import hashlib
 import json
-import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
+from audiodit.data.builder import claim_output, run_tasks, write_index
 from audiodit.data.music21_midi import (
     SAMPLE_RATE,
     TONIC_NAMES,
@@ -348,15 +348,8 @@ def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None 
     corpus (optionally only `collections`) in `balanced_order`, truncated to `limit`.
     """
     check_fluidsynth(soundfont)
-    out_dir = Path(out_dir)
-    settings = {"seed": seed, "variants": variants, "max_seconds": max_seconds,
-                "soundfont": Path(soundfont).name, "sample_rate": SAMPLE_RATE}
-    config_path = out_dir / "render_config.json"
-    if config_path.exists() and json.loads(config_path.read_text()) != settings:
-        raise ValueError(f"{out_dir} was rendered with {config_path.read_text().strip()}; "
-                         f"use a new --out for {settings}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(settings) + "\n")
+    out_dir = claim_output(out_dir, {"seed": seed, "variants": variants, "max_seconds": max_seconds,
+                                     "soundfont": Path(soundfont).name, "sample_rate": SAMPLE_RATE})
 
     failures = []
     if works:
@@ -369,11 +362,7 @@ def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None 
 
     started = time.perf_counter()
     tasks = [(work, out_dir, soundfont, seed, variants, max_seconds) for work in selected]
-    if workers > 1:
-        with multiprocessing.Pool(workers, maxtasksperchild=50) as pool:
-            results = list(pool.imap(_render_task, tasks, chunksize=1))
-    else:
-        results = [_render_task(task) for task in tasks]
+    results = run_tasks(_render_task, tasks, workers)
     wall = time.perf_counter() - started
     records = [record for result, _ in results for record in result]
     failures += [failure for _, failure in results if failure]
@@ -381,11 +370,7 @@ def render_corpus(out_dir, *, limit: int | None = None, works: list[str] | None 
         for failure in failures:
             print(f"FAILED {failure['work_id']} ({failure['stage']}): {failure['error']}", file=sys.stderr)
 
-    with open(out_dir / "failures.jsonl", "w") as handle:
-        handle.writelines(json.dumps(failure) + "\n" for failure in failures)
-    index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
-    with open(out_dir / "metadata.jsonl", "w") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in index)
+    index = write_index(out_dir, failures)
     audio_seconds = sum(record["duration_s"] for record in records)
     summary = {"works": len(works) if works else len(selected),
                "samples": len(records), "failed": len(failures), "audio_s": round(audio_seconds, 1),

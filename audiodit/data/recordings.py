@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -54,6 +53,7 @@ import soundfile as sf
 
 from audiodit.audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from audiodit.data import recordings_manifest
+from audiodit.data.builder import claim_output, run_tasks, write_index
 from audiodit.data.debian_copyright import (RESERVED_PACKAGES, is_machine_readable, match_file, parse_copyright,
                                             usable_for_training)
 from audiodit.data.music21_works import split_of
@@ -394,36 +394,23 @@ def build_recordings(out_dir, packages: list[Package], *, max_seconds: float = 3
         raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds} and {max_seconds}")
     if use_analysis is None:
         use_analysis = importlib.util.find_spec("essentia") is not None
-    out_dir = Path(out_dir)
-    settings = {"max_seconds": max_seconds, "min_seconds": min_seconds, "sample_rate": SAMPLE_RATE,
-                "silence_db": SILENCE_DB, "fade_seconds": FADE_SECONDS, "target_peak_db": TARGET_PEAK_DB,
-                "analysis": "essentia" if use_analysis else None}
-    config_path = out_dir / "render_config.json"
-    if config_path.exists() and json.loads(config_path.read_text()) != settings:
-        raise ValueError(f"{out_dir} was built with {config_path.read_text().strip()}; use a new --out for {settings}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(settings) + "\n")
+    out_dir = claim_output(out_dir, {
+        "max_seconds": max_seconds, "min_seconds": min_seconds, "sample_rate": SAMPLE_RATE,
+        "silence_db": SILENCE_DB, "fade_seconds": FADE_SECONDS, "target_peak_db": TARGET_PEAK_DB,
+        "analysis": "essentia" if use_analysis else None})
 
     tracks = [track for package in packages for track in list_tracks(package)]
     selected = select_tracks(tracks, limit)
     started = time.perf_counter()
     tasks = [(track, out_dir, max_seconds, min_seconds, use_analysis) for track in selected]
-    if workers > 1:
-        with multiprocessing.Pool(workers, maxtasksperchild=20) as pool:
-            results = list(pool.imap(_build_task, tasks, chunksize=1))
-    else:
-        results = [_build_task(task) for task in tasks]
+    results = run_tasks(_build_task, tasks, workers, maxtasksperchild=20)
     wall = time.perf_counter() - started
     failures = [failure for _, failure in results if failure]
     if verbose:
         for failure in failures:
             print(f"FAILED {failure['track_id']} ({failure['stage']}): {failure['error']}", file=sys.stderr)
 
-    with open(out_dir / "failures.jsonl", "w") as handle:
-        handle.writelines(json.dumps(failure) + "\n" for failure in failures)
-    index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
-    with open(out_dir / "metadata.jsonl", "w") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in index)
+    index = write_index(out_dir, failures)
     recordings_manifest.write_licenses(out_dir, tracks, index, failures, {t.track_id for t in selected})
     recordings_manifest.write_attribution(out_dir, index)
     built = sum(len(records) for records, _ in results)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import re
 import sys
 import time
@@ -47,6 +46,7 @@ import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
 from audiodit.data import hydrogen_kits
+from audiodit.data.builder import claim_output, run_tasks, write_index
 from audiodit.data.sound_names import Description
 from audiodit.data.sound_packages import (
     PACKAGES,
@@ -283,14 +283,7 @@ def build_library(out_dir, packages: list[Package], *, seed: int = 0, workers: i
             raise ValueError(f"{package.name} is reserved for evaluation and must never be trained on")
     if max_seconds < ONE_SHOT_SECONDS:
         raise ValueError(f"--max-seconds must be at least {ONE_SHOT_SECONDS}, got {max_seconds}")
-    out_dir = Path(out_dir)
-    settings = {"seed": seed, "max_seconds": max_seconds, "sample_rate": SAMPLE_RATE}
-    config_path = out_dir / "render_config.json"
-    if config_path.exists() and json.loads(config_path.read_text()) != settings:
-        raise ValueError(f"{out_dir} was built with {config_path.read_text().strip()}; "
-                         f"use a new --out for {settings}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(settings) + "\n")
+    out_dir = claim_output(out_dir, {"seed": seed, "max_seconds": max_seconds, "sample_rate": SAMPLE_RATE})
 
     jobs, rows = [], []
     for package in packages:
@@ -299,11 +292,7 @@ def build_library(out_dir, packages: list[Package], *, seed: int = 0, workers: i
         rows += package_rows
     started = time.perf_counter()
     tasks = [(job, out_dir, seed, max_seconds) for job in jobs]
-    if workers > 1:
-        with multiprocessing.Pool(workers, maxtasksperchild=200) as pool:
-            results = list(pool.imap(_render_task, tasks, chunksize=4))
-    else:
-        results = [_render_task(task) for task in tasks]
+    results = run_tasks(_render_task, tasks, workers, chunksize=4, maxtasksperchild=200)
     wall = time.perf_counter() - started
     records = {record["id"]: record for record, _ in results if record}
     failures = {failure["id"]: failure for _, failure in results if failure}
@@ -311,9 +300,7 @@ def build_library(out_dir, packages: list[Package], *, seed: int = 0, workers: i
         for failure in failures.values():
             print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
 
-    (out_dir / "failures.jsonl").write_text("".join(json.dumps(f) + "\n" for f in failures.values()))
-    index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
-    (out_dir / "metadata.jsonl").write_text("".join(json.dumps(record) + "\n" for record in index))
+    index = write_index(out_dir, failures.values())
     write_licences(out_dir, rows, records, failures)
 
     per_package = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))

@@ -1,0 +1,48 @@
+"""What every dataset builder does around its own work: claim an output folder for one set of
+settings, run the per-item tasks (in worker processes or not), and index what is on disk.
+
+Used by `music21_corpus`, `mma_grooves`, `recordings` and `sound_library`, whose layout is
+`OUT/{train,valid,test}/<id>.*` with `<id>.json` written last (its presence marks a finished sample),
+`OUT/render_config.json`, `OUT/failures.jsonl` and `OUT/metadata.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from audiodit.configuration import atomic_write_text
+
+
+def claim_output(out_dir: str | Path, settings: dict) -> Path:
+    """Create `out_dir` for `settings`, or check that it was built with the same ones (a re-run
+    resumes); other settings raise ValueError naming both, so two datasets never mix in one folder."""
+    out_dir = Path(out_dir)
+    config_path = out_dir / "render_config.json"
+    if config_path.exists() and json.loads(config_path.read_text()) != settings:
+        raise ValueError(f"{out_dir} was built with {config_path.read_text().strip()}; "
+                         f"use a new --out for {settings}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config_path, json.dumps(settings) + "\n")
+    return out_dir
+
+
+def run_tasks(task: Callable, arguments: Iterable, workers: int, chunksize: int = 1,
+              maxtasksperchild: int = 50) -> list:
+    """`[task(a) for a in arguments]`, in `workers` processes when more than one (same order)."""
+    arguments = list(arguments)
+    if workers > 1:
+        with multiprocessing.Pool(workers, maxtasksperchild=maxtasksperchild) as pool:
+            return list(pool.imap(task, arguments, chunksize=chunksize))
+    return [task(argument) for argument in arguments]
+
+
+def write_index(out_dir: Path, failures: Iterable[dict]) -> list[dict]:
+    """Write `failures.jsonl` and `metadata.jsonl` (every finished sample's record on disk, by id)
+    and return that index."""
+    atomic_write_text(out_dir / "failures.jsonl", "".join(json.dumps(failure) + "\n" for failure in failures))
+    index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
+    atomic_write_text(out_dir / "metadata.jsonl", "".join(json.dumps(record) + "\n" for record in index))
+    return index
