@@ -60,13 +60,19 @@ def estimate_key(audio, sample_rate: int = SAMPLE_RATE) -> dict:
     return {"tonic": pitch_class(tonic), "mode": mode, "key": f"{tonic} {mode}", "strength": float(strength)}
 
 
-def estimate_bpm(audio, sample_rate: int = SAMPLE_RATE) -> float:
-    """essentia RhythmExtractor2013 (multifeature beat tracker) global BPM; 0 for silence."""
+def estimate_tempo(audio, sample_rate: int = SAMPLE_RATE) -> tuple[float, float]:
+    """essentia RhythmExtractor2013 (multifeature beat tracker): (global BPM, beat confidence);
+    (0, 0) for silence. The confidence is the tracker's (above about 1.5 it usually holds)."""
     mono = to_mono(audio, sample_rate, ANALYSIS_RATE)
     if is_silent(mono):  # the tracker reports nonsense tempi (hundreds of BPM) on digital silence
-        return 0.0
-    bpm = _essentia().RhythmExtractor2013(method="multifeature")(mono)[0]
-    return float(bpm) if np.isfinite(bpm) else 0.0
+        return 0.0, 0.0
+    bpm, _, confidence, _, _ = _essentia().RhythmExtractor2013(method="multifeature")(mono)
+    return (float(bpm) if np.isfinite(bpm) else 0.0), float(confidence)
+
+
+def estimate_bpm(audio, sample_rate: int = SAMPLE_RATE) -> float:
+    """`estimate_tempo`'s global BPM; 0 for silence."""
+    return estimate_tempo(audio, sample_rate)[0]
 
 
 def _summary_names(prefix: str, count: int) -> list[str]:

@@ -49,6 +49,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from audiodit.models.stft import stft_same
+
 
 @dataclass
 class VAELossConfig:
@@ -344,7 +346,5 @@ def stft_consistency_loss(spectrum: torch.Tensor, audio: torch.Tensor, n_fft: in
     disagree cancel in the overlap-add, and they disagreed more at some positions within a latent
     frame than at others: the 40 ms artefact (issue 24; `benchmarks/vae_phase_probe.py --measure
     periodicity`). Consistency as a training target: Griffin & Lim 1984; Takamichi et al. 2018."""
-    from audiodit.models.stft import stft_same
-
     remade = stft_same(audio.flatten(0, 1), n_fft, hop, window).reshape(spectrum.shape)
     return (spectrum - remade).abs().sum() / spectrum.abs().sum().clamp(min=1e-8)

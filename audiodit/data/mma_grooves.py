@@ -40,7 +40,7 @@ import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
 from audiodit.data.builder import claim_output, run_tasks, write_index
-from audiodit.data.general_midi import describe_midi, join_words
+from audiodit.data.general_midi import PROGRAM_NAMES, describe_midi, join_words
 from audiodit.data.mma_styles import FAMILIES, HARMONY, PROGRESSIONS, STYLES, Style
 from audiodit.data.music21_midi import SAMPLE_RATE, TONIC_NAMES, check_fluidsynth, render_midi
 from audiodit.data.music21_works import split_of
@@ -311,7 +311,6 @@ def render_arrangement(index: int, out_dir: Path, soundfonts: list[str], seed: i
             audio = normalize_audio(audio, "peak", -1.0)
             instruments = played["instruments"]
             if choice["melody"] is not None:  # the melody first, as the caption says
-                from audiodit.data.general_midi import PROGRAM_NAMES
                 lead = PROGRAM_NAMES[choice["melody"][0]]
                 instruments = [lead] + [name for name in instruments if name != lead]
             tonic_pc = choice["tonic_pitch_class"]

@@ -107,19 +107,13 @@ def make_caption(game: str, title: str | None, moods: list[str], genre: str | No
 def analyse(audio: np.ndarray, sample_rate: int) -> dict:
     """Key and tempo estimates of one clip (2, S) (essentia).
 
-    The tempo is `analysis.estimate_bpm`'s (RhythmExtractor2013, multifeature, mono at 44.1 kHz)
-    plus the confidence that estimate_bpm drops, which decides whether a caption states it.
+    The tempo is `analysis.estimate_tempo`'s, whose beat confidence decides whether a caption
+    states it.
     """
-    import essentia.standard as standard
-
     from audiodit import analysis
 
     key = analysis.estimate_key(audio, sample_rate)
-    mono = analysis.to_mono(audio, sample_rate, analysis.ANALYSIS_RATE)
-    bpm, confidence = 0.0, 0.0
-    if not analysis.is_silent(mono):
-        bpm, _, confidence, _, _ = standard.RhythmExtractor2013(method="multifeature")(mono)
-    bpm = float(bpm) if np.isfinite(bpm) else 0.0
+    bpm, confidence = analysis.estimate_tempo(audio, sample_rate)
     return {"key": None if key["mode"] == "none" else key["key"], "key_strength": round(key["strength"], 4),
             "bpm_estimate": round(bpm, 2), "beat_confidence": round(float(confidence), 3),
             "bpm": round(bpm) if bpm > 0 and confidence >= MIN_BEAT_CONFIDENCE else None}

@@ -32,7 +32,7 @@ class VAETrainModule(nn.Module):
         latents = posterior.sample()  # (B, C, T); global RNG, restored on resume
         spectrum = self.vae.decode_spectrum(latents)  # (B, 2, bins, F) complex
         full = self.vae.spectrum_to_audio(spectrum)  # (B, 2, F * stft_hop_length)
-        fake = full[..., : audio.shape[-1]].to(audio.dtype)  # (B, 2, S); decode's length rule
+        fake = full[..., : audio.shape[-1]].to(latents.dtype)  # (B, 2, S); as decode(latents, length=S)
         return fake, posterior.mean, posterior.std, spectrum, full
 
 
