@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vae", action="append", required=True, help="[LABEL=]VAE or pipeline directory (repeatable)")
     parser.add_argument("--data", nargs="+", required=True, type=Path, help="folders of held-out audio")
-    parser.add_argument("--output-phase", choices=("config", "decoder", "magnitude", "both"), default="config",
+    parser.add_argument("--output-phase", choices=("config", "decoder", "magnitude", "rebuilt", "both"), default="config",
                         help="VAE decode phase; 'both': each VAE twice, with the decoder's and the rebuilt bass phase")
     parser.add_argument("--num-clips", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=10.0)
