@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", type=Path, default=None, help="pipeline directory (default: bundled model)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
-    run.add_argument("--output-phase", choices=("decoder", "magnitude"), default=None,
+    run.add_argument("--output-phase", choices=("decoder", "magnitude", "rebuilt"), default=None,
                      help="VAE output phase (default: the model's; see AudioVAE.decode)")
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the transformer as one graph (first clip waits for the compile; pays off "

@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="new default number of inference steps")
     parser.add_argument("--guidance", type=float, help="new default guidance scale")
     parser.add_argument("--key-guidance", type=float, help="new default key guidance scale (key-conditioned models)")
-    parser.add_argument("--output-phase", choices=("decoder", "magnitude"),
-                        help="the VAE's output phase (AudioVAE.decode); magnitude: bass bins rebuilt from magnitudes")
+    parser.add_argument("--output-phase", choices=("decoder", "magnitude", "rebuilt"),
+                        help="the VAE's output phase (AudioVAE.decode); magnitude: bass bins rebuilt from the "
+                             "magnitudes; rebuilt: the whole phase built from the decoder's magnitudes")
     parser.add_argument("--key-classifier", type=Path,
                         help="add this LatentKeyClassifier (python -m audiodit.training.key_classifier --out DIR)")
     parser.add_argument("--key-classifier-scale", type=float, help="new default key classifier guidance scale")

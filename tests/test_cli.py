@@ -118,7 +118,9 @@ def test_bad_arguments_print_no_traceback_in_a_subprocess(model_dir):
 
 def test_output_phase_overrides_the_models_and_is_recorded(model_dir, tmp_path):
     outputs = {}
-    for phase in ("decoder", "magnitude"):
+    from audiodit.models.vae import OUTPUT_PHASES
+
+    for phase in OUTPUT_PHASES:  # every phase the VAE has, through the CLI
         path = tmp_path / f"{phase}.wav"
         assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
                      "--output-phase", phase, "--out", str(path), "--quiet"]) == 0
@@ -126,6 +128,7 @@ def test_output_phase_overrides_the_models_and_is_recorded(model_dir, tmp_path):
         outputs[phase] = load_audio(path)
     assert outputs["decoder"].shape == outputs["magnitude"].shape == (2, 24000)
     assert not torch.allclose(outputs["decoder"], outputs["magnitude"], atol=1e-3)
+    assert outputs["rebuilt"].shape == (2, 24000) and not torch.allclose(outputs["rebuilt"], outputs["decoder"], atol=1e-3)
 
 
 def test_compile_compiles_the_transformer_and_gives_the_same_audio(model_dir, tmp_path, monkeypatch):
