@@ -80,11 +80,23 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 # What save_audio writes: suffix -> libsndfile format, and the subtypes each may hold.
-_SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
-_SAVE_SUBTYPES = {"WAV": ("PCM_16", "PCM_24", "FLOAT"), "FLAC": ("PCM_16", "PCM_24")}
+_SAVE_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "OGG", ".opus": "OGG"}
+_SAVE_SUBTYPES = {"WAV": ("PCM_16", "PCM_24", "FLOAT"), "FLAC": ("PCM_16", "PCM_24"),
+                  "MP3": ("MPEG_LAYER_III",), "OGG": ("VORBIS", "OPUS")}
+# The subtype each suffix is written with unless one is asked for (libsndfile encodes all of them).
+DEFAULT_SUBTYPES = {".wav": "PCM_16", ".flac": "PCM_24", ".mp3": "MPEG_LAYER_III", ".ogg": "VORBIS",
+                    ".opus": "OPUS"}
+SAVE_EXTENSIONS = tuple(_SAVE_FORMATS)
 
 # ITU-R BS.775 down-mix: centre and surround channels enter their side at -3 dB.
 _MINUS_3DB = 1.0 / math.sqrt(2.0)
+
+
+def new_file_mode() -> int:
+    """The permission bits `open()` would give a new file under the current umask (0o666 & ~umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 class AudioLoadError(Exception):
@@ -312,13 +324,15 @@ def save_audio(
     path: str | os.PathLike,
     audio,
     sample_rate: int = 48000,
-    subtype: str = "PCM_16",
+    subtype: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write `audio` `(channels, samples)` (tensor or ndarray) to a .wav or .flac file.
+    """Write `audio` `(channels, samples)` (tensor or ndarray) to a .wav, .flac, .mp3, .ogg (Vorbis)
+    or .opus file.
 
-    The format comes from the suffix; `subtype` is "PCM_16", "PCM_24" or "FLOAT" (wav only:
-    FLAC stores integers). For integer subtypes, audio whose peak exceeds 1.0 is scaled down so
+    The format comes from the suffix; `subtype` (None: `DEFAULT_SUBTYPES`, PCM_16 for wav) is
+    "PCM_16", "PCM_24" or "FLOAT" (wav only: FLAC stores integers), or the lossy formats' one
+    (mp3 "MPEG_LAYER_III", ogg "VORBIS" or "OPUS"; Opus needs 48 kHz). For integer subtypes, audio whose peak exceeds 1.0 is scaled down so
     the peak is exactly 1.0 and a warning is logged, instead of letting the encoder wrap around
     or clip; FLOAT files store the values as given. The file is written to a temporary name in
     the same directory and moved into place, so readers never see half a file. Missing parent
@@ -332,6 +346,7 @@ def save_audio(
     file_format = _SAVE_FORMATS.get(path.suffix.lower())
     if file_format is None:
         raise ValueError(f"cannot save '{path}': suffix must be one of {sorted(_SAVE_FORMATS)}")
+    subtype = DEFAULT_SUBTYPES[path.suffix.lower()] if subtype is None else subtype
     if subtype not in _SAVE_SUBTYPES[file_format]:
         hint = ""
         if subtype == "FLOAT":
@@ -342,6 +357,8 @@ def save_audio(
         )
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if subtype == "OPUS" and sample_rate not in (8000, 12000, 16000, 24000, 48000):
+        raise ValueError(f"cannot save '{path}' as Opus at {sample_rate} Hz (Opus takes 8, 12, 16, 24 or 48 kHz)")
     values = _as_numpy(audio, np.float32)
     if values.ndim != 2 or not 1 <= values.shape[0] <= 16 or values.shape[1] == 0:
         raise ValueError(
@@ -354,7 +371,7 @@ def save_audio(
         raise FileExistsError(f"'{path}' already exists (pass overwrite=True to replace it)")
 
     peak = float(np.abs(values).max())
-    if subtype != "FLOAT" and peak > 1.0:
+    if subtype != "FLOAT" and peak > 1.0:  # integer and lossy formats clip
         logger.warning(
             "peak %.3f > 1.0 while saving %s as %s: scaling by %.4f to avoid clipping",
             peak, path, subtype, 1 / peak,
@@ -365,7 +382,9 @@ def save_audio(
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        sf.write(temp_name, values.T, sample_rate, subtype=subtype, format=file_format)
+        os.chmod(temp_name, new_file_mode())  # mkstemp makes 0600; a saved file honours the umask
+        with open(temp_name, "wb") as handle:  # a file object: soundfile cannot encode every OS file name
+            sf.write(handle, values.T, sample_rate, subtype=subtype, format=file_format)
         if overwrite:
             os.replace(temp_name, path)
         else:

@@ -9,7 +9,13 @@
 
 Each output file gets a `.json` sidecar holding every parameter needed to reproduce it (a file
 made as variation k of seed S records seed S + k, so it reproduces alone). Existing files are
-never overwritten without `--overwrite`. Bad arguments exit with status 2 and one line on stderr.
+never overwritten without `--overwrite`; `--skip-existing` leaves them and makes the rest. Clips
+are generated `CHUNK` at a time and each is written (audio, then its sidecar) as soon as it is
+made, so a long run that is stopped keeps what it finished. Bad arguments exit with status 2 and
+one line on stderr, checked before the model loads where they can be: values, the init audio
+(decoded and checked up front), the output directory (written to up front), the device, and that
+no two clips of the run map to one file name (later ones get `-2`, `-3`, ...). A failure while
+writing (a full disk) exits with status 1 and one line, and leaves no audio without its sidecar.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -27,6 +34,12 @@ from pathlib import Path
 from audiodit.configuration import atomic_write_text
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "audiodit-small"
+FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # --format; audiodit.audio.save_audio writes each
+NOT_WRITTEN = (".m4a", ".aac", ".mp4", ".wma", ".aif", ".aiff", ".mp2", ".webm", ".alac")  # audio suffixes we cannot write
+CHUNK = 4  # clips generated per pipeline call: bounded memory, and written as they finish
+MAX_STEPS = 1000
+MAX_COUNT = 1000  # --variations, --interpolation-steps
+MAX_INIT_SECONDS = 3600.0  # longer init audio (or a header claiming it) is refused before decoding
 
 
 class UsageError(Exception):
@@ -38,6 +51,7 @@ class Job:
     prompt: str
     seed: int
     path: Path
+    group: int = 0  # which prompt (occurrence) of the run it belongs to
 
 
 def default_model_dir() -> Path:
@@ -53,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = parser.add_argument_group("generation")
     gen.add_argument("--duration", type=float, default=10.0, help="seconds of audio (default 10)")
     gen.add_argument("--start", type=float, default=0.0, help="timing conditioning: seconds_start")
-    gen.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
+    gen.add_argument("--steps", type=int, default=None, help=f"inference steps, at most {MAX_STEPS} (default: the model's)")
     gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     gen.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale in [0, 1]")
     gen.add_argument("--key-guidance", type=float, default=None,
@@ -73,8 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--interpolation-steps", type=int, default=5, help="clips along an interpolation")
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, default=Path("outputs"), help="output directory, or a file for one clip")
-    out.add_argument("--format", choices=("wav", "flac"), default=None, help="file format (default wav)")
+    out.add_argument("--format", choices=FORMATS, default=None,
+                     help="file format (default: --out's suffix, else wav); mp3/ogg/opus are lossy")
     out.add_argument("--overwrite", action="store_true", help="replace existing files")
+    out.add_argument("--skip-existing", action="store_true",
+                     help="leave clips whose file and sidecar exist (resume a stopped run) and make the rest")
     run = parser.add_argument_group("runtime")
     run.add_argument("--model", type=Path, default=None, help="pipeline directory (default: bundled model)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
@@ -101,15 +118,52 @@ def read_prompts(args) -> list[str]:
     prompts = list(args.prompt)
     if args.prompts_file is not None:
         if not args.prompts_file.is_file():
-            raise UsageError(f"prompts file not found: {args.prompts_file}")
-        lines = args.prompts_file.read_text(encoding="utf-8").splitlines()
+            raise UsageError(f"prompts file not found: {_shown(args.prompts_file)}")
+        try:
+            lines = args.prompts_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise UsageError(f"--prompts-file {_shown(args.prompts_file)} is not UTF-8 text "
+                             f"(byte {err.start}: {err.reason})") from None
+        except OSError as err:
+            raise UsageError(f"cannot read --prompts-file {_shown(args.prompts_file)}: {err.strerror}") from None
         prompts += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise UsageError("give at least one --prompt or a non-empty --prompts-file")
     return prompts
 
 
+def _shown(path) -> str:
+    """A path as text that can always be printed (undecodable bytes of a file name escaped)."""
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _model_limits(model: Path, component: str = "transformer") -> dict:
+    """A component's saved config (the transformer's max_seconds, the VAE's sampling_rate), read
+    without loading the model."""
+    try:
+        return json.loads((Path(model) / component / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # loading the pipeline will report what is wrong with it
+
+
 def validate(args) -> None:
+    floats = {"--duration": args.duration, "--start": args.start, "--guidance": args.guidance,
+              "--guidance-rescale": args.guidance_rescale, "--key-guidance": args.key_guidance,
+              "--key-classifier-scale": args.key_classifier_scale, "--strength": args.strength,
+              "--continue": args.continue_s}
+    floats.update({"--inpaint": args.inpaint[0], "--inpaint END": args.inpaint[1]} if args.inpaint else {})
+    for flag, value in floats.items():
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{flag.split()[0]} must be a finite number, got {value}")
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise UsageError(f"--steps must be at most {MAX_STEPS}, got {args.steps}")
+    if args.variations > MAX_COUNT:
+        raise UsageError(f"--variations must be at most {MAX_COUNT} (run again with another --seed for more), "
+                         f"got {args.variations}")
+    if args.interpolation_steps > MAX_COUNT:
+        raise UsageError(f"--interpolation-steps must be at most {MAX_COUNT}, got {args.interpolation_steps}")
+    if args.overwrite and args.skip_existing:
+        raise UsageError("use only one of --overwrite and --skip-existing")
     if args.duration is not None and args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration}")
     if args.start < 0:
@@ -134,7 +188,7 @@ def validate(args) -> None:
     if sum(edits) > 1:
         raise UsageError("use only one of --strength, --inpaint and --continue")
     if args.init_audio is not None and not args.init_audio.is_file():
-        raise UsageError(f"--init-audio file not found: {args.init_audio}")
+        raise UsageError(f"--init-audio file not found: {_shown(args.init_audio)}")
     if args.inpaint is not None and not 0 <= args.inpaint[0] < args.inpaint[1]:
         raise UsageError(f"--inpaint needs 0 <= START < END, got {args.inpaint[0]} {args.inpaint[1]}")
     if args.continue_s is not None and args.continue_s <= 0:
@@ -146,28 +200,93 @@ def validate(args) -> None:
         raise UsageError(f"--interpolation-steps must be >= 2, got {args.interpolation_steps}")
     model = args.model or default_model_dir()
     if not (Path(model) / "model_index.json").is_file():
-        raise UsageError(f"no pipeline at {model} (model_index.json missing); pass --model DIR")
+        raise UsageError(f"no pipeline at {_shown(model)} (model_index.json missing); pass --model DIR")
+    max_seconds = _model_limits(model).get("max_seconds")
+    if (isinstance(max_seconds, (int, float)) and args.init_audio is None and args.duration is not None
+            and args.duration > max_seconds + 1e-6):
+        raise UsageError(f"--duration {args.duration:g} exceeds this model's maximum of {max_seconds:g} s "
+                         f"(generate {max_seconds:g} s, then extend it with --init-audio CLIP --continue SECONDS)")
+
+
+def read_init_audio(args, sample_rate: int = 48000):
+    """The --init-audio clip (2, S), decoded and checked before any model loads, or None.
+    Its header is read first, so a file claiming an absurd length is refused before decoding."""
+    if args.init_audio is None:
+        return None
+    from audiodit.audio import AudioLoadError, audio_info, load_audio
+
+    name = _shown(args.init_audio)
+    try:
+        info = audio_info(args.init_audio)
+    except (AudioLoadError, OSError, RuntimeError) as err:
+        raise UsageError(f"--init-audio {name} is not readable audio: {err}") from None
+    seconds = info.frames / info.sample_rate if info.sample_rate > 0 else float("inf")
+    if info.frames <= 0:
+        raise UsageError(f"--init-audio {name} holds no samples")
+    if seconds > MAX_INIT_SECONDS:
+        raise UsageError(f"--init-audio {name} claims {seconds:.0f} s; at most {MAX_INIT_SECONDS:.0f} s is accepted")
+    try:
+        audio = load_audio(args.init_audio, sample_rate=sample_rate)
+    except (AudioLoadError, OSError, RuntimeError, ValueError) as err:
+        raise UsageError(f"--init-audio {name} could not be decoded: {err}") from None
+    seconds = audio.shape[-1] / sample_rate
+    if audio.shape[-1] == 0:
+        raise UsageError(f"--init-audio {name} holds no samples")
+    if args.inpaint is not None and args.inpaint[1] > seconds + 1e-6:
+        raise UsageError(f"--inpaint {args.inpaint[0]:g} {args.inpaint[1]:g} reaches past the end of "
+                         f"--init-audio ({seconds:.2f} s)")
+    return audio
+
+
+def check_output_writable(jobs: list[Job]) -> None:
+    """Create the output directories and write a probe file in each, before any generation."""
+    import tempfile
+
+    for directory in sorted({job.path.parent for job in jobs}):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".audiodit-probe-"):
+                pass
+        except OSError as err:
+            raise UsageError(f"cannot write to output directory {_shown(directory)}: "
+                             f"{err.strerror or err}") from None
 
 
 def plan_outputs(args, prompts: list[str]) -> list[Job]:
-    """Every file this run will write, checked up front so no work is lost to a name clash."""
+    """Every file this run will write, checked up front so no work is lost to a name clash: two
+    clips whose names would be equal (the same prompt twice, prompts alike in their first 48
+    characters) get `-2`, `-3`, ... in the order they come, so no clip of a run replaces another."""
+    suffix = args.out.suffix.lower()
+    if suffix in NOT_WRITTEN:
+        raise UsageError(f"--out {_shown(args.out)}: cannot write {suffix} files; use one of "
+                         + ", ".join(f".{fmt}" for fmt in FORMATS))
+    names_file = suffix in tuple(f".{fmt}" for fmt in FORMATS)
+    if names_file and args.format is not None and suffix != f".{args.format}":
+        raise UsageError(f"--out {_shown(args.out)} and --format {args.format} disagree")
+    fmt = args.format or (suffix.lstrip(".") if names_file else "wav")
     interpolating = args.interpolate_to is not None or args.interpolate_seed is not None
-    fmt = args.format or (args.out.suffix.lstrip(".") if args.out.suffix in (".wav", ".flac") else "wav")
     count = args.interpolation_steps if interpolating else args.variations
-    jobs = []
-    for prompt in prompts:
+    jobs, used = [], {}
+    for group, prompt in enumerate(prompts):
         for index in range(count):
             seed = args.seed if interpolating else args.seed + index
             name = f"{_slug(prompt)}_seed{seed}" + (f"_interp{index}" if interpolating else "")
-            jobs.append(Job(prompt=prompt, seed=seed, path=args.out / f"{name}.{fmt}"))
-    if args.out.suffix in (".wav", ".flac"):
+            used[name] = used.get(name, 0) + 1
+            if used[name] > 1:
+                name = f"{name}-{used[name]}"
+            jobs.append(Job(prompt=prompt, seed=seed, path=args.out / f"{name}.{fmt}", group=group))
+    if names_file:
         if len(jobs) != 1:
-            raise UsageError(f"--out {args.out} names one file but this run makes {len(jobs)}; give a directory")
+            raise UsageError(f"--out {_shown(args.out)} names one file but this run makes {len(jobs)}; "
+                             "give a directory")
         jobs[0].path = args.out
-    if not args.overwrite:
-        taken = [str(job.path) for job in jobs if job.path.exists() or job.path.with_suffix(".json").exists()]
+    if args.skip_existing:
+        jobs = [job for job in jobs if not (job.path.exists() and job.path.with_suffix(".json").exists())]
+    elif not args.overwrite:
+        taken = [job.path for job in jobs if job.path.exists() or job.path.with_suffix(".json").exists()]
         if taken:
-            raise UsageError(f"refusing to overwrite {taken[0]} (use --overwrite)")
+            raise UsageError(f"refusing to overwrite {_shown(taken[0])} (use --overwrite, or --skip-existing "
+                             "to make only what is missing)")
     return jobs
 
 
@@ -181,6 +300,19 @@ def pick_device_and_dtype(device: str, dtype: str):
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N or mps)") from None
+    if kind.type == "cuda" and (not torch.cuda.is_available()
+                                or (kind.index or 0) >= torch.cuda.device_count()):
+        raise UsageError(f"--device {device}: CUDA is not available here"
+                         if not torch.cuda.is_available() else
+                         f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    if kind.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available here")
+    if kind.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {device}: use auto, cpu, cuda, cuda:N or mps")
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
     return device, getattr(torch, dtype)
@@ -201,6 +333,9 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
     if output_phase is not None:
         pipe.vae.register_to_config(output_phase=output_phase)
+    if not 1 <= int(pipe.default_num_inference_steps) <= MAX_STEPS:
+        raise UsageError(f"the model at {_shown(model_dir)} saves {pipe.default_num_inference_steps} default steps "
+                         f"(at most {MAX_STEPS}); pass --steps")
     pipe = pipe.to(device)
     if compile_transformer:
         # In place, so pipe.transformer stays our model (config, dtype, save_pretrained); its batched
@@ -209,10 +344,22 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
     return pipe
 
 
-def generate(args, jobs: list[Job], pipe) -> list[Path]:
-    import torch
+def write_clip(path: Path, audio, sample_rate: int, sidecar: dict, overwrite: bool) -> None:
+    """The clip and then its sidecar, each written whole or not at all; if the sidecar cannot be
+    written (a full disk), the clip is removed again, so no audio is left without its sidecar."""
+    from audiodit.audio import save_audio
 
-    from audiodit.audio import load_audio, save_audio
+    save_audio(path, audio, sample_rate=sample_rate, overwrite=overwrite)
+    try:
+        atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def generate(args, jobs: list[Job], pipe, init_audio=None):
+    """Yield each written path as soon as its clip is made (clips in chunks of CHUNK per prompt)."""
+    import torch
 
     steps = args.steps or pipe.default_num_inference_steps
     guidance = pipe.default_guidance_scale if args.guidance is None else args.guidance
@@ -224,22 +371,24 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
                   key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
                   negative_prompt=args.negative_prompt, audio_start_in_s=args.start)
-    init_audio = None
-    if args.init_audio is not None:
-        init_audio = load_audio(args.init_audio, sample_rate=pipe.sampling_rate)
-    written = []
     interpolating = args.interpolate_to is not None or args.interpolate_seed is not None
-    by_prompt: dict[str, list[Job]] = {}
+    groups: list[list[Job]] = []  # jobs of one prompt, in order; an interpolation is made whole
     for job in jobs:
-        by_prompt.setdefault(job.prompt, []).append(job)
-    for prompt, prompt_jobs in by_prompt.items():
+        if groups and groups[-1][0].group == job.group and (interpolating or len(groups[-1]) < CHUNK):
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    for prompt_jobs in groups:
+        prompt = prompt_jobs[0].prompt
         started = time.perf_counter()
         params = dict(common)
         if interpolating:
             audios = pipe.interpolate(
                 prompt, args.interpolate_to, seed_start=args.seed, seed_end=args.interpolate_seed,
-                num_points=len(prompt_jobs), audio_end_in_s=args.start + args.duration, **common,
+                num_points=args.interpolation_steps, audio_end_in_s=args.start + args.duration, **common,
             ).audios
+            wanted = {job.path.stem.rsplit("_interp", 1)[-1].split("-")[0] for job in prompt_jobs}
+            audios = [audio for index, audio in enumerate(audios) if str(index) in wanted]
             params.update(interpolate_to=args.interpolate_to, interpolate_seed=args.interpolate_seed,
                           interpolation_steps=len(prompt_jobs))
         else:
@@ -256,18 +405,15 @@ def generate(args, jobs: list[Job], pipe) -> list[Path]:
                           generator=generators, **common, **edit).audios
         seconds = time.perf_counter() - started
         for index, (job, audio) in enumerate(zip(prompt_jobs, audios)):
-            save_audio(job.path, audio.cpu(), sample_rate=pipe.sampling_rate,
-                       subtype="PCM_24" if job.path.suffix == ".flac" else "PCM_16", overwrite=args.overwrite)
             sidecar = dict(prompt=prompt, seed=job.seed, duration=audio.shape[-1] / pipe.sampling_rate,
                            model=str(args.model or default_model_dir()), scheduler=type(pipe.scheduler).__name__,
                            device=str(pipe.device), dtype=str(pipe.transformer.dtype).replace("torch.", ""),
                            output_phase=pipe.vae.config.output_phase, compiled=args.compile,
                            generation_seconds=round(seconds, 3), **params)
             if interpolating:
-                sidecar["interpolation_index"] = index
-            atomic_write_text(job.path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
-            written.append(job.path)
-    return written
+                sidecar["interpolation_index"] = int(job.path.stem.rsplit("_interp", 1)[-1].split("-")[0])
+            write_clip(job.path, audio.cpu(), pipe.sampling_rate, sidecar, args.overwrite)
+            yield job.path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,15 +423,26 @@ def main(argv: list[str] | None = None) -> int:
         prompts = read_prompts(args)
         validate(args)
         jobs = plan_outputs(args, prompts)
+        if not jobs:
+            print("audiodit: every clip of this run exists already (--skip-existing)", file=sys.stderr)
+            return 0
+        model_dir = args.model or default_model_dir()
+        init_audio = read_init_audio(args, int(_model_limits(model_dir, "vae").get("sampling_rate", 48000)))
+        check_output_writable(jobs)
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)
         pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase,
                              args.compile)
-        for path in generate(args, jobs, pipe):
-            print(path)
+        for path in generate(args, jobs, pipe, init_audio):
+            sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+            sys.stdout.flush()
     except (UsageError, ValueError, FileExistsError) as err:
         print(f"audiodit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. the disk filled up: what was written stays whole
+        where = f" ({_shown(err.filename)})" if getattr(err, "filename", None) else ""
+        print(f"audiodit: error: could not write output{where}: {err.strerror or err}", file=sys.stderr)
+        return 1
     return 0
 
 

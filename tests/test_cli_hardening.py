@@ -1,0 +1,235 @@
+"""sample.py at its edges (issue 22): every user error is one `audiodit: error:` line with exit 2,
+found before the model loads; no clip of a run replaces another; a stopped or failing run keeps
+what it finished and leaves no audio without its sidecar; files honour the umask; lossy formats."""
+
+import errno
+import json
+import math
+import os
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiodit import cli
+from audiodit.testing import tiny_pipeline
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_model")
+    tiny_pipeline(seed=0).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if the pipeline is loaded: the error must come before any heavy work."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the bad input was reported")
+
+    monkeypatch.setattr(cli, "load_pipeline", refuse)
+
+
+def run(capsys, *args):
+    code = cli.main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("audiodit: error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--duration", "nan"], "--duration"),
+    (["--duration", "inf"], "--duration"),
+    (["--duration", "1000"], "--duration 1000 exceeds this model's maximum"),
+    (["--start", "nan"], "--start"),
+    (["--guidance", "nan"], "--guidance"),
+    (["--steps", "1000000000"], "--steps must be at most"),
+    (["--variations", "100000"], "--variations must be at most"),
+    (["--interpolate-to", "b", "--interpolation-steps", "5000"], "--interpolation-steps"),
+    (["--overwrite", "--skip-existing"], "--skip-existing"),
+    (["--device", "banana"], "--device"),
+    (["--out", "clip.m4a"], "cannot write .m4a"),
+    (["--out", "clip.mp3", "--format", "wav"], "disagree"),
+])
+def test_bad_values_are_one_line_before_the_model_loads(model_dir, tmp_path, capsys, no_model_load, args, needle):
+    args = [a.replace("clip.", str(tmp_path / "clip.")) for a in args]
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "a", "--duration", "1", "--out", tmp_path / "out",
+                       *args)  # the tiny model makes at most 5 s; a later flag wins
+    assert_one_line_error(code, err, needle)
+
+
+def test_cuda_without_cuda_is_refused_before_loading(model_dir, tmp_path, capsys, no_model_load):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the refusal is for machines without it")
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "a", "--duration", "1", "--device", "cuda",
+                       "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "--device cuda", "CUDA is not available")
+
+
+def _flac_claiming(path, frames: int):
+    """A valid one-second FLAC whose STREAMINFO header claims `frames` samples."""
+    sf.write(path, np.zeros((48000, 2), dtype=np.float32), 48000, format="FLAC")
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC"
+    start = 8 + 10  # "fLaC", the block header, then min/max block and frame sizes
+    (packed,) = struct.unpack(">Q", bytes(data[start:start + 8]))
+    packed = (packed & ~((1 << 36) - 1)) | (frames & ((1 << 36) - 1))
+    data[start:start + 8] = struct.pack(">Q", packed)
+    path.write_bytes(bytes(data))
+
+
+def _bad_init_audio(kind, tmp_path):
+    path = tmp_path / f"{kind}.wav"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not audio\n")
+    elif kind == "truncated":
+        sf.write(path, np.zeros((48000, 2), dtype=np.int16), 48000, subtype="PCM_16")
+        path.write_bytes(path.read_bytes()[:30])  # cut inside the header
+    elif kind == "nan":
+        sf.write(path, np.full((4800, 2), np.nan, dtype=np.float32), 48000, subtype="FLOAT")
+    elif kind == "no_samples":
+        sf.write(path, np.zeros((0, 2), dtype=np.int16), 48000, subtype="PCM_16")
+    elif kind == "absurd_header":
+        path = tmp_path / "absurd.flac"
+        _flac_claiming(path, 2**36 - 1)  # 16 days of audio: must not be allocated
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "nan", "no_samples", "absurd_header"])
+def test_bad_init_audio_is_one_line_before_the_model_loads(model_dir, tmp_path, capsys, no_model_load, kind):
+    path = _bad_init_audio(kind, tmp_path)
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "a", "--init-audio", path, "--strength", "0.5",
+                       "--out", tmp_path / "out")
+    assert_one_line_error(code, err, "--init-audio")
+
+
+def test_inpaint_past_the_end_of_the_init_audio_is_refused(model_dir, tmp_path, capsys, no_model_load):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, np.zeros((48000, 2), dtype=np.float32), 48000)
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "a", "--init-audio", clip, "--inpaint", "0.5", "3",
+                       "--out", tmp_path / "out")
+    assert_one_line_error(code, err, "--inpaint", "past the end")
+
+
+def test_prompts_file_that_is_not_utf8_is_named(model_dir, tmp_path, capsys, no_model_load):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_bytes(b"a piano\n\xff\xfe organ\n")
+    code, _, err = run(capsys, "--model", model_dir, "--prompts-file", prompts, "--out", tmp_path / "out")
+    assert_one_line_error(code, err, "--prompts-file", "not UTF-8")
+
+
+def test_output_directory_that_cannot_be_written_is_refused_up_front(model_dir, tmp_path, capsys, no_model_load):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "a", "--duration", "1", "--out", blocker / "sub")
+    assert_one_line_error(code, err, "cannot write to output directory")
+
+
+def test_clips_that_map_to_one_name_get_distinct_files(model_dir, tmp_path, capsys):
+    long = "a slow organ chorale in a minor key with a long held pedal note under it"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(["organ", "organ", long + " one", long + " two"]) + "\n")
+    out = tmp_path / "out"
+    for extra in ([], ["--overwrite"]):  # --overwrite must not let one clip of the run replace another
+        code, stdout, err = run(capsys, "--model", model_dir, "--prompts-file", prompts, "--duration", "0.3",
+                                "--steps", "1", "--out", out, "--quiet", *extra)
+        assert code == 0, err
+        written = stdout.split()
+        assert len(written) == len(set(written)) == 4
+    sidecars = {path.name: json.loads(path.read_text())["prompt"] for path in out.glob("*.json")}
+    assert sorted(sidecars.values()) == sorted(["organ", "organ", long + " one", long + " two"])
+    assert "organ_seed0-2.json" in sidecars
+
+
+def test_a_stopped_run_keeps_its_finished_clips_and_skip_existing_resumes(model_dir, tmp_path, capsys, monkeypatch):
+    from audiodit.pipeline import AudioDiTPipeline
+
+    monkeypatch.setattr(cli, "CHUNK", 2)
+    calls = []
+    original = AudioDiTPipeline.__call__
+
+    def stop_on_second_chunk(self, *args, **kwargs):
+        calls.append(kwargs["num_waveforms_per_prompt"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the user stops a long run
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AudioDiTPipeline, "__call__", stop_on_second_chunk)
+    out = tmp_path / "out"
+    args = ["--model", str(model_dir), "--prompt", "organ", "--variations", "5", "--duration", "0.3", "--steps", "1",
+            "--out", str(out), "--quiet"]
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(args)
+    assert capsys.readouterr().out.split() == [str(out / "organ_seed0.wav"), str(out / "organ_seed1.wav")]
+    kept = sorted(path.name for path in out.glob("*.wav"))
+    assert kept == ["organ_seed0.wav", "organ_seed1.wav"] and calls == [2, 2]
+    assert all(path.with_suffix(".json").is_file() for path in out.glob("*.wav"))
+    before = {name: (out / name).read_bytes() for name in kept}
+    monkeypatch.setattr(AudioDiTPipeline, "__call__", original)
+    code, stdout, err = run(capsys, *args, "--skip-existing")
+    assert code == 0, err
+    assert sorted(os.path.basename(p) for p in stdout.split()) == [f"organ_seed{k}.wav" for k in (2, 3, 4)]
+    assert {name: (out / name).read_bytes() for name in kept} == before
+    code, stdout, err = run(capsys, *args, "--skip-existing")
+    assert code == 0 and stdout == "" and "exists already" in err
+
+
+def test_a_full_disk_leaves_no_audio_without_its_sidecar(model_dir, tmp_path, capsys, monkeypatch):
+    def disk_full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cli, "atomic_write_text", disk_full)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "organ", "--duration", "0.3", "--steps", "1",
+                       "--out", out, "--quiet")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "No space left on device" in err
+    assert list(out.glob("*.wav")) == [] and list(out.glob("*.tmp")) == []
+
+
+def test_outputs_honour_the_umask_and_lossy_formats_are_files(model_dir, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        outputs = {}
+        for fmt in ("mp3", "ogg", "opus", "flac"):
+            path = tmp_path / f"clip_{fmt}.{fmt}"  # the sidecar is <stem>.json
+            code, _, err = run(capsys, "--model", model_dir, "--prompt", "organ", "--duration", "1", "--steps", "1",
+                               "--out", path, "--quiet")
+            assert code == 0, err
+            assert path.is_file(), f"--out clip.{fmt} must write a file"
+            outputs[fmt] = path
+            for written in (path, path.with_suffix(".json")):
+                assert written.stat().st_mode & 0o777 == 0o644, (written, oct(written.stat().st_mode))
+        assert sf.info(outputs["mp3"]).format == "MP3" and sf.info(outputs["ogg"]).subtype == "VORBIS"
+        assert sf.info(outputs["opus"]).subtype == "OPUS"
+        # Lossy, but the same clip: its level within a few dB of the lossless copy's.
+        reference, _ = sf.read(outputs["flac"], dtype="float32")
+        for fmt in ("mp3", "ogg", "opus"):
+            decoded, rate = sf.read(outputs[fmt], dtype="float32")
+            assert rate == 48000 and decoded.shape[1] == 2
+            level = 10 * math.log10(np.mean(decoded ** 2) / np.mean(reference ** 2))
+            assert abs(level) < 3.0, (fmt, level)
+    finally:
+        os.umask(old)
+
+
+def test_file_names_that_are_not_utf8_are_written_and_printed(model_dir, tmp_path, capsysbinary):
+    name = os.fsdecode(b"clip-\xff.wav")  # a byte that is not UTF-8, as the OS hands it over
+    code = cli.main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.3", "--steps", "1",
+                     "--out", str(tmp_path / name), "--quiet"])
+    captured = capsysbinary.readouterr()
+    assert code == 0, captured.err
+    assert captured.out == os.fsencode(tmp_path / name) + b"\n"  # the name's own bytes, like ls prints them
+    assert (tmp_path / name).is_file() and (tmp_path / name).with_suffix(".json").is_file()
