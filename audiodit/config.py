@@ -8,6 +8,7 @@ YAML files in `configs/` fill a `Config`; `key=value` overrides (`dit.depth=12`)
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,6 +18,18 @@ from audiodit.configuration import ConfigError, apply_overrides, from_dict, load
 from audiodit.losses import VAELossConfig
 from audiodit.models.dit import DiTConfig
 from audiodit.models.vae import VAEConfig
+
+
+def _require(section: str, checks: dict[str, tuple[object, bool, str]]) -> None:
+    """ConfigError for the first `name: (value, ok, rule)` whose `ok` is False: one line naming the
+    dotted key, the rule it breaks and the value."""
+    for name, (value, ok, rule) in checks.items():
+        if not ok:
+            raise ConfigError(f"{section}.{name} must be {rule}, got {value!r}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 @dataclass
@@ -44,6 +57,16 @@ class DiffusionConfig:
     guidance_scale: float = 4.0  # default classifier-free guidance scale
     shift: float = 1.0  # flow-matching timestep shift used by the scheduler
 
+    def __post_init__(self):
+        _require("diffusion", {
+            "logit_std": (self.logit_std, _finite(self.logit_std) and self.logit_std > 0, "a positive number"),
+            "logit_mean": (self.logit_mean, _finite(self.logit_mean), "a finite number"),
+            "num_inference_steps": (self.num_inference_steps, 1 <= self.num_inference_steps <= 1000, "in [1, 1000]"),
+            "guidance_scale": (self.guidance_scale, _finite(self.guidance_scale) and self.guidance_scale >= 0,
+                               "a finite number >= 0"),
+            "shift": (self.shift, _finite(self.shift) and self.shift > 0, "a positive number"),
+        })
+
 
 @dataclass
 class DataConfig:
@@ -56,6 +79,16 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers
     shuffle_buffer: int = 1000  # webdataset shuffle buffer (samples)
     num_buckets: int = 1  # length buckets up to clip_seconds (1 = every clip padded to clip_seconds)
+
+    def __post_init__(self):
+        _require("data", {
+            "clip_seconds": (self.clip_seconds, _finite(self.clip_seconds) and self.clip_seconds > 0, "a positive number"),
+            "min_seconds": (self.min_seconds, _finite(self.min_seconds) and self.min_seconds >= 0, "a number >= 0"),
+            "batch_size": (self.batch_size, self.batch_size >= 1, ">= 1"),
+            "num_workers": (self.num_workers, self.num_workers >= 0, ">= 0"),
+            "shuffle_buffer": (self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
+            "num_buckets": (self.num_buckets, self.num_buckets >= 1, ">= 1"),
+        })
 
 
 @dataclass
@@ -91,6 +124,34 @@ class TrainingConfig:
     init_from: str = ""  # fresh runs: start from trained weights (vae stage: a VAE, pipeline or run; dit stage: a pipeline or dit run) instead of a random init
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed, e.g. [vae.encoder] to fine-tune only the decoder
     log_sample_ids: bool = False  # write the clip ids each process trains on to output_dir/sample_ids/rank_R.txt
+
+    def __post_init__(self):
+        # Each of these once ran as a silent no-op run that exited 0, or failed after set-up (issue 22).
+        _require("training", {
+            "max_steps": (self.max_steps, self.max_steps >= 1, ">= 1"),
+            "lr": (self.lr, _finite(self.lr) and self.lr > 0, "a positive finite number"),
+            "weight_decay": (self.weight_decay, _finite(self.weight_decay) and self.weight_decay >= 0,
+                             "a finite number >= 0"),
+            "betas": (self.betas, len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas),
+                      "two numbers in [0, 1)"),
+            "warmup_steps": (self.warmup_steps, self.warmup_steps >= 0, ">= 0"),
+            "grad_clip": (self.grad_clip, _finite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0"),
+            "grad_accum_steps": (self.grad_accum_steps, self.grad_accum_steps >= 1, ">= 1"),
+            "ema_decay": (self.ema_decay, _finite(self.ema_decay) and 0 <= self.ema_decay < 1,
+                          "in [0, 1) (0 disables the EMA)"),
+            "checkpoint_every": (self.checkpoint_every, self.checkpoint_every >= 1, ">= 1"),
+            "keep_checkpoints": (self.keep_checkpoints, self.keep_checkpoints >= 1, ">= 1"),
+            "log_every": (self.log_every, self.log_every >= 1, ">= 1"),
+            "sample_every": (self.sample_every, self.sample_every >= 0, ">= 0 (0 disables)"),
+            "max_nonfinite_in_a_row": (self.max_nonfinite_in_a_row, self.max_nonfinite_in_a_row >= 1, ">= 1"),
+            "adversarial_start_step": (self.adversarial_start_step, self.adversarial_start_step >= 0, ">= 0"),
+            "max_epochs": (self.max_epochs, self.max_epochs >= 0, ">= 0 (0 = only max_steps)"),
+            "stop_at_step": (self.stop_at_step, 0 <= self.stop_at_step <= self.max_steps,
+                             f"in [0, max_steps = {self.max_steps}] (0 = at max_steps)"),
+            "scaling_batches": (self.scaling_batches, self.scaling_batches >= 1, ">= 1"),
+            "sample_steps": (self.sample_steps, 1 <= self.sample_steps <= 1000, "in [1, 1000]"),
+            "val_batches": (self.val_batches, self.val_batches >= 1, ">= 1"),
+        })
 
 
 @dataclass

@@ -106,7 +106,7 @@ class Trainer:
         self.output_dir = Path(tcfg.output_dir)
         prepare_output_dir(self.output_dir, resuming=resume is not None, overwrite=overwrite,
                            main=acc.is_main_process)
-        if acc.is_main_process:
+        if acc.is_main_process and resume is None:
             save_yaml(cfg, self.output_dir / "config.yaml")
         acc.wait_for_everyone()
         self.checkpoints = CheckpointManager(self.output_dir, keep=tcfg.keep_checkpoints)
@@ -171,6 +171,11 @@ class Trainer:
         # Resume
         if resume is not None:
             self._load(resume)  # also restores every process's RNG states
+            # Only now: a resume that fails (a bad override, a damaged checkpoint) leaves the run's
+            # config.yaml as it was.
+            if acc.is_main_process:
+                save_yaml(cfg, self.output_dir / "config.yaml")
+            acc.wait_for_everyone()
         else:
             if tcfg.init_from:
                 self.stage.initialize_from(Path(tcfg.init_from), self._early_batches())

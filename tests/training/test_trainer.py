@@ -263,3 +263,39 @@ def test_stop_at_step_cuts_a_run_short_on_its_full_schedule(toy_data, tiny_vae_d
         assert result.step == 2 and result.last_checkpoint.name == "step-00000002"
         lrs[name] = trainer.scheduler.get_last_lr()[0]
     assert lrs["cut"] > 0.5 * trainer.cfg.training.lr > lrs["short"]  # cosine over 6 steps vs over 2
+
+
+@pytest.mark.parametrize("override, key", [
+    ("training.max_steps=0", "training.max_steps"),
+    ("training.grad_accum_steps=0", "training.grad_accum_steps"),
+    ("training.checkpoint_every=0", "training.checkpoint_every"),
+    ("training.log_every=0", "training.log_every"),
+    ("training.lr=-1e-4", "training.lr"),
+    ("training.lr=.nan", "training.lr"),
+    ("training.ema_decay=1.5", "training.ema_decay"),
+    ("training.betas=[0.9,1.0]", "training.betas"),
+    ("training.stop_at_step=99", "training.stop_at_step"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("data.clip_seconds=0", "data.clip_seconds"),
+    ("diffusion.num_inference_steps=0", "diffusion.num_inference_steps"),
+])
+def test_impossible_training_settings_are_config_errors_before_any_work(toy_data, tiny_vae_dir, tmp_path, capsys,
+                                                                         override, key):
+    # Each once ran as a silent no-op run that exited 0, or divided by zero after set-up (issue 22).
+    out = tmp_path / "run"
+    args = ["--config", str(REPO / "configs" / "dit_tiny.yaml"), f"data.train_dir={toy_data}",
+            f"vae_path={tiny_vae_dir}", f"training.output_dir={out}", "training.max_steps=2", override]
+    assert train_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0], err
+    assert not out.exists()
+
+
+def test_a_failed_resume_leaves_the_runs_config_as_it_was(toy_data, tiny_vae_dir, tmp_path, capsys, dit_config):
+    out = tmp_path / "run"
+    train(dit_config(toy_data, tiny_vae_dir, out, "training.max_steps=1", "training.checkpoint_every=1"))
+    saved = (out / "config.yaml").read_text()
+    # An override the checkpoint cannot take (another architecture) fails while loading the state.
+    with pytest.raises(Exception, match="size mismatch|Missing key|Unexpected key"):
+        train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=3", "dit.depth=3"])
+    assert (out / "config.yaml").read_text() == saved
