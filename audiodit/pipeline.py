@@ -75,6 +75,30 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
             default_key_classifier_scale=default_key_classifier_scale,
         )
 
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' loader, after two checks of a local directory (`audiodit.integrity`):
+        `model_index.json` names only audiodit's components and diffusers schedulers (the loader
+        imports whatever module it names), and every weights file matches the SHA-256 recorded
+        when it was saved (a directory without digests loads with a warning)."""
+        from pathlib import Path
+
+        from audiodit.integrity import check_model_index, verify_digests
+
+        directory = Path(pretrained_model_name_or_path)
+        if directory.is_dir():
+            check_model_index(directory)
+            verify_digests(directory, what=f"pipeline {directory}")
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """diffusers' save, then the SHA-256 of every weights file (`audiodit.integrity.DIGESTS`)."""
+        from audiodit.integrity import write_digests
+
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_digests(save_directory)
+
     @property
     def default_num_inference_steps(self) -> int:
         return int(self.config.default_num_inference_steps)

@@ -373,6 +373,28 @@ class AudioVAE(ModelMixin, ConfigMixin):
         return log_magnitude
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """diffusers' loader, after checking the weights against the digests recorded when they
+        were saved (`audiodit.integrity`; a VAE inside a pipeline directory is checked by the
+        pipeline's loader instead)."""
+        from pathlib import Path
+
+        from audiodit.integrity import verify_digests
+
+        root = Path(pretrained_model_name_or_path)
+        directory = root / kwargs.get("subfolder", "") if kwargs.get("subfolder") else root
+        if directory.is_dir() and not (directory.parent / "model_index.json").is_file():
+            verify_digests(directory, what=f"VAE {directory}")
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """diffusers' save, then the SHA-256 of the weights (`audiodit.integrity.DIGESTS`)."""
+        from audiodit.integrity import write_digests
+
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_digests(save_directory)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> "AudioVAE":
         if name not in PRESETS:
             raise ValueError(f"unknown VAE preset {name!r}; choose from {sorted(PRESETS)}")

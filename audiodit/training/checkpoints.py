@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 
 from audiodit.configuration import atomic_write_text
+from audiodit.integrity import IntegrityError, verify_digests, write_digests
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
@@ -94,6 +95,7 @@ class CheckpointManager:
         """Rename the finished `tmp` into place, point `latest` at it, prune old ones."""
         if not (tmp / TRAINER_STATE).is_file():
             raise CheckpointError(f"{tmp} has no {TRAINER_STATE}; refusing to publish it")
+        write_digests(tmp)  # resuming checks every weights file against these (audiodit.integrity)
         _fsync_tree(tmp)
         final = self.root / checkpoint_name(step)
         if final.exists():  # the same step saved twice (e.g. the final save): replace it safely
@@ -112,6 +114,15 @@ class CheckpointManager:
         for path in self.list()[: -self.keep]:
             if latest is None or path.resolve() != latest.resolve():
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def check_checkpoint_integrity(checkpoint: Path) -> None:
+    """CheckpointError naming the file if a weights file of `checkpoint` differs from the digest
+    recorded when it was published (checkpoints from before digests existed: a warning)."""
+    try:
+        verify_digests(checkpoint, what=f"checkpoint {checkpoint}")
+    except IntegrityError as err:
+        raise CheckpointError(str(err)) from None
 
 
 # ---------------------------------------------------------------- run-level helpers

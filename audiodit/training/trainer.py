@@ -41,6 +41,7 @@ from audiodit.training.checkpoints import (
     STATE_DIR,
     TRAINER_STATE,
     CheckpointManager,
+    check_checkpoint_integrity,
     prepare_output_dir,
     read_json,
     write_json,
@@ -272,6 +273,7 @@ class Trainer:
 
     def _load(self, checkpoint: Path) -> None:
         acc = self.accelerator
+        check_checkpoint_integrity(checkpoint)
         acc.load_state(str(checkpoint / STATE_DIR))
         if self.ema is not None:
             ema_path = checkpoint / EMA_FILE

@@ -299,3 +299,21 @@ def test_a_failed_resume_leaves_the_runs_config_as_it_was(toy_data, tiny_vae_dir
     with pytest.raises(Exception, match="size mismatch|Missing key|Unexpected key"):
         train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=3", "dit.depth=3"])
     assert (out / "config.yaml").read_text() == saved
+
+
+def test_a_damaged_checkpoint_is_refused_on_resume_naming_the_file(toy_data, tiny_vae_dir, tmp_path, capsys,
+                                                                     dit_config):
+    from audiodit.integrity import DIGESTS
+
+    out = tmp_path / "run"
+    result = train(dit_config(toy_data, tiny_vae_dir, out, "training.max_steps=1", "training.checkpoint_every=1"))
+    assert (result.last_checkpoint / DIGESTS).is_file()
+    capsys.readouterr()  # the first run's progress bar
+    weights = result.last_checkpoint / "state" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    data[header + 5] ^= 0x01  # one flipped bit in the weights
+    weights.write_bytes(bytes(data))
+    assert train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "state/model.safetensors is damaged" in err[0], err
