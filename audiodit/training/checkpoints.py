@@ -5,7 +5,8 @@ Layout of a run (`training.output_dir`):
     config.yaml                  the full config of the run
     checkpoints/
       step-00000500/             one checkpoint, complete or absent, never half-written
-        state/                   accelerator.save_state: weights, optimizer, scheduler, RNG states
+        state/                   weights, optimizer, LR schedule, RNG states: safetensors + JSON (state_io)
+        weights_digests.json     SHA-256 of every .safetensors file, checked on --resume (audiodit.integrity)
         ema.safetensors          EMA weights (when EMA is on)
         trainer_state.json       step, data position, counters
         pipeline/ or vae/        ready-to-use export (dit stage: AudioDiTPipeline; vae stage: AudioVAE)

@@ -40,6 +40,7 @@ from audiodit.training.checkpoints import (
     EMA_FILE,
     STATE_DIR,
     TRAINER_STATE,
+    CheckpointError,
     CheckpointManager,
     check_checkpoint_integrity,
     prepare_output_dir,
@@ -47,6 +48,7 @@ from audiodit.training.checkpoints import (
     write_json,
 )
 from audiodit.training.ema import EMA
+from audiodit.training.state_io import is_pickle_free, load_training_state, save_training_state
 from audiodit.training.schedules import build_lr_scheduler
 from audiodit.training.stage import freeze_parameters
 from audiodit.training.validation import Validator
@@ -157,7 +159,8 @@ class Trainer:
         if self.d_optimizer is not None:
             self.d_optimizer = prepared[3]
         # The schedule is stepped by us once per update; accelerate's wrapper would step it once per
-        # process. Registered so save_state/load_state carry it.
+        # process. Registered so accelerate's save_state/load_state carry it where they are used
+        # (sharded setups; otherwise `state_io` writes it as JSON).
         acc.register_for_checkpointing(self.scheduler)
 
         sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -251,7 +254,10 @@ class Trainer:
         tmp = Path(tmp)
         self.state.data_report = self.report.to_dict()
         self.state.stage = self.stage.state_dict()
-        acc.save_state(str(tmp / STATE_DIR))
+        if self._sharded():
+            acc.save_state(str(tmp / STATE_DIR))  # FSDP/DeepSpeed shards: their own formats (state_io)
+        else:
+            save_training_state(tmp / STATE_DIR, acc, *self._state_parts())
         export_state = self._export_state()
         final = None
         if acc.is_main_process:
@@ -271,10 +277,28 @@ class Trainer:
         devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
         return torch.random.fork_rng(devices=devices)
 
+    def _sharded(self) -> bool:
+        return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+    def _state_parts(self) -> tuple[dict, dict, object]:
+        """(modules, optimizers, lr schedule) of the resumable state, by file name."""
+        modules, optimizers = {"model": self.model}, {"optimizer": self.optimizer}
+        if self.d_optimizer is not None:
+            modules["discriminator"], optimizers["d_optimizer"] = self.discriminator, self.d_optimizer
+        return modules, optimizers, self.scheduler
+
     def _load(self, checkpoint: Path) -> None:
         acc = self.accelerator
         check_checkpoint_integrity(checkpoint)
-        acc.load_state(str(checkpoint / STATE_DIR))
+        if is_pickle_free(checkpoint / STATE_DIR):
+            load_training_state(checkpoint / STATE_DIR, acc, *self._state_parts())
+        elif self._sharded():
+            acc.load_state(str(checkpoint / STATE_DIR))
+        else:
+            raise CheckpointError(
+                f"{checkpoint} holds its state in accelerate's pickle format (written before issue 22), and "
+                "loading it could run code; it is not resumed. Start a new run from its weights instead: "
+                f"training.init_from={checkpoint}")
         if self.ema is not None:
             ema_path = checkpoint / EMA_FILE
             if not ema_path.is_file():

@@ -317,3 +317,35 @@ def test_a_damaged_checkpoint_is_refused_on_resume_naming_the_file(toy_data, tin
     assert train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "state/model.safetensors is damaged" in err[0], err
+
+
+class _Planted:
+    """Unpickling this runs code: what a tampered checkpoint would hold."""
+
+    def __reduce__(self):
+        return (exec, ("import builtins; builtins.PLANTED_PICKLE_RAN = True",))
+
+
+def test_resume_reads_no_pickle_and_a_planted_one_never_runs(toy_data, tiny_vae_dir, tmp_path, dit_config):
+    import builtins
+    import pickle
+
+    out = tmp_path / "run"
+    result = train(dit_config(toy_data, tiny_vae_dir, out, "training.max_steps=1", "training.checkpoint_every=1"))
+    state = result.last_checkpoint / "state"
+    suffixes = {path.suffix for path in state.iterdir()}
+    assert suffixes <= {".safetensors", ".json"}, suffixes  # nothing that needs unpickling
+    for name in ("random_states_0.pkl", "custom_checkpoint_0.pkl", "optimizer.bin"):
+        (state / name).write_bytes(pickle.dumps(_Planted()))
+    assert train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=2"]) == 0
+    assert not getattr(builtins, "PLANTED_PICKLE_RAN", False)
+
+
+def test_a_checkpoint_in_accelerates_pickle_format_is_not_resumed(toy_data, tiny_vae_dir, tmp_path, capsys, dit_config):
+    out = tmp_path / "run"
+    result = train(dit_config(toy_data, tiny_vae_dir, out, "training.max_steps=1", "training.checkpoint_every=1"))
+    capsys.readouterr()
+    (result.last_checkpoint / "state" / "lr_scheduler.json").unlink()  # what a checkpoint from before looks like
+    assert train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pickle format" in err[0] and "training.init_from=" in err[0], err
