@@ -143,7 +143,7 @@ def _open(path: Path) -> sf.SoundFile:
     if path.stat().st_size == 0:
         raise AudioLoadError(path, "file is empty (0 bytes)")
     try:
-        handle = sf.SoundFile(str(path))
+        handle = sf.SoundFile(os.fsencode(path))  # bytes: any name the OS allows, UTF-8 or not
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioLoadError(path, f"corrupt or unreadable ({error})") from error
     if handle.frames <= 0:

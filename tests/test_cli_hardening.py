@@ -233,3 +233,14 @@ def test_file_names_that_are_not_utf8_are_written_and_printed(model_dir, tmp_pat
     assert code == 0, captured.err
     assert captured.out == os.fsencode(tmp_path / name) + b"\n"  # the name's own bytes, like ls prints them
     assert (tmp_path / name).is_file() and (tmp_path / name).with_suffix(".json").is_file()
+
+
+def test_init_audio_whose_name_is_not_utf8_is_read(model_dir, tmp_path, capsys):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, 0.1 * np.ones((24000, 2), dtype=np.float32), 48000)
+    odd = os.path.join(os.fsencode(tmp_path), b"init-\xff.wav")
+    os.rename(clip, odd)
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "organ", "--init-audio", os.fsdecode(odd),
+                       "--strength", "0.5", "--steps", "1", "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    assert len(list((tmp_path / "out").glob("*.wav"))) == 1

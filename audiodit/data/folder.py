@@ -8,6 +8,11 @@ Captions, in order of precedence:
 A file without a caption gets the empty caption (trained as unconditional) and is counted in the
 report's notes.
 
+Bad metadata never stops a run either: a `metadata.jsonl` line that is not UTF-8 or not a JSON
+object, a row without a path, a path that leaves the data root (absolute, or through `..`), a
+caption sidecar that is not UTF-8 and a file name that is not UTF-8 are each skipped and counted
+(`report`), and nothing outside the root is ever read through a metadata path.
+
 Bad files never stop a run. At construction every file's header is read (cheap, no decoding):
 unreadable, empty, zero-length and shorter-than-`min_seconds` files are skipped and counted. A file
 whose header is fine but whose samples fail to decode (truncated, NaN/inf samples) is met when
@@ -60,40 +65,71 @@ def _pick(row: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def read_metadata(root: Path) -> dict[str, str] | None:
-    """Captions from `metadata.jsonl` / `metadata.csv` (relative path -> caption), or None."""
-    rows: list[dict] = []
+def _inside(rel: str) -> bool:
+    """True when the relative path `rel` stays under the root it is relative to."""
+    path = Path(rel)
+    return bool(rel) and not path.is_absolute() and ".." not in path.parts
+
+
+def read_metadata(root: Path, report: SkipReport | None = None) -> dict[str, str] | None:
+    """Captions from `metadata.jsonl` / `metadata.csv` (relative path -> caption), or None when
+    there is neither. Bad rows are skipped and counted in `report` (see the module docstring)."""
+    report = SkipReport() if report is None else report
+    rows: list[tuple[str, object]] = []  # (where, row)
     jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
     if jsonl.is_file():
-        for number, line in enumerate(jsonl.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{jsonl}:{number}: not valid JSON ({err})") from err
+        for number, raw in enumerate(jsonl.read_bytes().splitlines(), 1):
+            where = f"metadata.jsonl:{number}"
+            if not raw.strip():
+                continue
+            try:
+                rows.append((where, json.loads(raw.decode("utf-8"))))
+            except UnicodeDecodeError:
+                report.skip(where, "metadata line is not UTF-8")
+            except json.JSONDecodeError as err:
+                report.skip(where, f"metadata line is not valid JSON ({err.msg})")
     elif table.is_file():
-        with table.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        try:
+            with table.open(newline="", encoding="utf-8") as handle:
+                rows = [(f"metadata.csv:{number}", row) for number, row in enumerate(csv.DictReader(handle), 2)]
+        except UnicodeDecodeError:
+            raise ValueError(f"{table} is not UTF-8 text") from None
     else:
         return None
     captions = {}
-    for row in rows:
+    for where, row in rows:
+        if not isinstance(row, dict):
+            report.skip(where, "metadata row is not a JSON object")
+            continue
         rel = _pick(row, PATH_KEYS)
         if rel is None:
-            raise ValueError(f"{root}: a metadata row has no {'/'.join(PATH_KEYS)} column: {row}")
+            report.skip(where, f"metadata row has no {'/'.join(PATH_KEYS)}")
+            continue
+        if not _inside(rel):
+            report.skip(where, f"metadata path leaves the data root: {rel!r}")
+            continue
         captions[Path(rel).as_posix()] = _pick(row, CAPTION_KEYS) or ""
+    if rows and not captions:
+        raise ValueError(f"{root}: no usable row in its metadata file ({len(rows)} rows, all skipped)")
     return captions
+
+
+class CaptionError(ValueError):
+    """A caption sidecar that exists but cannot be read as text."""
 
 
 def read_sidecar(audio_path: Path) -> str | None:
     text, meta = audio_path.with_suffix(".txt"), audio_path.with_suffix(".json")
-    if text.is_file():
-        return text.read_text().strip()
-    if meta.is_file():
-        try:
-            return _pick(json.loads(meta.read_text()), CAPTION_KEYS)
-        except (json.JSONDecodeError, AttributeError):
-            return None
+    try:
+        if text.is_file():
+            return text.read_text(encoding="utf-8").strip()
+        if meta.is_file():
+            try:
+                return _pick(json.loads(meta.read_text(encoding="utf-8")), CAPTION_KEYS)
+            except (json.JSONDecodeError, AttributeError):
+                return None
+    except UnicodeDecodeError:
+        raise CaptionError("caption sidecar is not UTF-8") from None
     return None
 
 
@@ -107,7 +143,7 @@ def scan_audio_folder(root: str | Path, min_seconds: float, report: SkipReport) 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root}")
-    metadata = read_metadata(root)
+    metadata = read_metadata(root, report)
     if metadata is not None:
         candidates = [root / rel for rel in sorted(metadata)]
     else:
@@ -116,6 +152,11 @@ def scan_audio_folder(root: str | Path, min_seconds: float, report: SkipReport) 
     for path in candidates:
         rel = path.relative_to(root).as_posix()
         try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            report.skip(rel.encode("utf-8", "backslashreplace").decode("utf-8"), "file name is not UTF-8")
+            continue
+        try:
             seconds = audio_info(path).duration
         except AudioLoadError as err:
             report.skip(rel, err.reason)
@@ -123,7 +164,11 @@ def scan_audio_folder(root: str | Path, min_seconds: float, report: SkipReport) 
         if seconds < min_seconds:
             report.skip(rel, f"too short: {seconds:.2f} s < data.min_seconds={min_seconds}")
             continue
-        caption = metadata.get(rel) if metadata is not None else read_sidecar(path)
+        try:
+            caption = metadata.get(rel) if metadata is not None else read_sidecar(path)
+        except CaptionError as err:
+            report.skip(rel, str(err))
+            continue
         if not caption:
             report.note("no caption (trained as unconditional)")
         records.append(AudioRecord(path, rel, caption or "", seconds))
