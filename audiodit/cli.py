@@ -46,6 +46,24 @@ class UsageError(Exception):
     """A user error reported as one line, without a traceback."""
 
 
+# The pipeline's argument names and the flags that set them: its errors are shown in flag terms.
+FLAG_NAMES = {
+    "`initial_audio`": "--init-audio", "`continuation_in_s`": "--continue", "`strength`": "--strength",
+    "`inpaint_range`": "--inpaint", "`guidance_scale`": "--guidance", "`key_guidance_scale`": "--key-guidance",
+    "`key_classifier_scale`": "--key-classifier-scale", "`audio_start_in_s`": "--start",
+    "`audio_end_in_s`": "--start + --duration", "`num_inference_steps`": "--steps",
+    "`negative_prompt`": "--negative-prompt", "`num_points`": "--interpolation-steps",
+    "`num_waveforms_per_prompt`": "--variations", "overwrite=True": "--overwrite", "`prompt`": "--prompt",
+}
+
+
+def in_flag_terms(message: str) -> str:
+    """A library error message with the pipeline's argument names replaced by the CLI's flags."""
+    for name, flag in FLAG_NAMES.items():
+        message = message.replace(name, flag)
+    return message
+
+
 @dataclass
 class Job:
     prompt: str
@@ -437,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.buffer.write(os.fsencode(path) + b"\n")
             sys.stdout.flush()
     except (UsageError, ValueError, FileExistsError) as err:
-        print(f"audiodit: error: {err}", file=sys.stderr)
+        print(f"audiodit: error: {in_flag_terms(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. the disk filled up: what was written stays whole
         where = f" ({_shown(err.filename)})" if getattr(err, "filename", None) else ""

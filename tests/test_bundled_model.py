@@ -44,3 +44,30 @@ def test_bundled_model_guides_towards_the_stated_key_with_its_key_classifier():
         log_prob = {scale: float(pipe.key_classifier.log_prob(x, 0.0, torch.tensor([key_id])))
                     for scale, x in latents.items()}
     assert log_prob[None] > log_prob[0.0]
+
+
+def test_continuation_has_no_silent_gap_or_click_at_the_join():
+    # Issue 22: `--continue` left about 0.2 s of near-silence (35-40 dB down) and a click after
+    # the join. A clip the model made itself (in its own domain), extended by 2 s.
+    import math
+
+    pipe = AudioDiTPipeline.from_pretrained(DEFAULT_MODEL, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    prompt = "A chorale for organ in A major, 80 BPM"
+    clip = pipe(prompt, audio_end_in_s=4.0, num_inference_steps=10, generator=torch.Generator().manual_seed(1),
+                output_type="pt").audios[:1]
+    out = pipe(prompt, initial_audio=clip, continuation_in_s=2.0, num_inference_steps=10,
+               generator=torch.Generator().manual_seed(0), output_type="pt").audios[0]
+    sr, join = pipe.sampling_rate, clip.shape[-1]
+    torch.testing.assert_close(out[:, :join - sr // 50], clip[0, :, :join - sr // 50], atol=0, rtol=0)
+
+    def level_db(segment):
+        return 10 * math.log10(float(segment.pow(2).mean()) + 1e-12)
+
+    before, after = level_db(out[:, join - sr // 2:join]), level_db(out[:, join:join + sr // 2])
+    assert abs(after - before) < 4.0, (before, after)
+    for start in range(join, join + sr // 2, sr // 10):  # no 0.1 s stretch after the join falls silent
+        assert level_db(out[:, start:start + sr // 10]) > before - 12.0
+    steps = (out[:, 1:] - out[:, :-1]).abs().mean(0)
+    around = steps[join - sr // 2:join + sr // 2]
+    assert float(steps[join - 3:join + 3].max()) < 2.0 * float(around.quantile(0.99))

@@ -244,3 +244,18 @@ def test_init_audio_whose_name_is_not_utf8_is_read(model_dir, tmp_path, capsys):
                        "--strength", "0.5", "--steps", "1", "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
     assert len(list((tmp_path / "out").glob("*.wav"))) == 1
+
+
+def test_errors_found_by_the_pipeline_name_the_flags(model_dir, tmp_path, capsys, monkeypatch):
+    # Checks that need the loaded model (e.g. how long a continuation may get) are the pipeline's;
+    # their messages reach the user in flag terms, not as Python argument names.
+    from audiodit.pipeline import AudioDiTPipeline
+
+    def refuse(self, *args, **kwargs):
+        raise ValueError("`continuation_in_s` (40 s) with `initial_audio` exceeds the maximum")
+
+    monkeypatch.setattr(AudioDiTPipeline, "__call__", refuse)
+    code, _, err = run(capsys, "--model", model_dir, "--prompt", "organ", "--duration", "1", "--steps", "1",
+                       "--out", tmp_path / "out", "--quiet")
+    assert_one_line_error(code, err, "--continue (40 s) with --init-audio exceeds")
+    assert not list((tmp_path / "out").glob("*.wav"))
