@@ -277,3 +277,30 @@ def test_vae_stage_adds_the_stft_consistency_term(toy_data, tmp_path, vae_config
     torch.testing.assert_close(vae.spectrum_to_audio(spectrum), vae.decode(latents).sample)
     remade = vae.spectrum_to_audio(spectrum)
     assert 0 < float(stft_consistency_loss(spectrum, remade, vae.config.n_fft, vae.config.stft_hop_length, vae.window))
+
+
+def _readme_finetune_commands() -> list[list[str]]:
+    """The `python train.py ...` lines of the README's fine-tuning block, as argument lists."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("**Fine-tuning.**"):]
+    block = block[block.index("```bash") + len("```bash"):]
+    block = block[:block.index("```")]
+    commands = [shlex.split(line) for line in re.sub(r"\\\n\s*", " ", block).splitlines() if line.strip()]
+    assert len(commands) == 2 and all(command[:2] == ["python", "train.py"] for command in commands), commands
+    return commands
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_readmes_finetuning_commands_run_on_the_bundled_model(toy_data, tmp_path, which):
+    # As written, with only data and length shrunk: the configs they name must fit the bundled model.
+    from audiodit.training.cli import main as train_main
+
+    command = _readme_finetune_commands()[which][2:]
+    overrides = [f"data.train_dir={toy_data}", f"training.output_dir={tmp_path / 'run'}", "training.max_steps=1",
+                 "training.checkpoint_every=1", "data.batch_size=2", "data.min_seconds=0.5", "data.clip_seconds=0.5",
+                 "training.warmup_steps=0"]
+    assert train_main(command + overrides) == 0
+    assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
