@@ -71,3 +71,19 @@ def test_continuation_has_no_silent_gap_or_click_at_the_join():
     steps = (out[:, 1:] - out[:, :-1]).abs().mean(0)
     around = steps[join - sr // 2:join + sr // 2]
     assert float(steps[join - 3:join + 3].max()) < 2.0 * float(around.quantile(0.99))
+
+
+def test_the_readmes_python_example_runs_and_saves_audio(tmp_path, monkeypatch):
+    # The README's Python block as written, on the bundled model, shortened (2 steps, 1 s).
+    import soundfile as sf
+
+    readme = (DEFAULT_MODEL.parents[1] / "README.md").read_text()
+    start = readme.index("```python\nimport torch\nfrom audiodit.pipeline import AudioDiTPipeline")
+    code = readme[start + len("```python\n"):readme.index("```", start + 10)]
+    shortened = code.replace("audio_end_in_s=10.0", "audio_end_in_s=1.0").replace("num_inference_steps=50", "num_inference_steps=2")
+    assert shortened != code
+    monkeypatch.chdir(DEFAULT_MODEL.parents[1])
+    namespace = {}
+    exec(compile(shortened.replace('"chorale.flac"', repr(str(tmp_path / "chorale.flac"))), "README.md", "exec"), namespace)
+    info = sf.info(tmp_path / "chorale.flac")
+    assert (info.samplerate, info.channels, info.frames) == (48000, 2, 48000)
