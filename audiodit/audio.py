@@ -94,9 +94,9 @@ _MINUS_3DB = 1.0 / math.sqrt(2.0)
 
 def new_file_mode() -> int:
     """The permission bits `open()` would give a new file under the current umask (0o666 & ~umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    from audiodit.configuration import new_file_mode as mode
+
+    return mode()
 
 
 class AudioLoadError(Exception):
@@ -382,9 +382,15 @@ def save_audio(
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(temp_name, new_file_mode())  # mkstemp makes 0600; a saved file honours the umask
-        with open(temp_name, "wb") as handle:  # a file object: soundfile cannot encode every OS file name
-            sf.write(handle, values.T, sample_rate, subtype=subtype, format=file_format)
+        try:
+            os.chmod(temp_name, new_file_mode())  # mkstemp makes 0600; a saved file honours the umask
+        except OSError:
+            pass  # a file system without modes (vfat, some network mounts): its default
+        try:
+            with open(temp_name, "wb") as handle:  # a file object: soundfile cannot encode every OS file name
+                sf.write(handle, values.T, sample_rate, subtype=subtype, format=file_format)
+        except (sf.LibsndfileError, RuntimeError) as err:  # e.g. the disk filled up under libsndfile
+            raise OSError(f"could not write {os.fsdecode(path)!r}: {err}") from err
         if overwrite:
             os.replace(temp_name, path)
         else:

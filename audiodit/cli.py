@@ -70,6 +70,7 @@ class Job:
     seed: int
     path: Path
     group: int = 0  # which prompt (occurrence) of the run it belongs to
+    replace: bool = False  # --skip-existing: audio left without its sidecar by a killed run is made again
 
 
 def default_model_dir() -> Path:
@@ -159,9 +160,13 @@ def _model_limits(model: Path, component: str = "transformer") -> dict:
     """A component's saved config (the transformer's max_seconds, the VAE's sampling_rate), read
     without loading the model."""
     try:
-        return json.loads((Path(model) / component / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((Path(model) / component / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # loading the pipeline will report what is wrong with it
+    if not isinstance(config, dict):
+        return {}
+    return {key: value for key, value in config.items()
+            if not (key in ("max_seconds", "sampling_rate") and (isinstance(value, bool) or not isinstance(value, (int, float))))}
 
 
 def validate(args) -> None:
@@ -300,6 +305,8 @@ def plan_outputs(args, prompts: list[str]) -> list[Job]:
         jobs[0].path = args.out
     if args.skip_existing:
         jobs = [job for job in jobs if not (job.path.exists() and job.path.with_suffix(".json").exists())]
+        for job in jobs:
+            job.replace = job.path.exists()  # a clip without its sidecar is unfinished: made again
     elif not args.overwrite:
         taken = [job.path for job in jobs if job.path.exists() or job.path.with_suffix(".json").exists()]
         if taken:
@@ -337,13 +344,16 @@ def pick_device_and_dtype(device: str, dtype: str):
 
 
 def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = None,
-                  output_phase: str | None = None, compile_transformer: bool = False):
+                  output_phase: str | None = None, compile_transformer: bool = False, steps: int | None = None):
     import diffusers
 
     from audiodit.pipeline import AudioDiTPipeline
 
     diffusers.utils.logging.disable_progress_bar()  # the component-loading bar; sampling keeps its own
-    pipe = AudioDiTPipeline.from_pretrained(model_dir, dtype=dtype)
+    try:
+        pipe = AudioDiTPipeline.from_pretrained(model_dir, dtype=dtype)
+    except OSError as err:  # a missing or unreadable weights file: about the model, not the output
+        raise UsageError(f"cannot load the model at {_shown(model_dir)}: {str(err).splitlines()[0]}") from None
     if scheduler:
         scheduler_cls = getattr(diffusers, scheduler, None)
         if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):
@@ -351,7 +361,7 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
     if output_phase is not None:
         pipe.vae.register_to_config(output_phase=output_phase)
-    if not 1 <= int(pipe.default_num_inference_steps) <= MAX_STEPS:
+    if steps is None and not 1 <= int(pipe.default_num_inference_steps) <= MAX_STEPS:
         raise UsageError(f"the model at {_shown(model_dir)} saves {pipe.default_num_inference_steps} default steps "
                          f"(at most {MAX_STEPS}); pass --steps")
     pipe = pipe.to(device)
@@ -408,7 +418,7 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
             wanted = {job.path.stem.rsplit("_interp", 1)[-1].split("-")[0] for job in prompt_jobs}
             audios = [audio for index, audio in enumerate(audios) if str(index) in wanted]
             params.update(interpolate_to=args.interpolate_to, interpolate_seed=args.interpolate_seed,
-                          interpolation_steps=len(prompt_jobs))
+                          interpolation_steps=args.interpolation_steps)
         else:
             generators = [torch.Generator("cpu").manual_seed(job.seed) for job in prompt_jobs]
             edit = {}
@@ -430,7 +440,7 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
                            generation_seconds=round(seconds, 3), **params)
             if interpolating:
                 sidecar["interpolation_index"] = int(job.path.stem.rsplit("_interp", 1)[-1].split("-")[0])
-            write_clip(job.path, audio.cpu(), pipe.sampling_rate, sidecar, args.overwrite)
+            write_clip(job.path, audio.cpu(), pipe.sampling_rate, sidecar, args.overwrite or job.replace)
             yield job.path
 
 
@@ -450,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)
         pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase,
-                             args.compile)
+                             args.compile, args.steps)
         for path in generate(args, jobs, pipe, init_audio):
             sys.stdout.buffer.write(os.fsencode(path) + b"\n")
             sys.stdout.flush()

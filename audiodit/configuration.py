@@ -195,13 +195,27 @@ def save_yaml(cfg: Any, path: str | os.PathLike) -> None:
     atomic_write_text(Path(path), to_yaml(cfg))
 
 
+_UMASK: int | None = None
+
+
+def new_file_mode() -> int:
+    """The permission bits `open()` gives a new file under the umask (0o666 & ~umask). The umask is
+    read once (reading it means setting it, which would race with other threads each time)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes 0600; the file honours the umask like open() would
+        os.fchmod(fd, new_file_mode())  # mkstemp makes 0600; the file honours the umask like open() would
+    except OSError:
+        pass  # a file system without modes (vfat, some network mounts): its default
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

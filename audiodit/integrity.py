@@ -58,9 +58,10 @@ def write_digests(directory: str | Path) -> dict[str, str]:
     return digests
 
 
-def verify_digests(directory: str | Path, what: str = "") -> bool:
-    """Check every file `directory/DIGESTS` lists. Returns False (and warns) when there is no
-    digests file; raises IntegrityError naming the file when one is missing or differs."""
+def verify_digests(directory: str | Path, what: str = "", only: str = "") -> bool:
+    """Check every file `directory/DIGESTS` lists (with `only`, those under that sub-folder, e.g.
+    "vae/"). Returns False (and warns) when there is no digests file; raises IntegrityError naming
+    the file when one is missing or differs."""
     directory = Path(directory)
     label = what or str(directory)
     record = directory / DIGESTS
@@ -73,6 +74,7 @@ def verify_digests(directory: str | Path, what: str = "") -> bool:
             raise TypeError
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"{record} is not a valid digests file") from None
+    digests = {name: expected for name, expected in digests.items() if name.startswith(only)}
     for name, expected in digests.items():
         path = directory / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
@@ -82,7 +84,7 @@ def verify_digests(directory: str | Path, what: str = "") -> bool:
         if file_digest(path) != expected:
             raise IntegrityError(f"{label}: {name} is damaged (its SHA-256 differs from the one recorded "
                                  f"in {DIGESTS}); restore it from a good copy")
-    unlisted = sorted(path.relative_to(directory).as_posix() for path in directory.rglob("*.safetensors")
+    unlisted = sorted(path.relative_to(directory).as_posix() for path in (directory / only).rglob("*.safetensors")
                       if path.relative_to(directory).as_posix() not in digests)
     if unlisted:
         logger.warning("%s: %s not listed in %s, not checked", label, ", ".join(unlisted), DIGESTS)
@@ -107,6 +109,8 @@ def check_model_index(directory: str | Path) -> None:
         module, class_name = entry
         if module is None and class_name is None:
             continue  # an optional component left out
+        if not isinstance(module, str) or not isinstance(class_name, str):
+            raise IntegrityError(f"{index_path}: component {name!r} must name a module and a class, got {entry!r}")
         if (module, class_name) in ALLOWED_COMPONENTS:
             continue
         if module == "diffusers" and class_name.endswith("Scheduler") and hasattr(diffusers, class_name):

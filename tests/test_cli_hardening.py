@@ -199,7 +199,10 @@ def test_a_full_disk_leaves_no_audio_without_its_sidecar(model_dir, tmp_path, ca
     assert list(out.glob("*.wav")) == [] and list(out.glob("*.tmp")) == []
 
 
-def test_outputs_honour_the_umask_and_lossy_formats_are_files(model_dir, tmp_path, capsys):
+def test_outputs_honour_the_umask_and_lossy_formats_are_files(model_dir, tmp_path, capsys, monkeypatch):
+    from audiodit import configuration
+
+    monkeypatch.setattr(configuration, "_UMASK", None)  # read again under the umask set here
     old = os.umask(0o022)
     try:
         outputs = {}
@@ -259,3 +262,41 @@ def test_errors_found_by_the_pipeline_name_the_flags(model_dir, tmp_path, capsys
                        "--out", tmp_path / "out", "--quiet")
     assert_one_line_error(code, err, "--continue (40 s) with --init-audio exceeds")
     assert not list((tmp_path / "out").glob("*.wav"))
+
+
+def test_skip_existing_remakes_a_clip_left_without_its_sidecar(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--model", model_dir, "--prompt", "organ", "--variations", "2", "--duration", "0.3", "--steps", "1",
+            "--out", out, "--quiet"]
+    assert run(capsys, *args)[0] == 0
+    (out / "organ_seed1.json").unlink()  # killed between the audio and its sidecar
+    code, stdout, err = run(capsys, *args, "--skip-existing")
+    assert code == 0, err
+    assert [os.path.basename(p) for p in stdout.split()] == ["organ_seed1.wav"]
+    assert (out / "organ_seed1.json").is_file()
+
+
+def test_a_model_saving_absurd_default_steps_needs_steps(model_dir, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    index = json.loads((model / "model_index.json").read_text())
+    index["default_num_inference_steps"] = 10**9
+    (model / "model_index.json").write_text(json.dumps(index))
+    code, _, err = run(capsys, "--model", model, "--prompt", "organ", "--duration", "0.3", "--out", tmp_path / "a")
+    assert_one_line_error(code, err, "default steps", "--steps")
+    code, _, err = run(capsys, "--model", model, "--prompt", "organ", "--duration", "0.3", "--steps", "1",
+                       "--out", tmp_path / "b", "--quiet")
+    assert code == 0, err
+
+
+def test_a_model_with_missing_weights_is_one_line_about_the_model(model_dir, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    (model / "weights_digests.json").unlink()  # hand-made: no digests to name the file
+    (model / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    code, _, err = run(capsys, "--model", model, "--prompt", "organ", "--duration", "0.3", "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "cannot load the model at")

@@ -78,3 +78,20 @@ def test_a_vae_export_is_checked_on_its_own(tmp_path):
     flip_a_weight_byte(path / "diffusion_pytorch_model.safetensors")
     with pytest.raises(IntegrityError, match="diffusion_pytorch_model.safetensors is damaged"):
         AudioVAE.from_pretrained(path)
+
+
+def test_a_pipelines_vae_loaded_alone_is_checked_against_the_pipelines_digests(saved):
+    AudioVAE.from_pretrained(saved, subfolder="vae")
+    AudioVAE.from_pretrained(saved / "vae")
+    flip_a_weight_byte(saved / "vae" / "diffusion_pytorch_model.safetensors")
+    for path, kwargs in ((saved, {"subfolder": "vae"}), (saved / "vae", {})):
+        with pytest.raises(IntegrityError, match="vae/diffusion_pytorch_model.safetensors is damaged"):
+            AudioVAE.from_pretrained(path, **kwargs)
+
+
+def test_a_model_index_entry_that_is_not_two_names_is_refused(saved):
+    index = json.loads((saved / "model_index.json").read_text())
+    index["vae"] = ["audiodit.models.vae", ["AudioVAE"]]
+    (saved / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(IntegrityError, match="must name a module and a class"):
+        AudioDiTPipeline.from_pretrained(saved)

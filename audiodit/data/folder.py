@@ -83,14 +83,14 @@ def read_metadata(root: Path, report: SkipReport | None = None) -> dict[str, str
             if not raw.strip():
                 continue
             try:
-                rows.append((where, json.loads(raw.decode("utf-8"))))
+                rows.append((where, json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))))
             except UnicodeDecodeError:
                 report.skip(where, "metadata line is not UTF-8")
             except json.JSONDecodeError as err:
                 report.skip(where, f"metadata line is not valid JSON ({err.msg})")
     elif table.is_file():
         try:
-            with table.open(newline="", encoding="utf-8") as handle:
+            with table.open(newline="", encoding="utf-8-sig") as handle:
                 rows = [(f"metadata.csv:{number}", row) for number, row in enumerate(csv.DictReader(handle), 2)]
         except UnicodeDecodeError:
             raise ValueError(f"{table} is not UTF-8 text") from None

@@ -383,7 +383,9 @@ class AudioVAE(ModelMixin, ConfigMixin):
 
         root = Path(pretrained_model_name_or_path)
         directory = root / kwargs.get("subfolder", "") if kwargs.get("subfolder") else root
-        if directory.is_dir() and not (directory.parent / "model_index.json").is_file():
+        if directory.is_dir() and (directory.parent / "model_index.json").is_file():  # a pipeline's vae/
+            verify_digests(directory.parent, what=f"pipeline {directory.parent}", only=f"{directory.name}/")
+        elif directory.is_dir():
             verify_digests(directory, what=f"VAE {directory}")
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 

@@ -8,6 +8,7 @@ ran its code on `--resume` (issue 22). Here the same state is written as:
     optimizer.safetensors + optimizer.json            optimizer tensors (moments, step counts) and
     (d_optimizer.* for the discriminator's)           everything else (param groups, ...)
     lr_scheduler.json                                 the LR schedule's state_dict
+    grad_scaler.json                                  fp16 mixed precision: the loss scaler's state
     rng_<rank>.safetensors + rng_<rank>.json          each process's torch (CPU and CUDA), NumPy
                                                       and Python RNG states
 
@@ -117,6 +118,8 @@ def save_training_state(directory: Path, accelerator, modules: dict, optimizers:
         for name, optimizer in optimizers.items():
             save_tree(optimizer.state_dict(), directory, name)
         atomic_write_text(directory / "lr_scheduler.json", json.dumps(lr_scheduler.state_dict()) + "\n")
+        if getattr(accelerator, "scaler", None) is not None:  # fp16 loss scale and its growth counter
+            atomic_write_text(directory / "grad_scaler.json", json.dumps(accelerator.scaler.state_dict()) + "\n")
     accelerator.wait_for_everyone()
     save_tree(rng_state(), directory, f"rng_{accelerator.process_index}")
     accelerator.wait_for_everyone()
@@ -129,12 +132,18 @@ def is_pickle_free(directory: Path) -> bool:
 def load_training_state(directory: Path, accelerator, modules: dict, optimizers: dict, lr_scheduler) -> None:
     """Restore what `save_training_state` wrote; reads only safetensors and JSON."""
     directory = Path(directory)
+    # Every rank makes the same decision before loading anything (a rank that raised alone would
+    # leave the others waiting at the next barrier).
+    missing = [f"rng_{rank}.json" for rank in range(accelerator.num_processes)
+               if not (directory / f"rng_{rank}.json").is_file()]
+    if missing:
+        raise ValueError(f"{directory} was saved by fewer processes than resume it (no {', '.join(missing)}); "
+                         "resume with the number of processes it was saved with")
     for name, module in modules.items():
         accelerator.unwrap_model(module).load_state_dict(load_file(str(directory / f"{name}.safetensors")))
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(load_tree(directory, name))
     lr_scheduler.load_state_dict(json.loads((directory / "lr_scheduler.json").read_text(encoding="utf-8")))
-    rng_file = f"rng_{accelerator.process_index}"
-    if not (directory / f"{rng_file}.json").is_file():
-        raise FileNotFoundError(f"{directory} has no {rng_file}.json: it was saved by fewer processes than resume it")
-    set_rng_state(load_tree(directory, rng_file))
+    if getattr(accelerator, "scaler", None) is not None and (directory / "grad_scaler.json").is_file():
+        accelerator.scaler.load_state_dict(json.loads((directory / "grad_scaler.json").read_text(encoding="utf-8")))
+    set_rng_state(load_tree(directory, f"rng_{accelerator.process_index}"))
