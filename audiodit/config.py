@@ -79,6 +79,10 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers
     shuffle_buffer: int = 1000  # webdataset shuffle buffer (samples)
     num_buckets: int = 1  # length buckets up to clip_seconds (1 = every clip padded to clip_seconds)
+    # dit stage, training only: leave parts of captions out (audiodit.data.caption_augment)
+    caption_tempo_drop: float = 0.0  # probability of removing a caption's tempo ("120 BPM")
+    caption_key_drop: float = 0.0  # probability of removing a caption's key ("in D minor")
+    caption_clause_drop: float = 0.0  # probability of removing each clause after a caption's first
 
     def __post_init__(self):
         _require("data", {
@@ -88,6 +92,8 @@ class DataConfig:
             "num_workers": (self.num_workers, self.num_workers >= 0, ">= 0"),
             "shuffle_buffer": (self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
             "num_buckets": (self.num_buckets, self.num_buckets >= 1, ">= 1"),
+            **{name: (getattr(self, name), _finite(getattr(self, name)) and 0 <= getattr(self, name) <= 1, "in [0, 1]")
+               for name in ("caption_tempo_drop", "caption_key_drop", "caption_clause_drop")},
         })
 
 

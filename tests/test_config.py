@@ -89,6 +89,12 @@ def test_audio_config_validates_values():
         load_config(None, ["audio.channels=1"])
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan"])
+def test_caption_drop_probabilities_are_validated(value):
+    with pytest.raises(ConfigError, match=r"data\.caption_key_drop must be in \[0, 1\]"):
+        load_config(None, [f"data.caption_key_drop={value}"])
+
+
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
     cfg = load_config(path)

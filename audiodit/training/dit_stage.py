@@ -10,7 +10,9 @@
 * Text: `text` config. A frozen encoder (`text.trainable: false`) runs without gradients (through
   the pre-encoded caption cache when `data.format: latents`); a trainable one is trained with the
   DiT, inside the module DDP wraps. Condition dropout for classifier-free guidance is the
-  conditioner's (`text.dropout_prob`, DiT `LabelEmbedder.token_drop` style).
+  conditioner's (`text.dropout_prob`, DiT `LabelEmbedder.token_drop` style). Captions may lose
+  their tempo, key and later clauses while training (`data.caption_*_drop`,
+  `audiodit.data.caption_augment`; the caption cache is then bypassed, as captions vary).
 * Data: `data.format` folder (audio, encoded on the fly), latents (`audiodit.data.latents`, the fast
   path) or webdataset (`audiodit.data.webdataset`).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import random
 from pathlib import Path
 
 import diffusers
@@ -27,6 +30,7 @@ import torch
 from torch import nn
 
 from audiodit.conditioners import TextEncoderOutput, build_text_encoder
+from audiodit.data.caption_augment import CaptionAugment
 from audiodit.prompt_attributes import NO_KEY, prompt_keys, prompt_tempi
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
@@ -80,6 +84,8 @@ class DiTStage(Stage):
         self.text_encoder.train()  # switches condition dropout on (a frozen tower stays in eval)
         self.flow = FlowMatching(cfg.diffusion)
         self.caption_cache = None
+        self.caption_augment = CaptionAugment(cfg.data.caption_tempo_drop, cfg.data.caption_key_drop,
+                                              cfg.data.caption_clause_drop)
 
     def set_training(self, training: bool) -> None:
         self.model.train(training)
@@ -98,7 +104,7 @@ class DiTStage(Stage):
         dataset = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
                                 num_buckets=data.num_buckets, seed=self.cfg.training.seed)
         dataset.check_vae(self.vae)
-        if not self.cfg.text.trainable and dataset.caption_dir is not None:
+        if not self.cfg.text.trainable and dataset.caption_dir is not None and not self.caption_augment.active:
             from audiodit.caption_cache import CaptionCache
 
             self.caption_cache = CaptionCache(dataset.caption_dir, self.text_encoder)
@@ -191,6 +197,10 @@ class DiTStage(Stage):
     def prepare_batch(self, batch):
         device = self.accelerator.device
         latents, frame_mask = self._latents(batch)
+        if self.caption_augment.active and self.model.training:
+            # one draw from the global RNG seeds this batch's choices: resume restores it exactly
+            rng = random.Random(int(torch.randint(2**62, ())))
+            batch = {**batch, "caption": [self.caption_augment(caption, rng) for caption in batch["caption"]]}
         inputs = {
             "x0": latents * float(self.vae.config.scaling_factor),  # (B, C, T)
             "frame_mask": frame_mask,

@@ -304,3 +304,36 @@ def test_the_readmes_finetuning_commands_run_on_the_bundled_model(toy_data, tmp_
                  "training.warmup_steps=0"]
     assert train_main(command + overrides) == 0
     assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
+
+
+def test_caption_augmentation_drops_tempo_and_key_with_their_words(toy_data, tiny_vae_dir, tmp_path, dit_config):
+    """data.caption_*_drop (issue 24): the tempo and key the DiT receives are those left in the
+    augmented caption; evaluation batches are never augmented; a frozen tower skips its cache."""
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "dit.tempo_conditioning=true", "dit.key_conditioning=true",
+                     "text.dropout_prob=0.0", "text.trainable=true", "training.max_steps=1",
+                     "data.caption_tempo_drop=0.5", "data.caption_key_drop=0.5")
+    trainer = Trainer(cfg)
+    stage = trainer.stage
+    stage.set_training(True)
+    batch = next(trainer._early_batches())
+    size = len(batch["caption"])
+    batch["caption"] = [f"a tone in D minor, {60 + 10 * i} BPM" for i in range(size)]
+    torch.manual_seed(0)
+    tempo_kept, key_kept = [], []
+    for _ in range(16):
+        inputs = stage.prepare_batch(batch)
+        bpm, keys = inputs["bpm"], inputs["key_ids"]
+        tempo_kept += (~torch.isnan(bpm)).tolist()
+        key_kept += (keys == 14).tolist()
+        assert set(keys.tolist()) <= {14, -1}
+        assert all(value == 60 + 10 * i for i, value in enumerate(bpm.tolist()) if value == value)
+    assert 0.3 < sum(tempo_kept) / len(tempo_kept) < 0.7 and 0.3 < sum(key_kept) / len(key_kept) < 0.7
+    torch.manual_seed(3)
+    first = stage.prepare_batch(batch)
+    torch.manual_seed(3)
+    again = stage.prepare_batch(batch)  # the global RNG decides: a resumed run draws alike
+    assert torch.equal(first["bpm"].nan_to_num(-1), again["bpm"].nan_to_num(-1))
+    assert torch.equal(first["key_ids"], again["key_ids"])
+    stage.set_training(False)
+    inputs = stage.prepare_batch(batch)
+    assert not torch.isnan(inputs["bpm"]).any() and (inputs["key_ids"] == 14).all()  # never while evaluating
