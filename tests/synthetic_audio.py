@@ -1,5 +1,9 @@
 """Synthesised test signals with known answers: harmonic notes, block-chord cadences, click tracks
-(stereo float32 at 48 kHz), shared by the analyser and evaluation tests."""
+(stereo float32 at 48 kHz), shared by the analyser and evaluation tests; and captioned datasets in
+the dataset builders' layout made of tones."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -34,3 +38,18 @@ def click_track(bpm: float, seconds: float = 8.0) -> np.ndarray:
 
 C_MAJOR_CADENCE = [[60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67]]  # I IV V I
 A_MINOR_CADENCE = [[57, 60, 64], [62, 65, 69], [64, 68, 71], [57, 60, 64]]  # i iv V i
+
+
+def write_dataset(root: Path, records_by_split: dict, seconds: float = 0.5) -> Path:
+    """`root/<split>/<id>.flac` (a tone), `<id>.json` (the record and its split) and `<id>.txt` (its
+    caption) for every record: the layout of audiodit's dataset builders (docs/data.md)."""
+    from audiodit.audio import save_audio
+
+    t = np.arange(int(seconds * SR)) / SR
+    for split, records in records_by_split.items():
+        for i, record in enumerate(records):
+            tone = 0.2 * np.sin(2 * np.pi * (110 * (i + 1)) * t)
+            save_audio(root / split / f"{record['id']}.flac", np.stack([tone, tone]).astype(np.float32), SR)
+            (root / split / f"{record['id']}.json").write_text(json.dumps({**record, "split": split}))
+            (root / split / f"{record['id']}.txt").write_text(record["caption"] + "\n")
+    return root

@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic_audio import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PROGRAMS = {"python", "python3", ".venv/bin/python", "pip", ".venv/bin/pip", "accelerate", "apt-get"}
+ALIASES = {".venv/bin/python": "python", "python3": "python", ".venv/bin/pip": "pip"}  # one name per program
 SHELL_LANGUAGES = {"", "bash", "sh", "shell"}
 
 # (kind, pattern searched in the command as one line, detail)
@@ -99,8 +101,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
                         command.append(token)
                         continue
                     if command and command[0] in PROGRAMS:
-                        program = {".venv/bin/python": "python", "python3": "python", ".venv/bin/pip": "pip"}
-                        found.append((doc.name, [program.get(command[0], command[0])] + command[1:]))
+                        found.append((doc.name, [ALIASES.get(command[0], command[0])] + command[1:]))
                     command = []
     return found
 
@@ -162,30 +163,20 @@ def test_gpu_commands_load_their_configs_and_accelerate_files():
 #                       Running the documents' commands                          #
 #################################################################################
 
-def _dataset(folder: Path, names_and_captions: list[tuple[str, str]], seconds: float = 1.0, domain: str = "score"):
-    """A captioned folder in the layout of the data builders: <id>.flac, <id>.txt, <id>.json."""
-    from audiodit.audio import save_audio
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, (name, caption) in enumerate(names_and_captions):
-        t = np.arange(int(seconds * 48000)) / 48000
-        wave = 0.2 * np.sin(2 * np.pi * (220 + 40 * index) * t).astype(np.float32)
-        save_audio(folder / f"{name}.flac", np.stack([wave, wave]), 48000, "PCM_16")
-        (folder / f"{name}.txt").write_text(caption + "\n")
-        (folder / f"{name}.json").write_text(json.dumps({"id": name, "domain": domain, "duration_s": seconds, "caption": caption}))
-
-
 def _corpus(root: Path, domain: str, clips: int = 4):
+    """A dataset builder's output for `domain`: captioned tones in train, valid and test splits."""
     keys = ["C major", "D minor", "E minor", "G major", "A minor", "F major"]
-    for split, count in (("train", clips), ("valid", 2), ("test", 2)):
-        _dataset(root / split, [(f"{domain}-{split}-{i}", f"A {domain} piece in {keys[i % 6]}, {90 + 10 * i} BPM")
-                                for i in range(count)], domain=domain)
+    write_dataset(root, {split: [{"id": f"{domain}-{split}-{i}", "domain": domain, "duration_s": 1.0,
+                                  "caption": f"A {domain} piece in {keys[i % 6]}, {90 + 10 * i} BPM"}
+                                 for i in range(count)]
+                         for split, count in (("train", clips), ("valid", 2), ("test", 2))}, seconds=1.0)
 
 
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A scratch directory standing in for a user's checkout: configs, a copy of the bundled model
     (export writes into it), and the inputs the documents presume (see the module docstring)."""
+    from audiodit.audio import save_audio
     from audiodit.config import load_config
     from audiodit.data.synthetic import write_synthetic_dataset
     from audiodit.models.vae import AudioVAE
@@ -205,8 +196,6 @@ def workspace(tmp_path, monkeypatch):
         _corpus(tmp_path / "data" / folder, domain)
     t = np.arange(5 * 48000) / 48000
     wave = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
-    from audiodit.audio import save_audio
-
     save_audio(tmp_path / "in.wav", np.stack([wave, wave]), 48000)
     (tmp_path / "prompts.txt").write_text("a folk song for flute\nan organ chorale in D minor\n")
     monkeypatch.chdir(tmp_path)

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import domain_eval, domain_facts  # noqa: E402
 
 from audiodit import judge  # noqa: E402
-from audiodit.audio import save_audio  # noqa: E402
 from audiodit.evaluate import frechet_distance  # noqa: E402
+from synthetic_audio import write_dataset  # noqa: E402
 
 MTT, MSD = domain_facts.MTT, domain_facts.MSD
 # The taggers' 50 tag names, as musicnn 0.1.0's configuration.py lists them (checked against the
@@ -190,17 +190,6 @@ def test_the_tag_names_here_are_the_installed_judges():
 # ---------------------------------------------------------------------------------------------
 # Captions, and the whole script
 # ---------------------------------------------------------------------------------------------
-
-def write_dataset(root: Path, records_by_split: dict, seconds: float = 0.5) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    for split, records in records_by_split.items():
-        for i, record in enumerate(records):
-            tone = 0.2 * np.sin(2 * np.pi * (110 * (i + 1)) * t)
-            save_audio(root / split / f"{record['id']}.flac", np.stack([tone, tone]).astype(np.float32), SR)
-            (root / split / f"{record['id']}.json").write_text(json.dumps({**record, "split": split}))
-            (root / split / f"{record['id']}.txt").write_text(record["caption"] + "\n")
-    return root
-
 
 def groove_records(prefix: str, n: int) -> list[dict]:
     return [{**r, "id": f"{prefix}{i}", "domain": "arrangement", "caption": f"{r['genre_family']} groove {prefix}{i}"}
