@@ -20,6 +20,8 @@ def test_cli_end_to_end_benchmark_reports_its_ratio(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert 0 < report["generation_s"] < report["end_to_end_s"]
+    assert report["import_s"]["audiodit.pipeline"] == report["import_pipeline_s"]
+    assert set(report["import_s"]) == {"torch", "diffusers.pipelines.pipeline_utils", "audiodit.pipeline"}
     assert report["ratio_end_to_end_over_generation"] == report["end_to_end_s"] / report["generation_s"]
     # A bad argument is refused without importing the model stack: faster than importing it.
     assert report["bad_argument_rejected_s"] < report["import_pipeline_s"]
