@@ -21,7 +21,11 @@ def test_cli_end_to_end_benchmark_reports_its_ratio(tmp_path):
     report = json.loads(out.read_text())
     assert 0 < report["generation_s"] < report["end_to_end_s"]
     assert report["import_s"]["audiodit.pipeline"] == report["import_pipeline_s"]
-    assert set(report["import_s"]) == {"torch", "diffusers.pipelines.pipeline_utils", "audiodit.pipeline"}
+    required = "torch, open_clip, diffusers.models.modeling_utils"
+    assert set(report["import_s"]) == {"torch", "open_clip", "diffusers.models.modeling_utils",
+                                       "diffusers.pipelines.pipeline_utils", "audiodit.pipeline", required}
     assert report["ratio_end_to_end_over_generation"] == report["end_to_end_s"] / report["generation_s"]
+    floor = report["ratio_floor_with_required_imports"]
+    assert floor == (report["generation_s"] + report["import_s"][required]) / report["generation_s"] > 1
     # A bad argument is refused without importing the model stack: faster than importing it.
     assert report["bad_argument_rejected_s"] < report["import_pipeline_s"]

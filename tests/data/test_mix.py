@@ -7,21 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from audiodit.audio import save_audio
 from audiodit.data.folder import AudioFolderDataset
 from audiodit.data.mix import build_mix, main, parse_source, repeats
+from synthetic_audio import write_dataset
 
 
 def make_dataset(root, domain, counts):
-    for split, count in counts.items():
-        folder = root / split
-        folder.mkdir(parents=True)
-        for index in range(count):
-            name = f"{domain}-{index}"
-            save_audio(folder / f"{name}.flac", 0.1 * np.ones((2, 48000 * 2), dtype=np.float32), 48000, "PCM_16")
-            (folder / f"{name}.txt").write_text(f"{domain} clip {index}\n")
-            (folder / f"{name}.json").write_text(json.dumps({"domain": domain, "duration_s": 2.0}))
-    return root
+    """`count` two-second clips of `domain` per split, captioned "<domain> clip <i>"."""
+    return write_dataset(root, {split: [{"id": f"{domain}-{i}", "domain": domain, "duration_s": 2.0,
+                                         "caption": f"{domain} clip {i}"} for i in range(count)]
+                                for split, count in counts.items()}, seconds=2.0)
 
 
 def test_weights_are_repeat_counts(tmp_path):
