@@ -416,3 +416,76 @@ def _move_no_clobber(source: str, destination: Path) -> None:
         os.replace(source, destination)
         return
     os.unlink(source)
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where `AudioStreamWriter` writes `path` until it is complete: `name.partial.wav` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+class AudioStreamWriter:
+    """Write audio part by part as it is made (long-form generation), to `partial_path(path)`,
+    flushed after every part, so a run killed half way leaves a playable file of what was made;
+    `commit()` then moves it to `path` (refusing to replace an existing file unless `overwrite`).
+
+    Integer and lossy formats cannot be normalised after the fact as `save_audio` does: samples
+    beyond [-1, 1] are clipped and counted (`clipped`)."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int = 48000, channels: int = 2,
+                 subtype: str | None = None, overwrite: bool = False):
+        self.path = Path(path)
+        file_format = _SAVE_FORMATS.get(self.path.suffix.lower())
+        if file_format is None:
+            raise ValueError(f"cannot save '{self.path}': suffix must be one of {sorted(_SAVE_FORMATS)}")
+        self.subtype = DEFAULT_SUBTYPES[self.path.suffix.lower()] if subtype is None else subtype
+        if self.subtype not in _SAVE_SUBTYPES[file_format]:
+            raise ValueError(f"cannot save '{self.path}' as {file_format} {self.subtype}: allowed subtypes are "
+                             f"{list(_SAVE_SUBTYPES[file_format])}")
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"'{self.path}' already exists (pass overwrite=True to replace it)")
+        self.overwrite, self.channels, self.frames, self.clipped = overwrite, channels, 0, 0
+        self.partial = partial_path(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.partial, "wb")  # a file object: soundfile cannot encode every OS file name
+        self._file = sf.SoundFile(self._handle, "w", samplerate=sample_rate, channels=channels,
+                                  subtype=self.subtype, format=file_format)
+
+    def write(self, audio) -> None:
+        """Append `audio` (channels, samples) and flush it to disk."""
+        values = _as_numpy(audio, np.float32)
+        if values.ndim != 2 or values.shape[0] != self.channels:
+            raise ValueError(f"audio must be ({self.channels}, samples), got shape {tuple(values.shape)}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"cannot save '{self.path}': audio contains NaN or infinite samples")
+        if self.subtype != "FLOAT":
+            self.clipped += int((np.abs(values) > 1.0).sum())
+            values = np.clip(values, -1.0, 1.0)
+        try:
+            self._file.write(values.T)
+            self._file.flush()  # libsndfile's buffers and the header's length
+            self._handle.flush()  # Python's buffer: in the file even if the process is killed now
+        except (sf.LibsndfileError, RuntimeError) as err:  # e.g. the disk filled up
+            raise OSError(f"could not write {os.fsdecode(self.partial)!r}: {err}") from err
+        self.frames += values.shape[1]
+
+    def close(self) -> None:
+        """Close the partial file (it stays, complete up to the last part written)."""
+        if not self._file.closed:
+            self._file.close()
+        self._handle.close()
+
+    def commit(self) -> Path:
+        """Close and move the finished file to `path`; returns `path`."""
+        self.close()
+        if self.overwrite:
+            os.replace(self.partial, self.path)
+        else:
+            _move_no_clobber(os.fspath(self.partial), self.path)
+        return self.path
+
+    def __enter__(self) -> AudioStreamWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

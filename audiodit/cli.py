@@ -40,6 +40,7 @@ CHUNK = 4  # clips generated per pipeline call: bounded memory, and written as t
 MAX_STEPS = 1000
 MAX_COUNT = 1000  # --variations, --interpolation-steps
 MAX_INIT_SECONDS = 3600.0  # longer init audio (or a header claiming it) is refused before decoding
+MAX_LONG_SECONDS = 3600.0  # --duration beyond the model's window: long-form, up to an hour
 
 
 class UsageError(Exception):
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen = parser.add_argument_group("generation")
     gen.add_argument("--duration", type=float, default=10.0, help="seconds of audio (default 10)")
     gen.add_argument("--start", type=float, default=0.0, help="timing conditioning: seconds_start")
+    long = parser.add_argument_group("long-form (a --duration beyond the model's maximum)")
+    long.add_argument("--window", type=float, default=None,
+                      help="seconds per window (default: 24, at most the model's maximum)")
+    long.add_argument("--window-context", type=float, default=None,
+                      help="seconds of the piece so far each later window goes on from (default: 6, or a "
+                           "quarter of a shorter window)")
+    long.add_argument("--section", nargs=2, action="append", default=[], metavar=("SECONDS", "PROMPT"),
+                      help="from SECONDS on, windows take PROMPT (repeat; --prompt holds from 0)")
     gen.add_argument("--steps", type=int, default=None, help=f"inference steps, at most {MAX_STEPS} (default: the model's)")
     gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     gen.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale in [0, 1]")
@@ -225,10 +234,48 @@ def validate(args) -> None:
     if not (Path(model) / "model_index.json").is_file():
         raise UsageError(f"no pipeline at {_shown(model)} (model_index.json missing); pass --model DIR")
     max_seconds = _model_limits(model).get("max_seconds")
-    if (isinstance(max_seconds, (int, float)) and args.init_audio is None and args.duration is not None
-            and args.duration > max_seconds + 1e-6):
-        raise UsageError(f"--duration {args.duration:g} exceeds this model's maximum of {max_seconds:g} s "
-                         f"(generate {max_seconds:g} s, then extend it with --init-audio CLIP --continue SECONDS)")
+    args.long_form = (isinstance(max_seconds, (int, float)) and args.init_audio is None
+                      and args.duration is not None and args.duration > max_seconds + 1e-6)
+    validate_long_form(args, max_seconds)
+
+
+def validate_long_form(args, max_seconds) -> None:
+    """--window, --window-context and --section: only for a --duration beyond the model's maximum."""
+    from audiodit.longform import DEFAULT_WINDOW_SECONDS, check_window, default_context
+
+    long_flags = [flag for flag, given in (("--window", args.window is not None),
+                                           ("--window-context", args.window_context is not None),
+                                           ("--section", bool(args.section))) if given]
+    if not args.long_form:
+        if long_flags:
+            raise UsageError(f"{long_flags[0]} is for long-form generation: a --duration beyond the model's "
+                             f"maximum of {max_seconds:g} s without --init-audio")
+        return
+    if args.duration > MAX_LONG_SECONDS:
+        raise UsageError(f"--duration {args.duration:g} exceeds the long-form maximum of {MAX_LONG_SECONDS:g} s")
+    interpolating = args.interpolate_to is not None or args.interpolate_seed is not None
+    if interpolating:
+        raise UsageError(f"interpolation makes clips of at most {max_seconds:g} s; --duration {args.duration:g} "
+                         "is long-form")
+    window = min(DEFAULT_WINDOW_SECONDS, max_seconds) if args.window is None else args.window
+    context = default_context(window) if args.window_context is None else args.window_context
+    try:
+        check_window(window, context, max_seconds)
+    except ValueError as err:
+        raise UsageError(str(err).replace("`window_seconds`", "--window").replace("`context_seconds`",
+                                                                                  "--window-context")) from None
+    sections = []
+    for seconds, prompt in args.section:
+        try:
+            start = float(seconds)
+        except ValueError:
+            raise UsageError(f"--section needs SECONDS PROMPT, got {seconds!r} as SECONDS") from None
+        if not math.isfinite(start) or not 0 < start < args.duration:
+            raise UsageError(f"--section {seconds} must start inside the piece (0 to {args.duration:g} s)")
+        if not prompt.strip():
+            raise UsageError(f"--section {seconds} has an empty prompt")
+        sections.append((start, prompt))
+    args.sections = sorted(sections)
 
 
 def read_init_audio(args, sample_rate: int = 48000):
@@ -399,6 +446,9 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
                   key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
                   negative_prompt=args.negative_prompt, audio_start_in_s=args.start)
+    if getattr(args, "long_form", False):
+        yield from generate_long_form(args, jobs, pipe, common, steps)
+        return
     interpolating = args.interpolate_to is not None or args.interpolate_seed is not None
     groups: list[list[Job]] = []  # jobs of one prompt, in order; an interpolation is made whole
     for job in jobs:
@@ -442,6 +492,50 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
                 sidecar["interpolation_index"] = int(job.path.stem.rsplit("_interp", 1)[-1].split("-")[0])
             write_clip(job.path, audio.cpu(), pipe.sampling_rate, sidecar, args.overwrite or job.replace)
             yield job.path
+
+
+def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
+    """Each job a long piece, written part by part as windows finish (`audiodit.longform`): a killed
+    run leaves `NAME.partial.EXT` with what was made; a finished one is moved to its name, then its
+    sidecar is written."""
+    import torch
+
+    from audiodit.audio import AudioStreamWriter
+    from audiodit.longform import default_context, generate_long, long_window_seconds
+    from audiodit.prompt_attributes import parse_bpm
+
+    common = {name: value for name, value in common.items() if name not in ("audio_start_in_s", "num_inference_steps")}
+    for job in jobs:
+        started = time.perf_counter()
+        sections = [(0.0, job.prompt), *args.sections]
+        window = long_window_seconds(pipe, args.window, parse_bpm(job.prompt))
+        context = default_context(window) if args.window_context is None else args.window_context
+        writer = AudioStreamWriter(job.path, pipe.sampling_rate, pipe.vae.audio_channels,
+                                   overwrite=args.overwrite or job.replace)
+        try:
+            for audio in generate_long(pipe, None, args.duration, sections=sections, window_seconds=window,
+                                       context_seconds=context, num_inference_steps=steps,
+                                       generator=torch.Generator("cpu").manual_seed(job.seed),
+                                       progress=not args.quiet, **common):
+                writer.write(audio[0].cpu())
+        finally:
+            writer.close()
+        seconds = time.perf_counter() - started
+        sidecar = dict(prompt=job.prompt, seed=job.seed, duration=writer.frames / pipe.sampling_rate,
+                       model=str(args.model or default_model_dir()), scheduler=type(pipe.scheduler).__name__,
+                       device=str(pipe.device), dtype=str(pipe.transformer.dtype).replace("torch.", ""),
+                       output_phase=pipe.vae.config.output_phase, compiled=args.compile,
+                       generation_seconds=round(seconds, 3), **common, num_inference_steps=steps,
+                       long_form=dict(window=window, window_context=context,
+                                      sections=[list(section) for section in sections],
+                                      clipped_samples=writer.clipped))
+        path = writer.commit()
+        try:
+            atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        yield path
 
 
 def main(argv: list[str] | None = None) -> int:

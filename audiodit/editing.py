@@ -1,9 +1,9 @@
 """Editing on top of `AudioDiTPipeline.__call__`: the seam mask of inpainting, continuation past the
 model's maximum length, and interpolation between two prompts and seeds.
 
-`AudioEditingMixin` holds the methods that build on `__call__` (`_continue`, `interpolate`); the
-pipeline inherits them, so they are called as `pipe.interpolate(...)` and
-`pipe(..., continuation_in_s=...)`.
+`AudioEditingMixin` holds the methods that build on `__call__` (`_continue`, `interpolate`,
+`generate_long`); the pipeline inherits them, so they are called as `pipe.interpolate(...)`,
+`pipe.generate_long(...)` and `pipe(..., continuation_in_s=...)`.
 """
 
 from __future__ import annotations
@@ -106,6 +106,14 @@ class AudioEditingMixin:
         elif output_type != "pt":
             raise ValueError(f"`output_type` for continuation must be 'pt' or 'np', got {output_type!r}.")
         return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
+
+    def generate_long(self, prompt: str | None = None, seconds: float = 60.0, **kwargs):
+        """Yield a piece of any length (beyond `max_audio_length_s`), (1, channels, samples) part by
+        part as its windows finish: `audiodit.longform.generate_long`, which documents the arguments
+        (`sections`, `window_seconds`, `context_seconds`, `generator`, ...)."""
+        from audiodit.longform import generate_long
+
+        return generate_long(self, prompt, seconds, **kwargs)
 
     @torch.no_grad()
     def interpolate(

@@ -49,7 +49,7 @@ def assert_one_line_error(code, err, *needles):
 @pytest.mark.parametrize("args, needle", [
     (["--duration", "nan"], "--duration"),
     (["--duration", "inf"], "--duration"),
-    (["--duration", "1000"], "--duration 1000 exceeds this model's maximum"),
+    (["--duration", "4000"], "--duration 4000 exceeds the long-form maximum of 3600 s"),
     (["--start", "nan"], "--start"),
     (["--guidance", "nan"], "--guidance"),
     (["--steps", "1000000000"], "--steps must be at most"),

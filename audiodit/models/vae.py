@@ -524,8 +524,11 @@ class AudioVAE(ModelMixin, ConfigMixin):
         return self.spectrum_to_audio(self.decode_spectrum(latents, first_latent_frame)).to(latents.dtype)
 
     def decode(self, latents: torch.Tensor, length: int | None = None, return_dict: bool = True,
-               output_phase: str | None = None):
+               output_phase: str | None = None, first_latent_frame: int = 0):
         """latents (B, C, T) -> waveform (B, audio_channels, length or T * hop_length).
+
+        `first_latent_frame`: where these latents start in a longer piece decoded part by part
+        (`audiodit.longform`), so the decoder's phase advance continues across the parts.
 
         `latents` are the VAE's own (not multiplied by scaling_factor). `output_phase` (None: the
         config's `output_phase`): "decoder" renders the decoder's own phase; "magnitude" keeps the
@@ -543,17 +546,21 @@ class AudioVAE(ModelMixin, ConfigMixin):
                              f"got shape {tuple(latents.shape)}")
         if length is not None and (not isinstance(length, int) or length <= 0):
             raise ValueError(f"length must be a positive int (samples), got {length!r}")
+        if not isinstance(first_latent_frame, int) or first_latent_frame < 0:
+            raise ValueError(f"first_latent_frame must be an int >= 0, got {first_latent_frame!r}")
         frames = latents.shape[-1]
+        first = first_latent_frame
         output_phase = self.config.output_phase if output_phase is None else output_phase
         check_output_phase(output_phase)
         if output_phase == "rebuilt" and not self.training:
             tiled = self.use_tiling and frames > self.tile_latent_frames
-            magnitude = self._tiled_magnitude(latents, frames) if tiled else self.decode_spectrum(latents).abs()
+            magnitude = (self._tiled_magnitude(latents, frames, first) if tiled
+                         else self.decode_spectrum(latents, first).abs())
             audio = self._rebuilt_audio(magnitude).to(latents.dtype)
         elif self.use_tiling and frames > self.tile_latent_frames:
-            audio = self._tiled_decode(latents, frames)
+            audio = self._tiled_decode(latents, frames, first)
         else:
-            audio = self._decode_frames(latents)
+            audio = self._decode_frames(latents, first)
         if output_phase == "magnitude" and not self.training:
             audio = self._magnitude_phase_(audio.float().contiguous()).to(latents.dtype)
         if length is not None:
@@ -643,7 +650,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
             audio[:, start * hop:end * hop] = samples[:, (start - first) * hop:(end - first) * hop]
         return audio.reshape(batch, channels, total * hop)
 
-    def _tiled_magnitude(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
+    def _tiled_magnitude(self, latents: torch.Tensor, frames: int, first_latent_frame: int = 0) -> torch.Tensor:
         """The decoder's magnitudes (B, ch, bins, frames * frames_per_latent) tile by tile, the
         tiles cross-faded over their overlaps as `_tiled_decode` cross-fades audio."""
         per_latent = self.config.frames_per_latent
@@ -652,19 +659,19 @@ class AudioVAE(ModelMixin, ConfigMixin):
                                       dtype=torch.float32)
         tiles = _plan_tiles(frames, self.tile_latent_frames, self.overlap_latent_frames)
         for index, (start, end) in enumerate(tiles):
-            tile = self.decode_spectrum(latents[..., start:end], start).abs()  # (B, ch, bins, (end - start) * per_latent)
+            tile = self.decode_spectrum(latents[..., start:end], first_latent_frame + start).abs()  # (B, ch, bins, (end - start) * per_latent)
             overlap_in = (tiles[index - 1][1] - start) * per_latent if index > 0 else 0
             overlap_out = (end - tiles[index + 1][0]) * per_latent if index + 1 < len(tiles) else 0
             weights = _crossfade_weights((end - start) * per_latent, overlap_in, overlap_out).to(tile)
             magnitude[..., start * per_latent:end * per_latent] += weights * tile
         return magnitude
 
-    def _tiled_decode(self, latents: torch.Tensor, frames: int) -> torch.Tensor:
+    def _tiled_decode(self, latents: torch.Tensor, frames: int, first_latent_frame: int = 0) -> torch.Tensor:
         hop = self.hop_length
         audio = latents.new_zeros(latents.shape[0], self.audio_channels, frames * hop)  # (B, ch, S)
         tiles = _plan_tiles(frames, self.tile_latent_frames, self.overlap_latent_frames)
         for index, (start, end) in enumerate(tiles):
-            tile_audio = self._decode_frames(latents[..., start:end], start)  # (B, ch, (end - start) * hop)
+            tile_audio = self._decode_frames(latents[..., start:end], first_latent_frame + start)  # (B, ch, (end - start) * hop)
             overlap_in = (tiles[index - 1][1] - start) * hop if index > 0 else 0
             overlap_out = (end - tiles[index + 1][0]) * hop if index + 1 < len(tiles) else 0
             weights = _crossfade_weights((end - start) * hop, overlap_in, overlap_out).to(tile_audio)

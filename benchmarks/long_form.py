@@ -1,0 +1,229 @@
+"""Long-form generation against the naive way, side by side, and its cost against length.
+
+    python benchmarks/long_form.py [--model DIR] [--minutes 3] [--steps N] [--prompts 10]
+                                   [--cost-minutes 1 3 10] [--out FILE.json]
+
+For each prompt (typed as a user would, not taken from training captions), one piece of `--minutes`
+made two ways with the same seed and steps (default: the model's):
+  - long-form: `audiodit.longform.generate_long` (each window goes on from the end of the one before);
+  - naive: independent windows of the same length, each its own text-to-audio call, concatenated
+    with a 1 s linear cross-fade.
+Measured on every piece, per 30 s segment: the tempo (essentia) against the stated one (share of
+segments within 4 %) and the key against the first segment's (share the same). At every join (where
+a window's new material starts) the largest spectral flux and RMS change (dB) within +-2 frames
+(40 ms frames), over the median of the same statistic at every other place of the piece; the
+summary is the median over all joins of all pieces (1: joins cannot be told from the rest). Cost (`--cost-minutes`): wall time and peak resident
+memory of generating and writing one piece per length, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.machine import cpu_model  # noqa: E402
+
+PROMPTS = [  # typed as a user would; tempo and key where a musician would state them
+    "Upbeat funk with slap bass and drums in E minor, 110 BPM",
+    "Calm solo piano ballad in C major, 70 BPM",
+    "Baroque harpsichord invention in D minor, 96 BPM",
+    "Driving EDM track with a four on the floor kick, 128 BPM",
+    "Slow string quartet in G major, 60 BPM",
+    "Celtic folk dance on fiddle and flute in A major, 120 BPM",
+    "Lo-fi hip hop beat with jazzy chords, 85 BPM",
+    "Church organ chorale in F major, 80 BPM",
+    "Brass band march in B-flat major, 112 BPM",
+    "Ambient synth pad drone, slowly evolving",
+]
+SEGMENT_SECONDS = 30.0
+FRAME_SECONDS = 0.04
+JOIN_REACH = 2  # frames either side of a join
+NAIVE_CROSSFADE_SECONDS = 1.0
+TEMPO_TOLERANCE = 0.04
+
+
+def frame_stats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(spectral flux, |RMS change| in dB) between consecutive FRAME_SECONDS frames of mono audio;
+    entry i is the change from frame i to frame i + 1."""
+    mono = audio.mean(axis=0)
+    hop = int(FRAME_SECONDS * sample_rate)
+    frames = mono[: len(mono) // hop * hop].reshape(-1, hop)
+    spectrum = np.log1p(np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)))
+    flux = np.maximum(np.diff(spectrum, axis=0), 0).sum(axis=1)
+    rms_db = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-6)
+    return flux, np.abs(np.diff(rms_db))
+
+
+def seam_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float]) -> dict[str, list[float]]:
+    """For each statistic, one value per join: its max within JOIN_REACH frames of the join over
+    the median of that max at every place at least 2 * JOIN_REACH + 1 frames from any join. Over
+    many joins their median is 1 when joins cannot be told from other places (a median, not a
+    mean: note onsets make the statistics skewed, and a mean over a few joins is ruled by one)."""
+    result = {}
+    for name, values in zip(("flux", "rms_change"), frame_stats(audio, sample_rate)):
+        windowed = np.array([values[max(i - JOIN_REACH, 0):i + JOIN_REACH + 1].max() for i in range(len(values))])
+        join_frames = [int(round(s / FRAME_SECONDS)) - 1 for s in joins_s]
+        far = np.ones(len(values), dtype=bool)
+        for frame in join_frames:
+            far[max(frame - 2 * JOIN_REACH - 1, 0):frame + 2 * JOIN_REACH + 2] = False
+        baseline = float(np.median(windowed[far]))
+        result[name] = [float(windowed[f]) / baseline for f in join_frames if 0 <= f < len(values) and baseline > 0]
+    return result
+
+
+def consistency(audio: np.ndarray, sample_rate: int, stated_bpm: float) -> dict:
+    from audiodit.analysis import estimate_key, estimate_tempo
+
+    step = int(SEGMENT_SECONDS * sample_rate)
+    segments = [audio[:, i:i + step] for i in range(0, audio.shape[1] - step // 2, step)]
+    tempi = [estimate_tempo(segment, sample_rate)[0] for segment in segments]
+    keys = [estimate_key(segment, sample_rate)["key"] for segment in segments]
+    out = {"tempi": tempi, "keys": keys, "key_same_as_first": float(np.mean([k == keys[0] for k in keys[1:]]))}
+    if math.isfinite(stated_bpm):
+        out["tempo_within_4pct"] = float(np.mean([abs(t / stated_bpm - 1) <= TEMPO_TOLERANCE for t in tempi]))
+        # a tracker often reports half or double time: folded into one octave of the stated tempo
+        folded = [t * 2.0 ** round(math.log2(stated_bpm / t)) if t > 0 else 0.0 for t in tempi]
+        out["tempo_within_4pct_octave_folded"] = float(
+            np.mean([abs(t / stated_bpm - 1) <= TEMPO_TOLERANCE for t in folded]))
+    return out
+
+
+def long_form_piece(pipe, prompt: str, seconds: float, steps: int, seed: int):
+    import torch
+
+    from audiodit.longform import DEFAULT_CONTEXT_SECONDS, DEFAULT_DROP_SECONDS, DEFAULT_WINDOW_SECONDS, plan_windows
+
+    audio = torch.cat(list(generate_long_quiet(pipe, prompt, seconds, steps, seed)), dim=-1)[0].numpy()
+    rate = pipe.vae.latent_rate
+    windows = plan_windows(pipe.vae.latent_frames(int(round(seconds * pipe.sampling_rate))),
+                           int(round(DEFAULT_WINDOW_SECONDS * rate)), int(round(DEFAULT_CONTEXT_SECONDS * rate)),
+                           int(round(DEFAULT_DROP_SECONDS * rate)))
+    return audio, [(w.start + w.context) / rate for w in windows[1:]]
+
+
+def generate_long_quiet(pipe, prompt, seconds, steps, seed):
+    import torch
+
+    from audiodit.longform import generate_long
+
+    return generate_long(pipe, prompt, seconds, num_inference_steps=steps, progress=False,
+                         generator=torch.Generator("cpu").manual_seed(seed))
+
+
+def naive_piece(pipe, prompt: str, seconds: float, steps: int, seed: int):
+    """Independent windows of the long-form window's length, cross-faded over NAIVE_CROSSFADE_SECONDS."""
+    import torch
+
+    from audiodit.longform import DEFAULT_WINDOW_SECONDS
+
+    sr = pipe.sampling_rate
+    window = min(DEFAULT_WINDOW_SECONDS, pipe.max_audio_length_s)
+    fade = int(NAIVE_CROSSFADE_SECONDS * sr)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    total = int(round(seconds * sr))
+    audio, joins = np.zeros((2, 0), dtype=np.float32), []
+    while audio.shape[1] < total:
+        clip = pipe(prompt, audio_end_in_s=window, num_inference_steps=steps, generator=generator).audios[0].numpy()
+        if audio.shape[1] == 0:
+            audio = clip
+            continue
+        weight = (np.arange(fade) + 0.5) / fade
+        mixed = (1 - weight) * audio[:, -fade:] + weight * clip[:, :fade]
+        joins.append((audio.shape[1] - fade / 2) / sr)
+        audio = np.concatenate([audio[:, :-fade], mixed, clip[:, fade:]], axis=1)
+    return audio[:, :total], [j for j in joins if j < total / sr]
+
+
+def cost_run(model: str | None, minutes: float, steps: int) -> dict:
+    """One piece through the CLI in a fresh process: wall time and peak RSS (GNU time)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "piece.wav"
+        command = [sys.executable, "sample.py", "--prompt", PROMPTS[0], "--duration", str(minutes * 60),
+                   "--steps", str(steps), "--out", str(out), "--quiet", *(["--model", model] if model else [])]
+        script = ("import resource, subprocess, sys, time; s = time.perf_counter(); "
+                  "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+                  "print(time.perf_counter() - s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        result = subprocess.run([sys.executable, "-c", script, *command], check=True, capture_output=True,
+                                text=True, cwd=REPO)
+        wall, rss_kib = result.stdout.split()
+        return {"minutes": minutes, "wall_s": float(wall), "peak_rss_mib": int(rss_kib) / 1024}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="pipeline directory (default: the bundled model)")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=None, help="inference steps (default: the model's)")
+    parser.add_argument("--prompts", type=int, default=len(PROMPTS))
+    parser.add_argument("--cost-minutes", type=float, nargs="*", default=[1.0, 3.0, 10.0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON (refuses to overwrite)")
+    args = parser.parse_args(argv)
+    if args.out is not None and args.out.exists():
+        raise SystemExit(f"{args.out} exists; choose another --out")
+    from audiodit.cli import default_model_dir
+    from audiodit.pipeline import AudioDiTPipeline
+    from audiodit.prompt_attributes import parse_bpm
+
+    pipe = AudioDiTPipeline.from_pretrained(args.model or default_model_dir())
+    pipe.set_progress_bar_config(disable=True)
+    args.steps = args.steps or pipe.default_num_inference_steps
+    seconds = args.minutes * 60
+    pieces = []
+    for prompt in PROMPTS[:args.prompts]:
+        row = {"prompt": prompt}
+        for way, make in (("long_form", long_form_piece), ("naive", naive_piece)):
+            started = time.perf_counter()
+            audio, joins = make(pipe, prompt, seconds, args.steps, args.seed)
+            row[way] = {"seconds": audio.shape[1] / pipe.sampling_rate, "joins_s": joins,
+                        "generation_s": time.perf_counter() - started,
+                        "seam": seam_ratios(audio, pipe.sampling_rate, joins),
+                        **consistency(audio, pipe.sampling_rate, parse_bpm(prompt))}
+        pieces.append(row)
+        print(json.dumps({way: {"seam_median": {k: statistics.median(v) if v else None
+                                                for k, v in row[way]["seam"].items()},
+                                "tempi": [round(t, 1) for t in row[way]["tempi"]], "keys": row[way]["keys"]}
+                          for way in ("long_form", "naive")} | {"prompt": prompt}), flush=True)
+
+    def summary(way: str) -> dict:
+        rows = [piece[way] for piece in pieces]
+        with_tempo = [r for r in rows if "tempo_within_4pct" in r]
+        return {
+            "joins": sum(len(r["seam"]["flux"]) for r in rows),
+            # the median over every join of every piece, each against its own piece's median elsewhere
+            "seam_flux_ratio_median": statistics.median(v for r in rows for v in r["seam"]["flux"]),
+            "seam_rms_change_ratio_median": statistics.median(v for r in rows for v in r["seam"]["rms_change"]),
+            "key_same_as_first_share": float(np.mean([r["key_same_as_first"] for r in rows])),
+            "tempo_within_4pct_share": float(np.mean([r["tempo_within_4pct"] for r in with_tempo])),
+            "tempo_within_4pct_octave_folded_share": float(
+                np.mean([r["tempo_within_4pct_octave_folded"] for r in with_tempo])),
+            "generation_s_median": statistics.median(r["generation_s"] for r in rows),
+        }
+
+    result = {"cpu": cpu_model(), "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
+              "summary": {way: summary(way) for way in ("long_form", "naive")},
+              "cost": [cost_run(args.model, minutes, args.steps) for minutes in args.cost_minutes],
+              "pieces": pieces}
+    print(json.dumps({"summary": result["summary"], "cost": result["cost"]}, indent=2))
+    if args.out is not None:
+        from audiodit.configuration import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
