@@ -171,15 +171,45 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
     return from_dict(type(cfg), data)
 
 
-def load_yaml(cls: type[T], path: str | os.PathLike) -> T:
-    """Load dataclass `cls` from a YAML file; errors name the file and the key."""
+BASE_KEY = "base"  # a config file's `base: other.yaml` (relative to it): start from that file
+
+
+def _merge(base: dict, child: dict) -> dict:
+    """`child` over `base`: mappings merge key by key, anything else (lists too) replaces."""
+    merged = dict(base)
+    for key, value in child.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def read_yaml_with_base(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping in a YAML file, over the file its `base:` key names (recursively), so a variant
+    holds only its differences (audiocraft's `defaults:` idea). The key itself is removed."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" + (f" (the base of {_chain[-1]})" if _chain else ""))
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: `{BASE_KEY}:` goes round in a circle ({' -> '.join(map(str, _chain))} -> {path})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file holds a mapping of keys, got {type(data).__name__}")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: `{BASE_KEY}:` must name a YAML file, got {base!r}")
+    return _merge(read_yaml_with_base(path.parent / base, (*_chain, path.resolve())), data)
+
+
+def load_yaml(cls: type[T], path: str | os.PathLike) -> T:
+    """Load dataclass `cls` from a YAML file (and the `base:` file it names); errors name the file
+    and the key."""
+    path = Path(path)
+    data = read_yaml_with_base(path)
     try:
         return from_dict(cls, data)
     except ConfigError as err:
@@ -256,6 +286,7 @@ __all__ = [
     "field_names",
     "from_dict",
     "load_yaml",
+    "read_yaml_with_base",
     "parse_override",
     "save_yaml",
     "to_dict",

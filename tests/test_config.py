@@ -124,3 +124,28 @@ def test_staged_directory_appears_whole_or_not_at_all(tmp_path):
         (staging / "b.txt").write_text("2")
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["b.txt"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_variant_holds_only_its_differences_from_its_base(tmp_path):
+    (tmp_path / "bases").mkdir()
+    (tmp_path / "bases" / "root.yaml").write_text(
+        "dit:\n  depth: 3\n  hidden_size: 64\ntraining:\n  lr: 1.0e-3\n  max_steps: 10\ndata:\n  captions: [a, b]\n")
+    (tmp_path / "bases" / "mid.yaml").write_text("base: root.yaml\ntraining:\n  max_steps: 20\n")
+    (tmp_path / "variant.yaml").write_text("base: bases/mid.yaml\ndit:\n  depth: 5\ndata:\n  captions: [c]\n")
+    cfg = load_config(tmp_path / "variant.yaml")
+    assert (cfg.dit.depth, cfg.dit.hidden_size) == (5, 64)  # a mapping merges key by key
+    assert (cfg.training.lr, cfg.training.max_steps) == (1.0e-3, 20)  # through two bases, each relative to its file
+    assert cfg.data.captions == ["c"]  # a list replaces
+    assert load_config(tmp_path / "variant.yaml", ["training.max_steps=7"]).training.max_steps == 7
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: missing.yaml\n", "config file not found"),
+    ("base: loop.yaml\n", "goes round in a circle"),
+    ("base: [a]\n", "must name a YAML file"),
+])
+def test_bad_bases_are_one_clear_error(tmp_path, text, message):
+    (tmp_path / "loop.yaml").write_text("base: variant.yaml\n")  # the circle: variant -> loop -> variant
+    (tmp_path / "variant.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "variant.yaml")
