@@ -129,13 +129,13 @@ def test_staged_directory_appears_whole_or_not_at_all(tmp_path):
 def test_a_variant_holds_only_its_differences_from_its_base(tmp_path):
     (tmp_path / "bases").mkdir()
     (tmp_path / "bases" / "root.yaml").write_text(
-        "dit:\n  depth: 3\n  hidden_size: 64\ntraining:\n  lr: 1.0e-3\n  max_steps: 10\ndata:\n  captions: [a, b]\n")
+        "dit:\n  depth: 3\n  hidden_size: 64\ntraining:\n  lr: 1.0e-3\n  max_steps: 10\n  sample_prompts: [a, b]\n")
     (tmp_path / "bases" / "mid.yaml").write_text("base: root.yaml\ntraining:\n  max_steps: 20\n")
-    (tmp_path / "variant.yaml").write_text("base: bases/mid.yaml\ndit:\n  depth: 5\ndata:\n  captions: [c]\n")
+    (tmp_path / "variant.yaml").write_text("base: bases/mid.yaml\ndit:\n  depth: 5\ntraining:\n  sample_prompts: [c]\n")
     cfg = load_config(tmp_path / "variant.yaml")
     assert (cfg.dit.depth, cfg.dit.hidden_size) == (5, 64)  # a mapping merges key by key
     assert (cfg.training.lr, cfg.training.max_steps) == (1.0e-3, 20)  # through two bases, each relative to its file
-    assert cfg.data.captions == ["c"]  # a list replaces
+    assert cfg.training.sample_prompts == ["c"]  # a list replaces
     assert load_config(tmp_path / "variant.yaml", ["training.max_steps=7"]).training.max_steps == 7
 
 
