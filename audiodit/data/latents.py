@@ -22,8 +22,12 @@ from safetensors import safe_open
 from torch.utils.data import Dataset
 
 from audiodit.data.folder import collate, item_generator
-from audiodit.data.preencode import INDEX, INDEX_VERSION
 from audiodit.data.report import SkipReport
+
+# The pre-encoded layout this reader takes (written by `audiodit.data.preencode`, which imports
+# these: the tool depends on the format, not the format on the tool).
+INDEX = "index.json"
+INDEX_VERSION = 1
 
 collate_latents = collate
 

@@ -36,10 +36,8 @@ from audiodit.audio import AudioLoadError, load_audio
 from audiodit.config import Config, load_config
 from audiodit.configuration import atomic_write_text
 from audiodit.data.folder import scan_audio_folder
+from audiodit.data.latents import INDEX, INDEX_VERSION
 from audiodit.data.report import SkipReport
-
-INDEX = "index.json"
-INDEX_VERSION = 1
 
 
 def load_text_encoder(path: str | None, cfg: Config):

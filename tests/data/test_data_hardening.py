@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from audiodit.data.folder import AudioFolderDataset
 from audiodit.data.latents import LatentDataset
-from audiodit.data.preencode import INDEX, INDEX_VERSION
+from audiodit.data.latents import INDEX, INDEX_VERSION
 
 
 def _wav(path, seconds=1.2):

@@ -1,0 +1,64 @@
+"""Imports go one way, down (issue 23): no circle among audiodit's modules, and the models know
+nothing of training, data, pipelines or tools. Read from the source (ast), so nothing is imported."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "audiodit"
+# What a model module may import from audiodit besides other models: the config machinery, the
+# VAE's phase rebuilding, and (inside from_pretrained) the weights-digest check.
+MODEL_MAY_IMPORT = {"audiodit.configuration", "audiodit.phase_reconstruction", "audiodit.integrity"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def audiodit_imports(path: Path, module_level_only: bool) -> set[str]:
+    """audiodit modules `path` imports (`from audiodit.x import y` counts y when y is a module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in (tree.body if module_level_only else ast.walk(tree)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("audiodit"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("audiodit"))
+    return found & set(MODULES)
+
+
+def test_imports_have_no_circle():
+    """Counting imports inside functions too; a module may reach up to its own package (the
+    trainer looks the stage registry up in `audiodit.training` when it runs)."""
+    graph = {name: {target for target in audiodit_imports(path, module_level_only=False)
+                    if not name.startswith(target + ".")}
+             for name, path in MODULES.items()}
+    state = {}  # name -> "open" while on the path, "done" after
+
+    def visit(name, path):
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                cycle = path[path.index(target):] + [target]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, path + [target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert len(graph) > 50  # the walk saw the package
+
+
+def test_models_import_only_models_and_their_helpers():
+    for name, path in MODULES.items():
+        if not name.startswith("audiodit.models"):
+            continue
+        outside = {target for target in audiodit_imports(path, module_level_only=False)
+                   if not target.startswith("audiodit.models") and target not in MODEL_MAY_IMPORT}
+        assert not outside, f"{name} imports {sorted(outside)}"
