@@ -18,6 +18,11 @@ an end. With beat conditioning the mapped start is moved to the nearest time wit
 the beat grid as the window's true place (the grid repeats every `beat_period_beats` beats), so the
 beat grid continues across windows.
 
+A window's last DEFAULT_DROP_SECONDS are not kept: the model ends a clip there, and the next window
+makes them again. They are not thrown away either: their first 0.48 s is decoded and cross-faded, at
+equal power, into the next window's audio of the same time, so two continuations of one context meet
+without a step in level or a burst of onsets at the join.
+
 Decoding (`StreamingDecoder`): finished latents are decoded in parts with `margin` frames of context
 on each side (dropped) and the parts cross-faded over `overlap` frames; the decoder's phase advance
 continues across parts (`AudioVAE.decode(first_latent_frame=...)`). Memory stays that of one window
@@ -40,9 +45,14 @@ if TYPE_CHECKING:
 DEFAULT_CONTEXT_SECONDS = 6.0  # or a quarter of a shorter window (`default_context`)
 DEFAULT_WINDOW_SECONDS = 24.0
 MIN_NEW_SECONDS = 2.0  # a window adds at least this much
+# What generate_long sets in each window's pipeline call.
+RESERVED_CALL_ARGUMENTS = frozenset({"audio_start_in_s", "audio_end_in_s", "latents", "output_type",
+                                     "callback_on_step_end", "num_waveforms_per_prompt", "initial_audio",
+                                     "strength", "inpaint_range", "continuation_in_s", "prompt_embeds"})
 DEFAULT_DROP_SECONDS = 1.0  # a window's last second is made again by the next one
 DECODE_MARGIN_FRAMES = 12  # 0.48 s at 25 Hz on each side of a decoded part, then dropped
 DECODE_OVERLAP_FRAMES = 6  # parts cross-fade over 0.24 s
+JOIN_FRAMES = 12  # a window's own end and the next window's start cross-fade over 0.48 s
 
 
 def default_context(window_seconds: float) -> float:
@@ -145,59 +155,80 @@ class StreamingDecoder:
 
     `push(latents)` takes scaled latents (1, C, t) that follow those pushed before and returns the
     audio (1, ch, s) now final; `finish()` returns the rest. Concatenated, the outputs are the whole
-    piece, `frames * hop_length` samples."""
+    piece, `frames * hop_length` samples.
+
+    `push(latents, provisional=k)`: the last k frames are a guess that the next push replaces (a
+    window's end, which the next window makes again). They give this part's decode its right
+    context, and the audio of their first `join` frames is cross-faded, at equal power, into the
+    audio of the frames that replace them: two continuations of one context meet without a step."""
 
     def __init__(self, vae, latent_scale: float, margin: int = DECODE_MARGIN_FRAMES,
-                 overlap: int = DECODE_OVERLAP_FRAMES):
-        if margin < 0 or overlap < 0:
-            raise ValueError(f"margin and overlap must be >= 0, got {margin}, {overlap}")
-        self.vae, self.scale, self.margin, self.overlap = vae, latent_scale, margin, overlap
+                 overlap: int = DECODE_OVERLAP_FRAMES, join: int = JOIN_FRAMES):
+        if margin < 0 or overlap < 0 or join < 0:
+            raise ValueError(f"margin, overlap and join must be >= 0, got {margin}, {overlap}, {join}")
+        self.vae, self.scale, self.margin, self.overlap, self.join = vae, latent_scale, margin, overlap, join
         self.hop = vae.hop_length
         self.buffer = None  # scaled latents from frame `buffer_start` on
         self.buffer_start = 0
-        self.frames = 0  # latents pushed
+        self.frames = 0  # latents pushed (and not replaced)
         self.emitted = 0  # frames whose audio has been returned
-        self.tail = None  # audio of frames [emitted, emitted + overlap) from the part before
+        self.tail = None  # audio of the frames after `emitted`, to cross-fade into their next decode
+        self.tail_equal_power = False  # the tail is another continuation (a join), not the same audio
 
-    def push(self, latents: torch.Tensor) -> torch.Tensor:
+    def push(self, latents: torch.Tensor, provisional: int = 0) -> torch.Tensor:
         import torch
 
+        if not 0 <= provisional <= latents.shape[-1]:
+            raise ValueError(f"provisional must be in [0, {latents.shape[-1]}] frames, got {provisional}")
         self.buffer = latents if self.buffer is None else torch.cat([self.buffer, latents], dim=-1)
         self.frames += latents.shape[-1]
+        if provisional:
+            until = self.frames - provisional
+            tail = min(self.join, max(provisional - self.margin, 0))  # its audio needs a right margin too
+            out = self._decode(until, tail, self.frames, equal_power_tail=True)
+            self.frames = until  # forget the guess: the next push starts here
+            self.buffer = self.buffer[..., :until - self.buffer_start]
+            return out
         # A part needs its right margin to be final; keep `overlap` more for the next cross-fade.
         until = self.frames - self.margin - self.overlap
         if until - self.emitted < max(self.overlap, 1):
             return self._empty()
-        return self._decode(until, final=False)
+        return self._decode(until, self.overlap, min(self.frames, until + self.overlap + self.margin), False)
 
     def finish(self) -> torch.Tensor:
         if self.frames == self.emitted:
             return self._empty()
-        return self._decode(self.frames, final=True)
+        return self._decode(self.frames, 0, self.frames, False)
 
     def _empty(self) -> torch.Tensor:
         reference = self.buffer
         return reference.new_zeros(reference.shape[0], self.vae.audio_channels, 0)
 
-    def _decode(self, until: int, final: bool) -> torch.Tensor:
+    def _decode(self, until: int, tail_frames: int, last: int, equal_power_tail: bool) -> torch.Tensor:
+        """Decode frames [emitted - margin, last), return the audio of [emitted, until) and keep
+        that of [until, until + tail_frames) as the next tail."""
         import torch
 
+        if self.tail is not None and (until - self.emitted) * self.hop < self.tail.shape[-1]:
+            raise ValueError(f"a push must add at least {self.tail.shape[-1] // self.hop} final frames "
+                             f"after the cross-fade before it")
         first = max(self.emitted - self.margin, self.buffer_start)
-        last = self.frames if final else min(self.frames, until + self.overlap + self.margin)
         part = self.buffer[..., first - self.buffer_start:last - self.buffer_start]
         with torch.no_grad():
             audio = self.vae.decode((part / self.scale).to(self.vae.dtype), first_latent_frame=first).sample.float()
-        keep_end = until + (0 if final else self.overlap)
-        audio = audio[..., (self.emitted - first) * self.hop:(keep_end - first) * self.hop]
+        audio = audio[..., (self.emitted - first) * self.hop:(until + tail_frames - first) * self.hop]
         if self.tail is not None:
             fade = self.tail.shape[-1]
             weight = (torch.arange(fade, device=audio.device, dtype=audio.dtype) + 0.5) / fade
-            audio = torch.cat([(1 - weight) * self.tail + weight * audio[..., :fade], audio[..., fade:]], dim=-1)
-        if final:
-            out, self.tail = audio, None
-        else:
-            cut = audio.shape[-1] - self.overlap * self.hop
-            out, self.tail = audio[..., :cut], (audio[..., cut:] if self.overlap else None)
+            if self.tail_equal_power:  # unrelated fine structure: keep the power, not the amplitude
+                fade_out, fade_in = torch.cos(0.5 * math.pi * weight), torch.sin(0.5 * math.pi * weight)
+            else:
+                fade_out, fade_in = 1 - weight, weight
+            audio = torch.cat([fade_out * self.tail + fade_in * audio[..., :fade], audio[..., fade:]], dim=-1)
+        cut = (until - self.emitted) * self.hop
+        out, tail = audio[..., :cut], audio[..., cut:]
+        self.tail = tail if tail.shape[-1] else None
+        self.tail_equal_power = equal_power_tail
         self.emitted = until
         # Latents before the next part's left margin are no longer needed.
         drop = max(self.emitted - self.margin, self.buffer_start) - self.buffer_start
@@ -255,15 +286,19 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
     `prompt`, or `sections` [(start_seconds, prompt), ...] for a piece whose prompt changes (a
     window takes the prompt of the section where its new material starts); the tempo (`bpm`, else
     the first prompt's) and key stay the first prompt's unless given. `window_seconds` (default
-    DEFAULT_WINDOW_SECONDS, at most the model's maximum) and `context_seconds` (each later window
-    starts with this much of the piece so far; default `default_context`). Other keyword arguments go to the pipeline call
-    (guidance, key, negative prompt, ...)."""
+    DEFAULT_WINDOW_SECONDS, at most the model's maximum, shorter for a slow tempo:
+    `long_window_seconds`) and `context_seconds` (each later window starts with this much of the
+    piece so far; default `default_context`). Other keyword arguments go to every window's pipeline
+    call (guidance scales, key, negative prompt, ...)."""
     import torch
 
     from audiodit.prompt_attributes import parse_bpm
 
     if prompt is None and sections is None:
         raise ValueError("give `prompt` or `sections`")
+    taken = sorted(set(call_kwargs) & RESERVED_CALL_ARGUMENTS)
+    if taken:
+        raise ValueError(f"generate_long sets {', '.join(f'`{name}`' for name in taken)} of each window itself")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"`seconds` must be positive, got {seconds}")
     sections = check_sections(sections if sections is not None else [(0.0, prompt)], seconds)
@@ -312,22 +347,22 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
             new_start_s = (window.start + window.context) / rate
             model_start = model_start_seconds(start_s, length_s, piece_seconds, max_seconds, period)
             noise = pipe.prepare_latents(1, window.frames, dtype, device, generator)
-            hooks = []
+            repaint = None
             if window.context:
                 known = previous[..., previous.shape[-1] - window.context:]
-                hooks.append(_repaint_hook(known, noise, window.context, t_scale))
+                repaint = _repaint_hook(known, noise, window.context, t_scale)
 
-            def on_step(pipe_, step, timestep, tensors, hooks=hooks):
-                for hook in hooks:
-                    tensors = hook(pipe_, step, timestep, tensors)
+            def on_step(pipe_, step, timestep, tensors, repaint=repaint):
                 bar.update()
-                return tensors
+                return tensors if repaint is None else repaint(pipe_, step, timestep, tensors)
 
             latents = pipe(section_prompt(sections, new_start_s), audio_start_in_s=model_start,
                            audio_end_in_s=model_start + length_s, latents=noise, num_inference_steps=steps,
                            output_type="latent", callback_on_step_end=on_step, **call_kwargs).audios
             previous = latents[..., :window.keep]
-            audio = decoder.push(latents[..., window.context:window.keep])[..., :remaining]
+            # The window's end, made again by the next one, is pushed as a guess to fade out of.
+            audio = decoder.push(latents[..., window.context:], provisional=window.frames - window.keep)
+            audio = audio[..., :remaining]
             remaining -= audio.shape[-1]
             if audio.shape[-1]:
                 yield audio

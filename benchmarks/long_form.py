@@ -11,8 +11,10 @@ made two ways with the same seed and steps (default: the model's):
 Measured on every piece, per 30 s segment: the tempo (essentia) against the stated one (share of
 segments within 4 %) and the key against the first segment's (share the same). At every join (where
 a window's new material starts) the largest spectral flux and RMS change (dB) within +-2 frames
-(40 ms frames), over the median of the same statistic at every other place of the piece; the
-summary is the median over all joins of all pieces (1: joins cannot be told from the rest). Cost (`--cost-minutes`): wall time and peak resident
+(40 ms frames), over the median of the same statistic at control places: 1 to 8 beats either side
+of the join for a prompt with a tempo (the same phase on the beat: windows advance by a fixed time,
+so all joins of a piece share one phase), else every other place of the piece. The summary is the
+median over all joins of all pieces (1: joins cannot be told from their controls). Cost (`--cost-minutes`): wall time and peak resident
 memory of generating and writing one piece per length, each in a fresh process.
 """
 
@@ -53,6 +55,7 @@ FRAME_SECONDS = 0.04
 JOIN_REACH = 2  # frames either side of a join
 NAIVE_CROSSFADE_SECONDS = 1.0
 TEMPO_TOLERANCE = 0.04
+CONTROL_BEATS = 8  # a join's controls: the places 1..8 beats before and after it
 
 
 def frame_stats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,11 +70,16 @@ def frame_stats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.nda
     return flux, np.abs(np.diff(rms_db))
 
 
-def seam_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float]) -> dict[str, list[float]]:
+def seam_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float],
+                beat_s: float | None = None) -> dict[str, list[float]]:
     """For each statistic, one value per join: its max within JOIN_REACH frames of the join over
-    the median of that max at every place at least 2 * JOIN_REACH + 1 frames from any join. Over
-    many joins their median is 1 when joins cannot be told from other places (a median, not a
-    mean: note onsets make the statistics skewed, and a mean over a few joins is ruled by one)."""
+    the median of that max at control places, at least 2 * JOIN_REACH + 1 frames from any join.
+
+    With a stated tempo the controls are the places 1 to CONTROL_BEATS whole beats before and
+    after the join: at the same phase on the beat, because windows advance by a fixed time and so
+    every join of a piece falls at the same phase (on a beat, every join meets an onset; between
+    beats, none does). Without one, every other place of the piece. Over many joins the median is
+    1 when joins cannot be told from their controls."""
     result = {}
     for name, values in zip(("flux", "rms_change"), frame_stats(audio, sample_rate)):
         windowed = np.array([values[max(i - JOIN_REACH, 0):i + JOIN_REACH + 1].max() for i in range(len(values))])
@@ -79,8 +87,20 @@ def seam_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float]) -> di
         far = np.ones(len(values), dtype=bool)
         for frame in join_frames:
             far[max(frame - 2 * JOIN_REACH - 1, 0):frame + 2 * JOIN_REACH + 2] = False
-        baseline = float(np.median(windowed[far]))
-        result[name] = [float(windowed[f]) / baseline for f in join_frames if 0 <= f < len(values) and baseline > 0]
+        ratios = []
+        for frame in join_frames:
+            if not 0 <= frame < len(values):
+                continue
+            if beat_s:
+                places = [int(round(frame + n * beat_s / FRAME_SECONDS))
+                          for n in range(-CONTROL_BEATS, CONTROL_BEATS + 1) if n]
+                controls = [windowed[p] for p in places if 0 <= p < len(values) and far[p]]
+            else:
+                controls = list(windowed[far])
+            baseline = float(np.median(controls)) if controls else 0.0
+            if baseline > 0:
+                ratios.append(float(windowed[frame]) / baseline)
+        result[name] = ratios
     return result
 
 
@@ -88,10 +108,11 @@ def consistency(audio: np.ndarray, sample_rate: int, stated_bpm: float) -> dict:
     from audiodit.analysis import estimate_key, estimate_tempo
 
     step = int(SEGMENT_SECONDS * sample_rate)
-    segments = [audio[:, i:i + step] for i in range(0, audio.shape[1] - step // 2, step)]
+    segments = [audio[:, i:i + step] for i in range(0, audio.shape[1] - step // 2, step)] or [audio]
     tempi = [estimate_tempo(segment, sample_rate)[0] for segment in segments]
     keys = [estimate_key(segment, sample_rate)["key"] for segment in segments]
-    out = {"tempi": tempi, "keys": keys, "key_same_as_first": float(np.mean([k == keys[0] for k in keys[1:]]))}
+    same = [k == keys[0] for k in keys[1:]]
+    out = {"tempi": tempi, "keys": keys, "key_same_as_first": float(np.mean(same)) if same else float("nan")}
     if math.isfinite(stated_bpm):
         out["tempo_within_4pct"] = float(np.mean([abs(t / stated_bpm - 1) <= TEMPO_TOLERANCE for t in tempi]))
         # a tracker often reports half or double time: folded into one octave of the stated tempo
@@ -101,36 +122,36 @@ def consistency(audio: np.ndarray, sample_rate: int, stated_bpm: float) -> dict:
     return out
 
 
+def piece_window(pipe, prompt: str) -> float:
+    """The window generate_long uses for `prompt` (shorter for a slow stated tempo); the naive way
+    uses the same."""
+    from audiodit.longform import long_window_seconds
+    from audiodit.prompt_attributes import parse_bpm
+
+    return long_window_seconds(pipe, None, parse_bpm(prompt))
+
+
 def long_form_piece(pipe, prompt: str, seconds: float, steps: int, seed: int):
     import torch
 
-    from audiodit.longform import DEFAULT_CONTEXT_SECONDS, DEFAULT_DROP_SECONDS, DEFAULT_WINDOW_SECONDS, plan_windows
+    from audiodit.longform import DEFAULT_DROP_SECONDS, default_context, generate_long, plan_windows
 
-    audio = torch.cat(list(generate_long_quiet(pipe, prompt, seconds, steps, seed)), dim=-1)[0].numpy()
+    audio = torch.cat(list(generate_long(pipe, prompt, seconds, num_inference_steps=steps, progress=False,
+                                         generator=torch.Generator("cpu").manual_seed(seed))), dim=-1)[0].numpy()
     rate = pipe.vae.latent_rate
+    window = piece_window(pipe, prompt)
     windows = plan_windows(pipe.vae.latent_frames(int(round(seconds * pipe.sampling_rate))),
-                           int(round(DEFAULT_WINDOW_SECONDS * rate)), int(round(DEFAULT_CONTEXT_SECONDS * rate)),
+                           int(round(window * rate)), int(round(default_context(window) * rate)),
                            int(round(DEFAULT_DROP_SECONDS * rate)))
     return audio, [(w.start + w.context) / rate for w in windows[1:]]
-
-
-def generate_long_quiet(pipe, prompt, seconds, steps, seed):
-    import torch
-
-    from audiodit.longform import generate_long
-
-    return generate_long(pipe, prompt, seconds, num_inference_steps=steps, progress=False,
-                         generator=torch.Generator("cpu").manual_seed(seed))
 
 
 def naive_piece(pipe, prompt: str, seconds: float, steps: int, seed: int):
     """Independent windows of the long-form window's length, cross-faded over NAIVE_CROSSFADE_SECONDS."""
     import torch
 
-    from audiodit.longform import DEFAULT_WINDOW_SECONDS
-
     sr = pipe.sampling_rate
-    window = min(DEFAULT_WINDOW_SECONDS, pipe.max_audio_length_s)
+    window = piece_window(pipe, prompt)
     fade = int(NAIVE_CROSSFADE_SECONDS * sr)
     generator = torch.Generator("cpu").manual_seed(seed)
     total = int(round(seconds * sr))
@@ -171,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-minutes", type=float, nargs="*", default=[1.0, 3.0, 10.0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON (refuses to overwrite)")
+    parser.add_argument("--save-audio", type=Path, default=None, help="also write every piece here (flac)")
     args = parser.parse_args(argv)
     if args.out is not None and args.out.exists():
         raise SystemExit(f"{args.out} exists; choose another --out")
@@ -185,13 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     pieces = []
     for prompt in PROMPTS[:args.prompts]:
         row = {"prompt": prompt}
+        bpm = parse_bpm(prompt)
         for way, make in (("long_form", long_form_piece), ("naive", naive_piece)):
             started = time.perf_counter()
             audio, joins = make(pipe, prompt, seconds, args.steps, args.seed)
+            generation_s = time.perf_counter() - started
+            if args.save_audio is not None:
+                from audiodit.audio import save_audio
+
+                save_audio(args.save_audio / f"{len(pieces):02d}_{way}.flac", audio, pipe.sampling_rate,
+                           overwrite=True)
             row[way] = {"seconds": audio.shape[1] / pipe.sampling_rate, "joins_s": joins,
-                        "generation_s": time.perf_counter() - started,
-                        "seam": seam_ratios(audio, pipe.sampling_rate, joins),
-                        **consistency(audio, pipe.sampling_rate, parse_bpm(prompt))}
+                        "generation_s": generation_s,
+                        "seam": seam_ratios(audio, pipe.sampling_rate, joins,
+                                            60.0 / bpm if math.isfinite(bpm) else None),
+                        **consistency(audio, pipe.sampling_rate, bpm)}
         pieces.append(row)
         print(json.dumps({way: {"seam_median": {k: statistics.median(v) if v else None
                                                 for k, v in row[way]["seam"].items()},
@@ -203,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         with_tempo = [r for r in rows if "tempo_within_4pct" in r]
         return {
             "joins": sum(len(r["seam"]["flux"]) for r in rows),
-            # the median over every join of every piece, each against its own piece's median elsewhere
+            # the median over every join of every piece, each against its own controls
             "seam_flux_ratio_median": statistics.median(v for r in rows for v in r["seam"]["flux"]),
             "seam_rms_change_ratio_median": statistics.median(v for r in rows for v in r["seam"]["rms_change"]),
             "key_same_as_first_share": float(np.mean([r["key_same_as_first"] for r in rows])),

@@ -87,3 +87,25 @@ def test_the_readmes_python_example_runs_and_saves_audio(tmp_path, monkeypatch):
     exec(compile(shortened.replace('"chorale.flac"', repr(str(tmp_path / "chorale.flac"))), "README.md", "exec"), namespace)
     info = sf.info(tmp_path / "chorale.flac")
     assert (info.samplerate, info.channels, info.frames) == (48000, 2, 48000)
+
+
+def test_the_readmes_long_form_example_runs_and_saves_the_whole_piece(tmp_path, monkeypatch):
+    # The README's generate_long block as written after the first block, shortened (40 s, 2 steps).
+    import soundfile as sf
+
+    readme = (DEFAULT_MODEL.parents[1] / "README.md").read_text()
+    blocks = []
+    for marker in ("```python\nimport torch\nfrom audiodit.pipeline import AudioDiTPipeline", "```python\nparts = "):
+        start = readme.index(marker)
+        blocks.append(readme[start + len("```python\n"):readme.index("```", start + 10)])
+    first = blocks[0].replace("audio_end_in_s=10.0", "audio_end_in_s=1.0").replace("num_inference_steps=50",
+                                                                                   "num_inference_steps=2")
+    first = first.replace('"chorale.flac"', repr(str(tmp_path / "chorale.flac")))
+    long = blocks[1].replace("seconds=180,", "seconds=40, num_inference_steps=2,")
+    assert long != blocks[1]
+    monkeypatch.chdir(DEFAULT_MODEL.parents[1])
+    namespace = {}
+    exec(compile(first + long.replace('"dance.flac"', repr(str(tmp_path / "dance.flac"))), "README.md", "exec"),
+         namespace)
+    info = sf.info(tmp_path / "dance.flac")
+    assert (info.samplerate, info.channels, info.frames) == (48000, 2, 40 * 48000)

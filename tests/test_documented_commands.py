@@ -72,6 +72,8 @@ SHRINK = [
     # the docs give alternative ways to train one config, each a fresh run of it
     (r"train\.py ", TRAIN_SHRINK + ["--overwrite"], {}),
     (r"sample\.py .*(--continue|--inpaint|--strength)", ["--steps", "2"], {}),
+    # long-form: two windows of the bundled model instead of minutes (a section inside them)
+    (r"sample\.py .*--duration (120|180)$", ["--steps", "2", "--duration", "40"], {"60": "30"}),
     (r"sample\.py ", ["--steps", "2", "--duration", "1"], {}),
     (r"mma_grooves .*--list", [], {}),
     (r"mma_grooves ", ["--count", "3", "--workers", "1", "--max-seconds", "4",

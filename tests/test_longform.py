@@ -153,6 +153,13 @@ def test_sections_change_the_prompt_where_their_window_starts(pipe, monkeypatch)
             check_sections(bad, 12.0)
 
 
+def test_arguments_generate_long_sets_itself_are_refused(pipe):
+    with pytest.raises(ValueError, match="`latents`, `output_type`"):
+        next(pipe.generate_long("a", 12.0, latents=None, output_type="np", progress=False))
+    with pytest.raises(ValueError, match="`seconds` must be positive"):
+        next(pipe.generate_long("a", math.nan, progress=False))
+
+
 def test_window_and_context_are_checked():
     check_window(24.0, 6.0, 30.0)
     for window, context in [(31.0, 6.0), (0.0, 0.0), (24.0, 21.5), (24.0, -1.0), (math.nan, 1.0)]:

@@ -1,0 +1,61 @@
+"""benchmarks/long_form.py: its seam measure, and the script end to end on a tiny pipeline."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from audiodit.testing import tiny_pipeline
+from benchmarks.long_form import seam_ratios
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 48000
+
+
+def _clicks(seconds: float, every_s: float, at_s: list[float] = (), seed: int = 0) -> np.ndarray:
+    """Quiet noise with a click every `every_s` seconds (a beat) and at each of `at_s`."""
+    audio = 0.01 * np.random.default_rng(seed).standard_normal((2, int(seconds * SR))).astype(np.float32)
+    for time in [*np.arange(every_s / 2, seconds, every_s), *at_s]:
+        start = int(time * SR)
+        audio[:, start:start + 240] += 0.8
+    return audio
+
+
+def test_joins_on_the_beat_are_compared_with_the_beat_not_with_the_gaps():
+    """Joins that fall on beats of a clicking piece look like seams against the whole piece, and
+    like nothing against places a whole number of beats away: the control the script uses."""
+    beat = 0.5
+    joins = [beat / 2 + 17.0 * k for k in range(1, 5)]  # on a beat, as a fixed hop puts every join
+    audio = _clicks(80.0, beat)
+    against_beats = np.median(seam_ratios(audio, SR, joins, beat_s=beat)["flux"])
+    against_all = np.median(seam_ratios(audio, SR, joins)["flux"])
+    assert 0.7 < against_beats < 1.4 and against_all > 3 * against_beats
+
+
+def test_a_click_at_every_join_is_a_seam():
+    joins = [10.1, 27.3, 44.6, 61.9]
+    audio = _clicks(80.0, 0.5, at_s=joins)  # between the beats: only the joins have these
+    assert np.median(seam_ratios(audio, SR, joins, beat_s=0.5)["flux"]) > 3
+    assert np.median(seam_ratios(_clicks(80.0, 0.5), SR, joins, beat_s=0.5)["flux"]) < 1.5
+
+
+def test_the_script_runs_end_to_end_on_a_tiny_pipeline(tmp_path):
+    model = tmp_path / "tiny"
+    tiny_pipeline(seed=0).save_pretrained(model)
+    out = tmp_path / "result.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.long_form", "--model", str(model), "--minutes", "0.2",
+                             "--steps", "2", "--prompts", "1", "--cost-minutes", "0.2", "--out", str(out),
+                             "--save-audio", str(tmp_path / "audio")],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    piece = report["pieces"][0]
+    for way in ("long_form", "naive"):
+        assert piece[way]["seconds"] == 12.0 and piece[way]["joins_s"]
+        assert len(piece[way]["seam"]["flux"]) <= len(piece[way]["joins_s"])
+        assert report["summary"][way]["joins"] == len(piece[way]["seam"]["flux"])
+    assert all(0 < join < 12 for join in piece["long_form"]["joins_s"])
+    assert report["cost"][0]["minutes"] == 0.2 and report["cost"][0]["wall_s"] > 0
+    assert len(list((tmp_path / "audio").glob("*.flac"))) == 2
