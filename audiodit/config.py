@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from audiodit.conditioners import TextEncoderConfig
-from audiodit.configuration import ConfigError, apply_overrides, from_dict, load_yaml
+from audiodit.configuration import ConfigError, apply_overrides, load_yaml
 from audiodit.losses import VAELossConfig
 from audiodit.models.dit import DiTConfig
 from audiodit.models.vae import VAEConfig
@@ -177,7 +177,3 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     """Read `path` (YAML) into a `Config`, then apply `key=value` overrides."""
     cfg = load_yaml(Config, path) if path else Config()
     return apply_overrides(cfg, list(overrides or []))
-
-
-def config_from_dict(data: dict) -> Config:
-    return from_dict(Config, data)

@@ -275,15 +275,10 @@ def staged_directory(destination: Path, replace: bool = False):
         raise
 
 
-def field_names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
 __all__ = [
     "ConfigError",
     "apply_overrides",
     "atomic_write_text",
-    "field_names",
     "from_dict",
     "load_yaml",
     "read_yaml_with_base",

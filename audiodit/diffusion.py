@@ -42,6 +42,7 @@ class FlowMatching:
 
     @staticmethod
     def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the model predicts: the path's constant velocity d x_t / d t."""
         return noise - x0
 
     @staticmethod
@@ -53,14 +54,8 @@ class FlowMatching:
     ) -> torch.Tensor:
         """Mean squared velocity error over real frames. prediction/x0/noise: (B, C, T);
         frame_mask: (B, T) bool, True = real frame."""
-        error = (prediction.float() - (noise - x0).float()).pow(2)  # (B, C, T)
+        error = (prediction.float() - FlowMatching.velocity_target(x0, noise).float()).pow(2)  # (B, C, T)
         if frame_mask is None:
             return error.mean()
         weight = frame_mask.to(error.dtype).unsqueeze(1).expand_as(error)  # (B, C, T)
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
-
-    @staticmethod
-    def predict_x0(x_t: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Invert x_t = x_0 + t v for x_0 (used by editing modes and previews)."""
-        t = t.to(x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))
-        return x_t - t * velocity

@@ -242,12 +242,14 @@ def _repaint_hook(known: torch.Tensor, noise: torch.Tensor, context: int, t_scal
     (a dip at the join, measured), and releasing the last context frames part way measured worse."""
     import torch
 
+    from audiodit.diffusion import FlowMatching
+
     def hook(pipe, step, timestep, tensors):
         timesteps = pipe.scheduler.timesteps
         t_next = timesteps[step + 1] / t_scale if step + 1 < len(timesteps) else torch.zeros(())
         t_next = t_next.to(device=known.device, dtype=known.dtype)
         latents = tensors["latents"].clone()
-        latents[..., :context] = (1 - t_next) * known[..., :context] + t_next * noise[..., :context]
+        latents[..., :context] = FlowMatching.add_noise(known[..., :context], noise[..., :context], t_next)
         return {"latents": latents}
 
     return hook

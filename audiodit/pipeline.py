@@ -27,6 +27,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
+from audiodit.diffusion import FlowMatching
 from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
                                guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
@@ -436,7 +437,7 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
         latents = noise
         if known is not None and strength < 1.0:
             t_start = (timesteps[0] / t_scale).to(dtype)
-            latents = (1 - t_start) * known + t_start * noise  # (B, C, T)
+            latents = FlowMatching.add_noise(known, noise, t_start)  # (B, C, T)
 
         # 5. Denoising loop
         seconds_start = torch.full((batch_size,), float(audio_start_in_s), device=device)
@@ -467,7 +468,7 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
                     # RePaint-style: the kept range follows the input's own path at the new noise level.
                     t_next = timesteps[step + 1] / t_scale if step + 1 < len(timesteps) else torch.zeros(())
                     t_next = t_next.to(device=device, dtype=dtype)
-                    known_t = (1 - t_next) * known + t_next * noise
+                    known_t = FlowMatching.add_noise(known, noise, t_next)
                     latents = keep_mask * known_t + (1 - keep_mask) * latents
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents}  # the only entry of _callback_tensor_inputs

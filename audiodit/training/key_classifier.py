@@ -28,6 +28,7 @@ import torch
 
 from audiodit.configuration import staged_directory
 from audiodit.data.latents import LatentDataset, collate_latents
+from audiodit.diffusion import FlowMatching
 from audiodit.models.key_classifier import LatentKeyClassifier
 from audiodit.prompt_attributes import NO_KEY, prompt_keys
 
@@ -51,7 +52,7 @@ def load_batch(dataset: LatentDataset, indices: list[int], epoch: int, scale: fl
 def noise_to(latents: torch.Tensor, t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """`(1 - t) x0 + t noise` for latents `(B, C, T)` and `t (B,)` (the rectified-flow path)."""
     noise = torch.randn(latents.shape, generator=generator)
-    return (1 - t[:, None, None]) * latents + t[:, None, None] * noise  # (B, C, T)
+    return FlowMatching.add_noise(latents, noise, t)  # (B, C, T)
 
 
 @torch.no_grad()
