@@ -14,8 +14,9 @@ a window's new material starts) the largest spectral flux and RMS change (dB) wi
 (40 ms frames), over the median of the same statistic at control places: 1 to 8 beats either side
 of the join for a prompt with a tempo (the same phase on the beat: windows advance by a fixed time,
 so all joins of a piece share one phase), else every other place of the piece. The summary is the
-median over all joins of all pieces (1: joins cannot be told from their controls). Cost (`--cost-minutes`): wall time and peak resident
-memory of generating and writing one piece per length, each in a fresh process.
+median over all joins of all pieces (1: joins cannot be told from their controls). Cost
+(`--cost-minutes`): wall time and peak resident memory of generating and writing one piece per
+length, each in a fresh process.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def piece_window(pipe, prompt: str) -> float:
 def long_form_piece(pipe, prompt: str, seconds: float, steps: int, seed: int):
     import torch
 
-    from audiodit.longform import DEFAULT_DROP_SECONDS, default_context, generate_long, plan_windows
+    from audiodit.longform import default_context, default_drop, generate_long, plan_windows
 
     audio = torch.cat(list(generate_long(pipe, prompt, seconds, num_inference_steps=steps, progress=False,
                                          generator=torch.Generator("cpu").manual_seed(seed))), dim=-1)[0].numpy()
@@ -142,7 +143,7 @@ def long_form_piece(pipe, prompt: str, seconds: float, steps: int, seed: int):
     window = piece_window(pipe, prompt)
     windows = plan_windows(pipe.vae.latent_frames(int(round(seconds * pipe.sampling_rate))),
                            int(round(window * rate)), int(round(default_context(window) * rate)),
-                           int(round(DEFAULT_DROP_SECONDS * rate)))
+                           int(round(default_drop(window) * rate)))
     return audio, [(w.start + w.context) / rate for w in windows[1:]]
 
 

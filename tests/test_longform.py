@@ -11,7 +11,7 @@ import torch
 
 from audiodit.audio import AudioStreamWriter, partial_path
 from audiodit.cli import main
-from audiodit.longform import (DEFAULT_DROP_SECONDS, StreamingDecoder, beat_period_beats, check_sections,
+from audiodit.longform import (StreamingDecoder, default_drop, beat_period_beats, check_sections,
                                check_window, model_start_seconds, plan_windows, section_prompt)
 from audiodit.testing import TINY_MAX_SECONDS, tiny_pipeline
 
@@ -121,7 +121,7 @@ def test_each_window_goes_on_from_the_piece_so_far(pipe, monkeypatch):
     assert torch.isfinite(audio).all() and audio.abs().max() > 0
     rate = pipe.vae.latent_rate
     windows = plan_windows(pipe.vae.latent_frames(audio.shape[-1]), int(round(TINY_MAX_SECONDS * rate)),
-                           int(round(rate)), int(round(DEFAULT_DROP_SECONDS * rate)))
+                           int(round(rate)), int(round(default_drop(TINY_MAX_SECONDS) * rate)))
     assert len(calls) == len(windows) >= 3
     for index in range(1, len(windows)):
         before, after = calls[index - 1][2], calls[index][2]
@@ -206,7 +206,7 @@ def test_cli_makes_a_piece_longer_than_the_model_and_records_how(model_dir, tmp_
 @pytest.mark.parametrize("args,message", [
     (["--duration", "3", "--window", "2"], "--window is for long-form"),
     (["--duration", "12", "--window", "9"], "--window must be in (0, 5]"),
-    (["--duration", "12", "--window-context", "3"], "--window-context must be in [0, 2]"),
+    (["--duration", "12", "--window-context", "3"], "--window-context must be in [0, 2.5]"),
     (["--duration", "12", "--section", "12", "x"], "--section 12 must start inside the piece"),
     (["--duration", "12", "--section", "soon", "x"], "--section needs SECONDS PROMPT"),
     (["--duration", "4000"], "--duration 4000 exceeds the long-form maximum of 3600 s"),
