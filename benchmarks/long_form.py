@@ -55,8 +55,11 @@ SEGMENT_SECONDS = 30.0
 FRAME_SECONDS = 0.04
 JOIN_REACH = 2  # frames either side of a join
 NAIVE_CROSSFADE_SECONDS = 1.0
+WAYS = ("long_form", "naive")
 TEMPO_TOLERANCE = 0.04
 CONTROL_BEATS = 8  # a join's controls: the places 1..8 beats before and after it
+CONTINUITY_SECONDS = 2.0  # the sound on either side of a place, compared
+CONTINUITY_BANDS = 48
 
 
 def frame_stats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +106,53 @@ def seam_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float],
                 ratios.append(float(windowed[frame]) / baseline)
         result[name] = ratios
     return result
+
+
+def band_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(frames, CONTINUITY_BANDS) log energies of mono FRAME_SECONDS frames in log-spaced bands
+    from 40 Hz to 16 kHz, each band centred on its mean over the piece."""
+    mono = audio.mean(axis=0)
+    hop = int(FRAME_SECONDS * sample_rate)
+    frames = mono[: len(mono) // hop * hop].reshape(-1, hop)
+    power = np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(hop, 1 / sample_rate)
+    edges = np.geomspace(40.0, 16000.0, CONTINUITY_BANDS + 1)
+    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges, edges[1:])], 1)
+    bands = np.log(bands + 1e-10)
+    return bands - bands.mean(axis=0)
+
+
+def continuity_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float],
+                      beat_s: float | None = None) -> list[float]:
+    """Per join: how far the sound moves across it, against how far it moves across control places.
+    The move at a place is 1 - the cosine similarity of the mean band energies (`band_frames`) of
+    the CONTINUITY_SECONDS before and after it. Controls: places a whole number of beats away (for
+    a prompt with a tempo; else every second), CONTINUITY_SECONDS to 4 x that from the join and
+    no nearer than CONTINUITY_SECONDS to any join. 1: the music moves across the join as much as
+    anywhere; above 1, it changes there (two unrelated clips cross-faded)."""
+    bands = band_frames(audio, sample_rate)
+    span = int(round(CONTINUITY_SECONDS / FRAME_SECONDS))
+    join_frames = [int(round(s / FRAME_SECONDS)) for s in joins_s]
+
+    def move(frame: int) -> float:
+        before, after = bands[frame - span:frame].mean(axis=0), bands[frame:frame + span].mean(axis=0)
+        return 1.0 - float(before @ after / (np.linalg.norm(before) * np.linalg.norm(after) + 1e-12))
+
+    def usable(frame: int) -> bool:
+        return span <= frame <= len(bands) - span and all(abs(frame - j) >= span for j in join_frames)
+
+    step = beat_s if beat_s else 1.0
+    ratios = []
+    for frame in join_frames:
+        if not span <= frame <= len(bands) - span:
+            continue
+        offsets = np.arange(step, 4 * CONTINUITY_SECONDS + 1e-9, step)
+        places = [int(round(frame + sign * o / FRAME_SECONDS)) for o in offsets if o >= CONTINUITY_SECONDS
+                  for sign in (-1, 1)]
+        controls = [move(p) for p in places if usable(p)]
+        if controls and np.median(controls) > 0:
+            ratios.append(move(frame) / float(np.median(controls)))
+    return ratios
 
 
 def consistency(audio: np.ndarray, sample_rate: int, stated_bpm: float) -> dict:
@@ -194,9 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON (refuses to overwrite)")
     parser.add_argument("--save-audio", type=Path, default=None, help="also write every piece here (flac)")
+    parser.add_argument("--remeasure", type=Path, nargs=2, metavar=("RESULT.json", "AUDIO_DIR"), default=None,
+                        help="measure the pieces a run saved with --save-audio again, without generating")
     args = parser.parse_args(argv)
     if args.out is not None and args.out.exists():
         raise SystemExit(f"{args.out} exists; choose another --out")
+    if args.remeasure is not None:
+        return remeasure(*args.remeasure, args.out)
     from audiodit.cli import default_model_dir
     from audiodit.pipeline import AudioDiTPipeline
     from audiodit.prompt_attributes import parse_bpm
@@ -222,38 +276,72 @@ def main(argv: list[str] | None = None) -> int:
                         "generation_s": generation_s,
                         "seam": seam_ratios(audio, pipe.sampling_rate, joins,
                                             60.0 / bpm if math.isfinite(bpm) else None),
+                        "continuity": continuity_ratios(audio, pipe.sampling_rate, joins,
+                                                        60.0 / bpm if math.isfinite(bpm) else None),
                         **consistency(audio, pipe.sampling_rate, bpm)}
         pieces.append(row)
         print(json.dumps({way: {"seam_median": {k: statistics.median(v) if v else None
                                                 for k, v in row[way]["seam"].items()},
                                 "tempi": [round(t, 1) for t in row[way]["tempi"]], "keys": row[way]["keys"]}
-                          for way in ("long_form", "naive")} | {"prompt": prompt}), flush=True)
-
-    def summary(way: str) -> dict:
-        rows = [piece[way] for piece in pieces]
-        with_tempo = [r for r in rows if "tempo_within_4pct" in r]
-        return {
-            "joins": sum(len(r["seam"]["flux"]) for r in rows),
-            # the median over every join of every piece, each against its own controls
-            "seam_flux_ratio_median": statistics.median(v for r in rows for v in r["seam"]["flux"]),
-            "seam_rms_change_ratio_median": statistics.median(v for r in rows for v in r["seam"]["rms_change"]),
-            "key_same_as_first_share": float(np.mean([r["key_same_as_first"] for r in rows])),
-            "tempo_within_4pct_share": float(np.mean([r["tempo_within_4pct"] for r in with_tempo])),
-            "tempo_within_4pct_octave_folded_share": float(
-                np.mean([r["tempo_within_4pct_octave_folded"] for r in with_tempo])),
-            "generation_s_median": statistics.median(r["generation_s"] for r in rows),
-        }
+                          for way in WAYS} | {"prompt": prompt}), flush=True)
 
     result = {"cpu": cpu_model(), "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
-              "summary": {way: summary(way) for way in ("long_form", "naive")},
+              "summary": {way: summary(pieces, way) for way in WAYS},
               "cost": [cost_run(args.model, minutes, args.steps) for minutes in args.cost_minutes],
               "pieces": pieces}
+    return report(result, args.out)
+
+
+def summary(pieces: list[dict], way: str) -> dict:
+    rows = [piece[way] for piece in pieces]
+    with_tempo = [r for r in rows if "tempo_within_4pct" in r]
+    return {
+        "joins": sum(len(r["seam"]["flux"]) for r in rows),
+        # the median over every join of every piece, each against its own controls
+        "seam_flux_ratio_median": _median([v for r in rows for v in r["seam"]["flux"]]),
+        "seam_rms_change_ratio_median": _median([v for r in rows for v in r["seam"]["rms_change"]]),
+        "continuity_ratio_median": _median([v for r in rows for v in r["continuity"]]),
+        "key_same_as_first_share": float(np.mean([r["key_same_as_first"] for r in rows])),
+        "tempo_within_4pct_share": float(np.mean([r["tempo_within_4pct"] for r in with_tempo])),
+        "tempo_within_4pct_octave_folded_share": float(
+            np.mean([r["tempo_within_4pct_octave_folded"] for r in with_tempo])),
+        "generation_s_median": statistics.median(r["generation_s"] for r in rows),
+    }
+
+
+def _median(values: list[float]) -> float:
+    """NaN for no values (a piece too short for any join to have controls)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def report(result: dict, out: Path | None) -> int:
     print(json.dumps({"summary": result["summary"], "cost": result["cost"]}, indent=2))
-    if args.out is not None:
+    if out is not None:
         from audiodit.configuration import atomic_write_text
 
-        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def remeasure(result_path: Path, audio_dir: Path, out: Path | None) -> int:
+    """Measure again the pieces a run saved (`--save-audio`) with its joins, keeping its generation
+    times and cost: for a measure added after the pieces were made."""
+    import soundfile as sf
+
+    from audiodit.prompt_attributes import parse_bpm
+
+    result = json.loads(result_path.read_text())
+    for index, piece in enumerate(result["pieces"]):
+        bpm = parse_bpm(piece["prompt"])
+        beat_s = 60.0 / bpm if math.isfinite(bpm) else None
+        for way in WAYS:
+            audio, sample_rate = sf.read(str(audio_dir / f"{index:02d}_{way}.flac"), dtype="float32", always_2d=True)
+            joins = piece[way]["joins_s"]
+            piece[way]["seam"] = seam_ratios(audio.T, sample_rate, joins, beat_s)
+            piece[way]["continuity"] = continuity_ratios(audio.T, sample_rate, joins, beat_s)
+    result["summary"] = {way: summary(result["pieces"], way) for way in WAYS}
+    result["remeasured_from"] = str(result_path.name)
+    return report(result, out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.testing import tiny_pipeline
-from benchmarks.long_form import seam_ratios
+from benchmarks.long_form import continuity_ratios, seam_ratios
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 48000
@@ -41,6 +41,19 @@ def test_a_click_at_every_join_is_a_seam():
     assert np.median(seam_ratios(_clicks(80.0, 0.5), SR, joins, beat_s=0.5)["flux"]) < 1.5
 
 
+def test_continuity_sees_two_different_sounds_meeting_and_not_one_sound_going_on():
+    rng = np.random.default_rng(1)
+    seconds, joins = 60.0, [15.0, 30.0, 45.0]
+    steady = 0.1 * rng.standard_normal((2, int(seconds * SR))).astype(np.float32)
+    changing = steady.copy()
+    for index, join in enumerate(joins):  # after each join a different colour of noise, as unrelated clips
+        start = int(join * SR)
+        tilt = np.cumsum(rng.standard_normal((2, changing.shape[1] - start)), axis=1) * (0.002 * (index + 1))
+        changing[:, start:] = (changing[:, start:] + tilt).astype(np.float32)
+    assert np.median(continuity_ratios(steady, SR, joins, beat_s=0.5)) < 1.5
+    assert np.median(continuity_ratios(changing, SR, joins, beat_s=0.5)) > 3
+
+
 def test_the_script_runs_end_to_end_on_a_tiny_pipeline(tmp_path):
     model = tmp_path / "tiny"
     tiny_pipeline(seed=0).save_pretrained(model)
@@ -59,3 +72,13 @@ def test_the_script_runs_end_to_end_on_a_tiny_pipeline(tmp_path):
     assert all(0 < join < 12 for join in piece["long_form"]["joins_s"])
     assert report["cost"][0]["minutes"] == 0.2 and report["cost"][0]["wall_s"] > 0
     assert len(list((tmp_path / "audio").glob("*.flac"))) == 2
+    again = tmp_path / "again.json"  # the saved pieces measured again, without generating
+    result = subprocess.run([sys.executable, "-m", "benchmarks.long_form", "--remeasure", str(out),
+                             str(tmp_path / "audio"), "--out", str(again)],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    remeasured = json.loads(again.read_text())
+    assert remeasured["cost"] == report["cost"] and remeasured["remeasured_from"] == "result.json"
+    for way in ("long_form", "naive"):
+        assert remeasured["pieces"][0][way]["generation_s"] == piece[way]["generation_s"]
+        assert "continuity" in remeasured["pieces"][0][way] and "continuity_ratio_median" in remeasured["summary"][way]
