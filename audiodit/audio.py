@@ -320,6 +320,28 @@ def trim_trailing_silence(audio, sample_rate: int = 48000, threshold_db: float =
 # ---------------------------------------------------------------------------------------------
 
 
+def _save_format(path: Path, subtype: str | None, sample_rate: int) -> tuple[str, str]:
+    """libsndfile's (format, subtype) for writing `path` at `sample_rate`; ValueError naming the
+    problem for a suffix, subtype or rate that cannot be written."""
+    file_format = _SAVE_FORMATS.get(path.suffix.lower())
+    if file_format is None:
+        raise ValueError(f"cannot save '{path}': suffix must be one of {sorted(_SAVE_FORMATS)}")
+    subtype = DEFAULT_SUBTYPES[path.suffix.lower()] if subtype is None else subtype
+    if subtype not in _SAVE_SUBTYPES[file_format]:
+        hint = ""
+        if subtype == "FLOAT":
+            hint = " (FLAC cannot store float samples; use PCM_16/PCM_24 or a .wav file)"
+        raise ValueError(
+            f"cannot save '{path}' as {file_format} {subtype}: allowed subtypes are "
+            f"{list(_SAVE_SUBTYPES[file_format])}{hint}"
+        )
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if subtype == "OPUS" and sample_rate not in (8000, 12000, 16000, 24000, 48000):
+        raise ValueError(f"cannot save '{path}' as Opus at {sample_rate} Hz (Opus takes 8, 12, 16, 24 or 48 kHz)")
+    return file_format, subtype
+
+
 def save_audio(
     path: str | os.PathLike,
     audio,
@@ -343,22 +365,7 @@ def save_audio(
         ValueError: bad suffix, subtype, shape, sample rate or non-finite samples.
     """
     path = Path(path)
-    file_format = _SAVE_FORMATS.get(path.suffix.lower())
-    if file_format is None:
-        raise ValueError(f"cannot save '{path}': suffix must be one of {sorted(_SAVE_FORMATS)}")
-    subtype = DEFAULT_SUBTYPES[path.suffix.lower()] if subtype is None else subtype
-    if subtype not in _SAVE_SUBTYPES[file_format]:
-        hint = ""
-        if subtype == "FLOAT":
-            hint = " (FLAC cannot store float samples; use PCM_16/PCM_24 or a .wav file)"
-        raise ValueError(
-            f"cannot save '{path}' as {file_format} {subtype}: allowed subtypes are "
-            f"{list(_SAVE_SUBTYPES[file_format])}{hint}"
-        )
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    if subtype == "OPUS" and sample_rate not in (8000, 12000, 16000, 24000, 48000):
-        raise ValueError(f"cannot save '{path}' as Opus at {sample_rate} Hz (Opus takes 8, 12, 16, 24 or 48 kHz)")
+    file_format, subtype = _save_format(path, subtype, sample_rate)
     values = _as_numpy(audio, np.float32)
     if values.ndim != 2 or not 1 <= values.shape[0] <= 16 or values.shape[1] == 0:
         raise ValueError(
@@ -435,13 +442,7 @@ class AudioStreamWriter:
     def __init__(self, path: str | os.PathLike, sample_rate: int = 48000, channels: int = 2,
                  subtype: str | None = None, overwrite: bool = False):
         self.path = Path(path)
-        file_format = _SAVE_FORMATS.get(self.path.suffix.lower())
-        if file_format is None:
-            raise ValueError(f"cannot save '{self.path}': suffix must be one of {sorted(_SAVE_FORMATS)}")
-        self.subtype = DEFAULT_SUBTYPES[self.path.suffix.lower()] if subtype is None else subtype
-        if self.subtype not in _SAVE_SUBTYPES[file_format]:
-            raise ValueError(f"cannot save '{self.path}' as {file_format} {self.subtype}: allowed subtypes are "
-                             f"{list(_SAVE_SUBTYPES[file_format])}")
+        file_format, self.subtype = _save_format(self.path, subtype, sample_rate)
         if self.path.exists() and not overwrite:
             raise FileExistsError(f"'{self.path}' already exists (pass overwrite=True to replace it)")
         self.overwrite, self.channels, self.frames, self.clipped = overwrite, channels, 0, 0

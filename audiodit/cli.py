@@ -425,11 +425,25 @@ def write_clip(path: Path, audio, sample_rate: int, sidecar: dict, overwrite: bo
     from audiodit.audio import save_audio
 
     save_audio(path, audio, sample_rate=sample_rate, overwrite=overwrite)
+    write_sidecar(path, sidecar)
+
+
+def write_sidecar(path: Path, sidecar: dict) -> None:
+    """The clip's `.json` sidecar, whole or not at all; if it cannot be written the clip is removed
+    again, so no audio is left without its sidecar."""
     try:
         atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def sidecar_for(args, pipe, job: Job, duration: float, seconds: float, **params) -> dict:
+    """What a clip's sidecar records: its prompt and seed, the model and how it ran, and `params`."""
+    return dict(prompt=job.prompt, seed=job.seed, duration=duration, model=str(args.model or default_model_dir()),
+                scheduler=type(pipe.scheduler).__name__, device=str(pipe.device),
+                dtype=str(pipe.transformer.dtype).replace("torch.", ""), output_phase=pipe.vae.config.output_phase,
+                compiled=args.compile, generation_seconds=round(seconds, 3), **params)
 
 
 def generate(args, jobs: list[Job], pipe, init_audio=None):
@@ -483,11 +497,7 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
                           generator=generators, **common, **edit).audios
         seconds = time.perf_counter() - started
         for index, (job, audio) in enumerate(zip(prompt_jobs, audios)):
-            sidecar = dict(prompt=prompt, seed=job.seed, duration=audio.shape[-1] / pipe.sampling_rate,
-                           model=str(args.model or default_model_dir()), scheduler=type(pipe.scheduler).__name__,
-                           device=str(pipe.device), dtype=str(pipe.transformer.dtype).replace("torch.", ""),
-                           output_phase=pipe.vae.config.output_phase, compiled=args.compile,
-                           generation_seconds=round(seconds, 3), **params)
+            sidecar = sidecar_for(args, pipe, job, audio.shape[-1] / pipe.sampling_rate, seconds, **params)
             if interpolating:
                 sidecar["interpolation_index"] = int(job.path.stem.rsplit("_interp", 1)[-1].split("-")[0])
             write_clip(job.path, audio.cpu(), pipe.sampling_rate, sidecar, args.overwrite or job.replace)
@@ -521,20 +531,13 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         finally:
             writer.close()
         seconds = time.perf_counter() - started
-        sidecar = dict(prompt=job.prompt, seed=job.seed, duration=writer.frames / pipe.sampling_rate,
-                       model=str(args.model or default_model_dir()), scheduler=type(pipe.scheduler).__name__,
-                       device=str(pipe.device), dtype=str(pipe.transformer.dtype).replace("torch.", ""),
-                       output_phase=pipe.vae.config.output_phase, compiled=args.compile,
-                       generation_seconds=round(seconds, 3), **common, num_inference_steps=steps,
-                       long_form=dict(window=window, window_context=context,
-                                      sections=[list(section) for section in sections],
-                                      clipped_samples=writer.clipped))
+        sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **common,
+                              num_inference_steps=steps,
+                              long_form=dict(window=window, window_context=context,
+                                             sections=[list(section) for section in sections],
+                                             clipped_samples=writer.clipped))
         path = writer.commit()
-        try:
-            atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        write_sidecar(path, sidecar)
         yield path
 
 

@@ -168,15 +168,15 @@ class StreamingDecoder:
 
     `push(latents, provisional=k)`: the last k frames are a guess that the next push replaces (a
     window's end, which the next window makes again). They give this part's decode its right
-    context, and the audio of their first `join` frames (default: all but the decoder's right
-    margin) is cross-faded, at equal power, into the
+    context, and the audio of all but their last `margin` frames (which only serve as the right
+    context) is cross-faded, at equal power, into the
     audio of the frames that replace them: two continuations of one context meet without a step."""
 
     def __init__(self, vae, latent_scale: float, margin: int = DECODE_MARGIN_FRAMES,
-                 overlap: int = DECODE_OVERLAP_FRAMES, join: int | None = None):
-        if margin < 0 or overlap < 0 or (join is not None and join < 0):
-            raise ValueError(f"margin, overlap and join must be >= 0, got {margin}, {overlap}, {join}")
-        self.vae, self.scale, self.margin, self.overlap, self.join = vae, latent_scale, margin, overlap, join
+                 overlap: int = DECODE_OVERLAP_FRAMES):
+        if margin < 0 or overlap < 0:
+            raise ValueError(f"margin and overlap must be >= 0, got {margin}, {overlap}")
+        self.vae, self.scale, self.margin, self.overlap = vae, latent_scale, margin, overlap
         self.hop = vae.hop_length
         self.buffer = None  # scaled latents from frame `buffer_start` on
         self.buffer_start = 0
@@ -195,7 +195,6 @@ class StreamingDecoder:
         if provisional:
             until = self.frames - provisional
             tail = max(provisional - self.margin, 0)  # its audio needs a right margin too
-            tail = tail if self.join is None else min(self.join, tail)
             out = self._decode(until, tail, self.frames, equal_power_tail=True)
             self.frames = until  # forget the guess: the next push starts here
             self.buffer = self.buffer[..., :until - self.buffer_start]

@@ -62,13 +62,20 @@ CONTINUITY_SECONDS = 2.0  # the sound on either side of a place, compared
 CONTINUITY_BANDS = 48
 
 
-def frame_stats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(spectral flux, |RMS change| in dB) between consecutive FRAME_SECONDS frames of mono audio;
-    entry i is the change from frame i to frame i + 1."""
+def mono_frames(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (F, hop), their Hann-windowed magnitude spectra (F, hop // 2 + 1)): the mono mix of
+    `audio` (channels, samples) cut into FRAME_SECONDS frames."""
     mono = audio.mean(axis=0)
     hop = int(FRAME_SECONDS * sample_rate)
     frames = mono[: len(mono) // hop * hop].reshape(-1, hop)
-    spectrum = np.log1p(np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)))
+    return frames, np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1))
+
+
+def frame_stats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(spectral flux, |RMS change| in dB) between consecutive FRAME_SECONDS frames of mono audio;
+    entry i is the change from frame i to frame i + 1."""
+    frames, magnitude = mono_frames(audio, sample_rate)
+    spectrum = np.log1p(magnitude)
     flux = np.maximum(np.diff(spectrum, axis=0), 0).sum(axis=1)
     rms_db = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-6)
     return flux, np.abs(np.diff(rms_db))
@@ -111,11 +118,9 @@ def seam_ratios(audio: np.ndarray, sample_rate: int, joins_s: list[float],
 def band_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """(frames, CONTINUITY_BANDS) log energies of mono FRAME_SECONDS frames in log-spaced bands
     from 40 Hz to 16 kHz, each band centred on its mean over the piece."""
-    mono = audio.mean(axis=0)
-    hop = int(FRAME_SECONDS * sample_rate)
-    frames = mono[: len(mono) // hop * hop].reshape(-1, hop)
-    power = np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(hop, 1 / sample_rate)
+    frames, magnitude = mono_frames(audio, sample_rate)
+    power = magnitude ** 2
+    freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     edges = np.geomspace(40.0, 16000.0, CONTINUITY_BANDS + 1)
     bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges, edges[1:])], 1)
     bands = np.log(bands + 1e-10)
