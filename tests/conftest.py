@@ -13,3 +13,13 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A saved tiny pipeline (`audiodit.testing.tiny_pipeline(seed=0)`) for the CLI to load."""
+    from audiodit.testing import tiny_pipeline
+
+    path = tmp_path_factory.mktemp("tiny_model")
+    tiny_pipeline(seed=0).save_pretrained(path)
+    return path

@@ -11,16 +11,8 @@ import torch
 
 from audiodit.audio import load_audio
 from audiodit.cli import main
-from audiodit.testing import tiny_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_model")
-    tiny_pipeline(seed=0).save_pretrained(path)
-    return path
 
 
 def _sample(*args, cwd=None):

@@ -13,14 +13,6 @@ import pytest
 import soundfile as sf
 
 from audiodit import cli
-from audiodit.testing import tiny_pipeline
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_model")
-    tiny_pipeline(seed=0).save_pretrained(path)
-    return path
 
 
 @pytest.fixture

@@ -183,13 +183,6 @@ def test_stream_writer_keeps_what_was_written_and_commits_whole(tmp_path):
         AudioStreamWriter(tmp_path / "piece.m4a")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_model")
-    tiny_pipeline(seed=0).save_pretrained(path)
-    return path
-
-
 def test_cli_makes_a_piece_longer_than_the_model_and_records_how(model_dir, tmp_path):
     out = tmp_path / "long.flac"
     code = main(["--model", str(model_dir), "--prompt", "a waltz", "--section", "6", "a march", "--duration", "11",
