@@ -41,6 +41,7 @@ MAX_STEPS = 1000
 MAX_COUNT = 1000  # --variations, --interpolation-steps
 MAX_INIT_SECONDS = 3600.0  # longer init audio (or a header claiming it) is refused before decoding
 MAX_LONG_SECONDS = 3600.0  # --duration beyond the model's window: long-form, up to an hour
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # audiodit.lora.WEIGHTS_NAME (that module imports torch)
 
 
 class UsageError(Exception):
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="leave clips whose file and sidecar exist (resume a stopped run) and make the rest")
     run = parser.add_argument_group("runtime")
     run.add_argument("--model", type=Path, default=None, help="pipeline directory (default: bundled model)")
+    run.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
+                     help="LoRA adapter (its directory, or the training run that made it) at SCALE (default 1); "
+                          "repeat to combine adapters")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
     run.add_argument("--output-phase", choices=("decoder", "magnitude", "rebuilt"), default=None,
@@ -233,10 +237,37 @@ def validate(args) -> None:
     model = args.model or default_model_dir()
     if not (Path(model) / "model_index.json").is_file():
         raise UsageError(f"no pipeline at {_shown(model)} (model_index.json missing); pass --model DIR")
+    args.loras = [parse_lora(spec) for spec in args.lora]
     max_seconds = _model_limits(model).get("max_seconds")
     args.long_form = (isinstance(max_seconds, (int, float)) and args.init_audio is None
                       and args.duration is not None and args.duration > max_seconds + 1e-6)
     validate_long_form(args, max_seconds)
+
+
+def parse_lora(spec: str) -> tuple[Path, float]:
+    """`--lora DIR[:SCALE]` -> (the adapter directory, its scale). DIR may be an adapter, a LoRA
+    training checkpoint (its `lora/`) or run (its latest checkpoint's)."""
+    head, colon, tail = spec.rpartition(":")
+    path, scale = Path(spec), 1.0
+    if colon:
+        try:
+            path, scale = Path(head), float(tail)
+        except ValueError:
+            pass  # a ':' inside the path
+    if not math.isfinite(scale):
+        raise UsageError(f"--lora {spec}: the scale must be a finite number, got {tail}")
+    if (path / LORA_WEIGHTS).is_file():
+        return path, scale
+    from audiodit.training.checkpoints import CheckpointError, resolve_resume
+
+    try:
+        checkpoint = resolve_resume(str(path), path)
+    except CheckpointError:
+        checkpoint = path
+    if (checkpoint / "lora" / LORA_WEIGHTS).is_file():
+        return checkpoint / "lora", scale
+    raise UsageError(f"--lora {_shown(path)}: not a LoRA adapter (no {LORA_WEIGHTS}) nor a LoRA training run "
+                     "or checkpoint (docs/lora.md)")
 
 
 def validate_long_form(args, max_seconds) -> None:
@@ -391,7 +422,8 @@ def pick_device_and_dtype(device: str, dtype: str):
 
 
 def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = None,
-                  output_phase: str | None = None, compile_transformer: bool = False, steps: int | None = None):
+                  output_phase: str | None = None, compile_transformer: bool = False, steps: int | None = None,
+                  loras: list[tuple[Path, float]] = ()):
     import diffusers
 
     from audiodit.pipeline import AudioDiTPipeline
@@ -412,11 +444,30 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         raise UsageError(f"the model at {_shown(model_dir)} saves {pipe.default_num_inference_steps} default steps "
                          f"(at most {MAX_STEPS}); pass --steps")
     pipe = pipe.to(device)
+    if loras:
+        load_loras(pipe, loras)
     if compile_transformer:
         # In place, so pipe.transformer stays our model (config, dtype, save_pretrained); its batched
         # forward traces as one graph (tests/models/test_dit.py).
         pipe.transformer.compile(fullgraph=True)
     return pipe
+
+
+def load_loras(pipe, loras: list[tuple[Path, float]]) -> None:
+    """Add each adapter as `lora_<i>` and activate them all at their scales; the pipeline records
+    what each clip's sidecar says (`pipe.lora_records`)."""
+    from audiodit.integrity import file_digest
+
+    names = []
+    for index, (path, scale) in enumerate(loras):
+        try:
+            pipe.load_lora_weights(path, adapter_name=f"lora_{index}")
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--lora {_shown(path)}: {str(err).splitlines()[0]}") from None
+        names.append(f"lora_{index}")
+    pipe.set_adapters(names, adapter_weights=[scale for _, scale in loras])
+    pipe.lora_records = [{"path": str(path), "scale": scale, "sha256": file_digest(path / LORA_WEIGHTS)}
+                         for path, scale in loras]
 
 
 def write_clip(path: Path, audio, sample_rate: int, sidecar: dict, overwrite: bool) -> None:
@@ -443,7 +494,8 @@ def sidecar_for(args, pipe, job: Job, duration: float, seconds: float, **params)
     return dict(prompt=job.prompt, seed=job.seed, duration=duration, model=str(args.model or default_model_dir()),
                 scheduler=type(pipe.scheduler).__name__, device=str(pipe.device),
                 dtype=str(pipe.transformer.dtype).replace("torch.", ""), output_phase=pipe.vae.config.output_phase,
-                compiled=args.compile, generation_seconds=round(seconds, 3), **params)
+                compiled=args.compile, generation_seconds=round(seconds, 3),
+                **({"lora": pipe.lora_records} if getattr(pipe, "lora_records", None) else {}), **params)
 
 
 def generate(args, jobs: list[Job], pipe, init_audio=None):
@@ -557,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)
         pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase,
-                             args.compile, args.steps)
+                             args.compile, args.steps, args.loras)
         for path in generate(args, jobs, pipe, init_audio):
             sys.stdout.buffer.write(os.fsencode(path) + b"\n")
             sys.stdout.flush()

@@ -61,6 +61,7 @@ from typing import Literal
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.utils import BaseOutput
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def _load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------
 
 
-class TextConditioner(ModelMixin, ConfigMixin):
+class TextConditioner(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """Base class: tokenize (CPU) -> forward (token embeddings, mask, pooled) + condition dropout.
 
     Subclasses set `hidden_size`, `pooled_dim`, `context_length` and `text_model` in `__init__` and

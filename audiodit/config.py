@@ -15,6 +15,7 @@ from typing import Literal
 
 from audiodit.conditioners import TextEncoderConfig
 from audiodit.configuration import ConfigError, apply_overrides, load_yaml
+from audiodit.lora import DIT_TARGETS
 from audiodit.losses import VAELossConfig
 from audiodit.models.dit import DiTConfig
 from audiodit.models.vae import VAEConfig
@@ -98,6 +99,30 @@ class DataConfig:
 
 
 @dataclass
+class LoRAConfig:
+    # Low-rank adapters (audiodit.lora, docs/lora.md): with rank > 0 only the adapters train, and
+    # checkpoints and exports hold only them; training.init_from names the pipeline they adapt.
+    rank: int = 0  # 0: no adapters (the configured model trains); > 0: the adapters' rank
+    alpha: float = 0.0  # updates are scaled by alpha / rank (0: alpha = rank, a scale of 1)
+    dropout: float = 0.0  # dropout on the adapters' input
+    target_modules: list[str] = field(default_factory=lambda: list(DIT_TARGETS))  # DiT linear layers adapted (names or name endings)
+    text_target_modules: list[str] = field(default_factory=list)  # text tower layers adapted ([]: the tower stays as trained), e.g. [mlp.c_fc, mlp.c_proj]
+
+    def __post_init__(self):
+        _require("training.lora", {
+            "rank": (self.rank, self.rank >= 0, ">= 0 (0 disables LoRA)"),
+            "alpha": (self.alpha, _finite(self.alpha) and self.alpha >= 0, "a finite number >= 0 (0: alpha = rank)"),
+            "dropout": (self.dropout, _finite(self.dropout) and 0 <= self.dropout < 1, "in [0, 1)"),
+            "target_modules": (self.target_modules, bool(self.target_modules) or self.rank == 0,
+                               "a non-empty list of layer names when rank > 0"),
+        })
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+
+@dataclass
 class TrainingConfig:
     output_dir: str = "runs/default"  # checkpoints, logs and exported pipelines go here
     seed: int = 0  # global seed (per-process seeds derive from it)
@@ -130,6 +155,7 @@ class TrainingConfig:
     init_from: str = ""  # fresh runs: start from trained weights (vae stage: a VAE, pipeline or run; dit stage: a pipeline or dit run) instead of a random init
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed, e.g. [vae.encoder] to fine-tune only the decoder
     log_sample_ids: bool = False  # write the clip ids each process trains on to output_dir/sample_ids/rank_R.txt
+    lora: LoRAConfig = field(default_factory=LoRAConfig)  # dit stage: train low-rank adapters instead of the model
 
     def __post_init__(self):
         # Each of these once ran as a silent no-op run that exited 0, or failed after set-up (issue 22).
@@ -158,6 +184,9 @@ class TrainingConfig:
             "sample_steps": (self.sample_steps, 1 <= self.sample_steps <= 1000, "in [1, 1000]"),
             "val_batches": (self.val_batches, self.val_batches >= 1, ">= 1"),
         })
+        if self.lora.enabled and not self.init_from:
+            raise ConfigError("training.lora needs training.init_from: the trained pipeline (or dit run) whose "
+                              "model the adapters adapt")
 
 
 @dataclass

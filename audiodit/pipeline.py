@@ -31,11 +31,12 @@ from audiodit.diffusion import FlowMatching
 from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
                                guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
+from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.key_classifier import LatentKeyClassifier
 from audiodit.models.vae import AudioVAE
 
-class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
+class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipeline):
     """Text-to-audio with a latent diffusion transformer over spacetime patches.
 
     Args:
@@ -44,6 +45,9 @@ class AudioDiTPipeline(AudioEditingMixin, DiffusionPipeline):
         text_encoder: a text conditioner (CLIP via open_clip or CLAP via transformers).
         scheduler: a diffusers flow-matching scheduler.
         key_classifier: optional `LatentKeyClassifier` for key classifier guidance (`key_classifier_scale`).
+
+    LoRA adapters (`audiodit.lora`): `load_lora_weights(dir, adapter_name=...)`, `set_adapters(names,
+    adapter_weights=[...])`, `fuse_lora()`, `unfuse_lora()`, `unload_lora_weights()`.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"

@@ -256,7 +256,7 @@ def _runnable(doc: str) -> list[list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc", ["README.md", "training.md", "data.md", "evaluation.md"])
+@pytest.mark.parametrize("doc", ["README.md", "training.md", "data.md", "evaluation.md", "lora.md"])
 def test_the_documents_commands_run(doc, workspace, single_thread):
     commands = _runnable(doc)
     assert commands, doc
@@ -276,6 +276,10 @@ def test_the_documents_commands_run(doc, workspace, single_thread):
         assert (workspace / "data/grooves/metadata.jsonl").read_text().count("\n") == 3
         mixed = json.loads((workspace / "data/mix_v2/mix.json").read_text())
         assert "arrangement" in json.dumps(mixed), mixed
+    if doc == "lora.md":  # the adapter trained, and both clips carry it in their sidecars
+        scales = [json.loads((workspace / "outputs" / name).read_text())["lora"][0]["scale"]
+                  for name in ("funk.json", "funk_half.json")]
+        assert scales == [1.0, 0.5], scales
     if doc == "README.md":
         made = [p for p in (workspace / "outputs").iterdir() if p.suffix in (".flac", ".wav")]
         assert len(made) >= 8, made  # --variations 4 of two prompts, and the other lines' clips

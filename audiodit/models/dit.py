@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders.peft import PeftAdapterMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 
@@ -215,11 +216,12 @@ class FinalLayer(nn.Module):
 # Model
 # ----------------------------------------------------------------------------------------------------
 
-class AudioDiTModel(ModelMixin, ConfigMixin):
+class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """Text-conditioned diffusion transformer predicting the velocity of noisy audio latents.
 
     Build with `AudioDiTModel.from_preset("small")` or `AudioDiTModel(**dataclasses.asdict(cfg))`.
-    Gradient checkpointing: `model.enable_gradient_checkpointing()` (diffusers' switch).
+    Gradient checkpointing: `model.enable_gradient_checkpointing()` (diffusers' switch). LoRA
+    adapters: diffusers' `PeftAdapterMixin` (`add_adapter`, `set_adapters`, ...; `audiodit.lora`).
     """
 
     _supports_gradient_checkpointing = True

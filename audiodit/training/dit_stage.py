@@ -13,6 +13,9 @@
   conditioner's (`text.dropout_prob`, DiT `LabelEmbedder.token_drop` style). Captions may lose
   their tempo, key and later clauses while training (`data.caption_*_drop`,
   `audiodit.data.caption_augment`; the caption cache is then bypassed, as captions vary).
+* LoRA (`training.lora`, `audiodit.lora`): the pipeline in `training.init_from` supplies every
+  weight, the DiT (and, with `text_target_modules`, the text tower) is frozen and gains low-rank
+  adapters; only they train, and checkpoints and the `lora/` export hold only them.
 * Data: `data.format` folder (audio, encoded on the fly), latents (`audiodit.data.latents`, the fast
   path) or webdataset (`audiodit.data.webdataset`).
 """
@@ -76,16 +79,43 @@ class DiTStage(Stage):
         self.vae = AudioVAE.from_pretrained(str(resolve_vae_path(cfg.vae_path))).to(device, torch.float32)
         self.vae.eval().requires_grad_(False)
         self.text_encoder = build_text_encoder(cfg.text).to(device)
-        text_trainable = cfg.text.trainable
+        lora = cfg.training.lora
+        # The text tower runs inside the trained module when it trains: wholly, or through its adapters.
+        self.text_trained = bool(lora.text_target_modules) if lora.enabled else cfg.text.trainable
         dit_cfg = dataclasses.asdict(cfg.dit)
         _check_widths(dit_cfg, self.vae, self.text_encoder)
         transformer = AudioDiTModel(**dit_cfg)
-        self.model = DiTTrainModule(transformer, self.text_encoder if text_trainable else None)
+        self._init_pipe = None  # the pipeline adapters adapt, loaded once (training.lora)
+        self.base_fingerprints: dict[str, str] = {}
+        if lora.enabled:
+            self._add_adapters(transformer)
+        self.model = DiTTrainModule(transformer, self.text_encoder if self.text_trained else None)
         self.text_encoder.train()  # switches condition dropout on (a frozen tower stays in eval)
         self.flow = FlowMatching(cfg.diffusion)
         self.caption_cache = None
         self.caption_augment = CaptionAugment(cfg.data.caption_tempo_drop, cfg.data.caption_key_drop,
                                               cfg.data.caption_clause_drop)
+
+    def _add_adapters(self, transformer: AudioDiTModel) -> None:
+        """training.lora: the pipeline in training.init_from supplies every weight, on fresh runs and
+        on resume alike (checkpoints hold only the adapters); then both models are frozen and the
+        adapters added. Fingerprints of the base weights go into the stage state and the export."""
+        from audiodit import lora as lora_tools
+
+        lora = self.cfg.training.lora
+        self.export_dirname = "lora"
+        self.checkpoints_frozen_weights = False
+        self._init_pipe = self._load_pretrained(self.cfg.training.init_from, transformer)
+        models = {"transformer": (transformer, lora.target_modules)}
+        if lora.text_target_modules:
+            models["text_encoder"] = (self.text_encoder, lora.text_target_modules)
+        else:
+            self.text_encoder.requires_grad_(False)
+        for component, (model, targets) in models.items():
+            self.base_fingerprints[component] = lora_tools.fingerprint(model)
+            added = lora_tools.add_adapter(model, lora.rank, lora.alpha, lora.dropout, targets)
+            self.accelerator.print(f"dit: LoRA rank {lora.rank} on {component} ({len(targets)} targets): "
+                                   f"{added:,} trainable parameters")
 
     def set_training(self, training: bool) -> None:
         self.model.train(training)
@@ -104,7 +134,7 @@ class DiTStage(Stage):
         dataset = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
                                 num_buckets=data.num_buckets, seed=self.cfg.training.seed)
         dataset.check_vae(self.vae)
-        if not self.cfg.text.trainable and dataset.caption_dir is not None and not self.caption_augment.active:
+        if not self.text_trained and dataset.caption_dir is not None and not self.caption_augment.active:
             from audiodit.caption_cache import CaptionCache
 
             self.caption_cache = CaptionCache(dataset.caption_dir, self.text_encoder)
@@ -145,11 +175,10 @@ class DiTStage(Stage):
         self.accelerator.print(f"dit: estimated vae.scaling_factor = {1.0 / std:.5f} "
                                f"(latent std {std:.5f} over {int(count)} values)")
 
-    def initialize_from(self, path, first_batches):
-        """Start the transformer and the text tower from a trained pipeline (a pipeline directory or a
-        dit run's latest export) instead of a random init. The latent scale: the pipeline's when
-        vae_path holds the same encoder (e.g. a decoder fine-tuned with `training.freeze:
-        [vae.encoder]`); estimated again, as on a fresh run, when the encoder differs."""
+    def _load_pretrained(self, path, transformer: AudioDiTModel):
+        """Load the transformer and text tower weights of the pipeline `path` names (a pipeline
+        directory or a dit run's latest export) into `transformer` and `self.text_encoder`; returns
+        that pipeline."""
         from audiodit.pipeline import AudioDiTPipeline
 
         source = resolve_init_source(path)
@@ -160,12 +189,22 @@ class DiTStage(Stage):
         # Tempo, beat and key conditioning may be added to a model trained without them (not removed).
         check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source,
                            ignore=_added_conditioning(self.cfg.dit, pipe.transformer.config))
-        added = load_weights(self.model.transformer, pipe.transformer.state_dict(), "transformer",
+        added = load_weights(transformer, pipe.transformer.state_dict(), "transformer",
                              source / "transformer", new_modules=("tempo_embed.", "beat_embed.", "key_embed."))
         if added:
             self.accelerator.print(f"dit: {source} lacks {sorted({name.split('.')[0] for name in added})}; the "
                                    f"config adds them ({len(added)} new tensors, zero output at first)")
         load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder", source / "text_encoder")
+        pipe.source = source
+        return pipe
+
+    def initialize_from(self, path, first_batches):
+        """Start the transformer and the text tower from a trained pipeline (a pipeline directory or a
+        dit run's latest export) instead of a random init. The latent scale: the pipeline's when
+        vae_path holds the same encoder (e.g. a decoder fine-tuned with `training.freeze:
+        [vae.encoder]`); estimated again, as on a fresh run, when the encoder differs."""
+        pipe = self._init_pipe or self._load_pretrained(path, self.model.transformer)
+        source = pipe.source
         ours = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
         same_encoder = all(name in ours and ours[name].shape == weight.shape
                            and torch.allclose(ours[name].float().cpu(), weight.float(), rtol=1e-3, atol=1e-4)
@@ -182,16 +221,27 @@ class DiTStage(Stage):
                              f"but the VAE in vae_path={self.cfg.vae_path!r} (same encoder) sets "
                              f"{float(self.vae.config.scaling_factor):g}")
         self.accelerator.print(f"dit: started from {source} (vae.scaling_factor {self.vae.config.scaling_factor:g})")
+        self._init_pipe = None
 
     def _set_scaling(self, value: float) -> None:
         self.vae.register_to_config(scaling_factor=float(value))
 
     def state_dict(self):
-        return {"scaling_factor": float(self.vae.config.scaling_factor)}
+        state = {"scaling_factor": float(self.vae.config.scaling_factor)}
+        if self.base_fingerprints:
+            state["base_fingerprints"] = dict(self.base_fingerprints)
+        return state
 
     def load_state_dict(self, state):
         if "scaling_factor" in state:
             self._set_scaling(state["scaling_factor"])
+        self._init_pipe = None
+        saved = state.get("base_fingerprints", {})
+        changed = sorted(name for name, value in saved.items() if self.base_fingerprints.get(name) != value)
+        if changed:
+            raise ValueError(f"training.init_from={self.cfg.training.init_from!r}: its {' and '.join(changed)} "
+                             "weights differ from those this run's adapters were trained on; resume with the "
+                             "pipeline the run started from")
 
     # ------------------------------------------------------------------ losses
     def prepare_batch(self, batch):
@@ -220,7 +270,7 @@ class DiTStage(Stage):
                 inputs["key_ids"] = torch.where(drop_ids, torch.full_like(key_ids, NO_KEY), key_ids).to(device)
             drop_ids = drop_ids.to(device)
             inputs["drop_ids"] = drop_ids
-        if self.cfg.text.trainable:
+        if self.text_trained:
             inputs["tokens"] = {k: v.to(device) for k, v in self.text_encoder.tokenize(batch["caption"]).items()}
         else:
             with torch.no_grad():
@@ -253,11 +303,18 @@ class DiTStage(Stage):
     def build_pipeline(self, model_state):
         from audiodit.pipeline import AudioDiTPipeline
 
-        transformer = AudioDiTModel(**dataclasses.asdict(self.cfg.dit))
-        transformer.load_state_dict(_strip(model_state, "transformer."))
-        text_encoder = copy.deepcopy(self.text_encoder).cpu()
-        if self.cfg.text.trainable:
-            text_encoder.load_state_dict(_strip(model_state, "text_encoder."))
+        if self.cfg.training.lora.enabled:  # the adapted models, with `model_state`'s (EMA) adapter weights
+            transformer = copy.deepcopy(self.model.transformer).cpu()
+            transformer.load_state_dict(_strip(model_state, "transformer."))
+            text_encoder = copy.deepcopy(self.text_encoder).cpu()
+            if self.text_trained:
+                text_encoder.load_state_dict(_strip(model_state, "text_encoder."))
+        else:
+            transformer = AudioDiTModel(**dataclasses.asdict(self.cfg.dit))
+            transformer.load_state_dict(_strip(model_state, "transformer."))
+            text_encoder = copy.deepcopy(self.text_encoder).cpu()
+            if self.cfg.text.trainable:
+                text_encoder.load_state_dict(_strip(model_state, "text_encoder."))
         diff = self.cfg.diffusion
         if not hasattr(diffusers, diff.scheduler):
             raise ValueError(f"diffusion.scheduler {diff.scheduler!r} is not a diffusers scheduler")
@@ -269,7 +326,20 @@ class DiTStage(Stage):
         )
 
     def export(self, model_state, out_dir: Path):
-        self.build_pipeline(model_state).save_pretrained(str(out_dir), safe_serialization=True)
+        if not self.cfg.training.lora.enabled:
+            self.build_pipeline(model_state).save_pretrained(str(out_dir), safe_serialization=True)
+            return
+        from audiodit import lora as lora_tools
+
+        lora = self.cfg.training.lora
+        models = {"transformer": self.model.transformer, "text_encoder": self.text_encoder}
+        layers = {name: lora_tools.adapter_tensors(model_state, name) for name in self.base_fingerprints}
+        settings = {name: lora_tools.adapter_settings(models[name]) for name in self.base_fingerprints}
+        info = {"base_model": str(resolve_init_source(self.cfg.training.init_from)),
+                "base_fingerprint": dict(self.base_fingerprints), "rank": lora.rank, "alpha": lora.alpha or lora.rank,
+                "target_modules": list(lora.target_modules), "text_target_modules": list(lora.text_target_modules),
+                "vae_scaling_factor": float(self.vae.config.scaling_factor)}
+        lora_tools.save_adapter(out_dir, layers, settings, info)
 
     @torch.no_grad()
     def log_samples(self, model_state, step, writer, batch):

@@ -15,17 +15,20 @@ from safetensors.torch import load_file, save_file
 
 
 class EMA:
-    """EMA of every floating-point parameter and buffer of `model` (keys = its state_dict keys)."""
+    """EMA of every floating-point parameter that trains and every floating-point buffer of `model`
+    (keys = its state_dict keys). A frozen parameter's average is itself, so it is not kept (a LoRA
+    run's EMA holds only the adapters)."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.num_updates = 0
+        frozen = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
         self.shadow = {
             name: value.detach().float().clone()
             for name, value in model.state_dict().items()
-            if value.is_floating_point()
+            if value.is_floating_point() and name not in frozen
         }
 
     def current_decay(self) -> float:

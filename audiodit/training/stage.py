@@ -49,6 +49,9 @@ class Stage:
     export_dirname = "export"  # subdirectory of each checkpoint holding the ready-to-use export
     model: nn.Module  # trained by the main AdamW, averaged by EMA, exported
     discriminator: nn.Module | None = None  # optional second model with its own AdamW
+    # False: the weights that do not train come from elsewhere (training.init_from) on every start,
+    # so checkpoints hold only the trained ones (LoRA adapters)
+    checkpoints_frozen_weights: bool = True
 
     def __init__(self, cfg: Config, accelerator: Accelerator):
         self.cfg = cfg

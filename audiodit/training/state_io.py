@@ -4,7 +4,8 @@ accelerate's `save_state`/`load_state` store the RNG states and registered objec
 load them with `weights_only=False`: a checkpoint whose state file was replaced by a crafted pickle
 ran its code on `--resume` (issue 22). Here the same state is written as:
 
-    model.safetensors, discriminator.safetensors      weights of the trained modules (unwrapped)
+    model.safetensors, discriminator.safetensors      weights of the trained modules (unwrapped; with
+                                                      `trained_only`, only parameters that train)
     optimizer.safetensors + optimizer.json            optimizer tensors (moments, step counts) and
     (d_optimizer.* for the discriminator's)           everything else (param groups, ...)
     lr_scheduler.json                                 the LR schedule's state_dict
@@ -106,13 +107,21 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def save_training_state(directory: Path, accelerator, modules: dict, optimizers: dict, lr_scheduler) -> None:
+def trained_names(module: torch.nn.Module) -> set[str]:
+    return {name for name, parameter in module.named_parameters() if parameter.requires_grad}
+
+
+def save_training_state(directory: Path, accelerator, modules: dict, optimizers: dict, lr_scheduler,
+                        trained_only: bool = False) -> None:
     """Write the state of every process into `directory` (which every process can reach)."""
     directory = Path(directory)
     if accelerator.is_main_process:
         directory.mkdir(parents=True, exist_ok=True)
         for name, module in modules.items():
             weights = accelerator.get_state_dict(module)
+            if trained_only:
+                kept = trained_names(accelerator.unwrap_model(module))
+                weights = {key: value for key, value in weights.items() if key in kept}
             save_file({key: value.detach().cpu().contiguous() for key, value in weights.items()},
                       str(directory / f"{name}.safetensors"))
         for name, optimizer in optimizers.items():
@@ -129,7 +138,8 @@ def is_pickle_free(directory: Path) -> bool:
     return (Path(directory) / "lr_scheduler.json").is_file()
 
 
-def load_training_state(directory: Path, accelerator, modules: dict, optimizers: dict, lr_scheduler) -> None:
+def load_training_state(directory: Path, accelerator, modules: dict, optimizers: dict, lr_scheduler,
+                        trained_only: bool = False) -> None:
     """Restore what `save_training_state` wrote; reads only safetensors and JSON."""
     directory = Path(directory)
     # Every rank makes the same decision before loading anything (a rank that raised alone would
@@ -140,7 +150,18 @@ def load_training_state(directory: Path, accelerator, modules: dict, optimizers:
         raise ValueError(f"{directory} was saved by fewer processes than resume it (no {', '.join(missing)}); "
                          "resume with the number of processes it was saved with")
     for name, module in modules.items():
-        accelerator.unwrap_model(module).load_state_dict(load_file(str(directory / f"{name}.safetensors")))
+        module = accelerator.unwrap_model(module)
+        weights = load_file(str(directory / f"{name}.safetensors"))
+        if not trained_only:
+            module.load_state_dict(weights)
+            continue
+        expected = trained_names(module)
+        if set(weights) != expected:
+            missing, extra = sorted(expected - set(weights)), sorted(set(weights) - expected)
+            raise ValueError(f"{directory / name}.safetensors does not hold the weights this run trains "
+                             f"(missing {missing[:3]}, unexpected {extra[:3]}): the checkpoint is of another "
+                             "configuration (training.lora)")
+        module.load_state_dict(weights, strict=False)
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(load_tree(directory, name))
     lr_scheduler.load_state_dict(json.loads((directory / "lr_scheduler.json").read_text(encoding="utf-8")))

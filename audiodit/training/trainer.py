@@ -257,7 +257,8 @@ class Trainer:
         if self._sharded():
             acc.save_state(str(tmp / STATE_DIR))  # FSDP/DeepSpeed shards: their own formats (state_io)
         else:
-            save_training_state(tmp / STATE_DIR, acc, *self._state_parts())
+            save_training_state(tmp / STATE_DIR, acc, *self._state_parts(),
+                                trained_only=not self.stage.checkpoints_frozen_weights)
         export_state = self._export_state()
         final = None
         if acc.is_main_process:
@@ -291,7 +292,8 @@ class Trainer:
         acc = self.accelerator
         check_checkpoint_integrity(checkpoint)
         if is_pickle_free(checkpoint / STATE_DIR):
-            load_training_state(checkpoint / STATE_DIR, acc, *self._state_parts())
+            load_training_state(checkpoint / STATE_DIR, acc, *self._state_parts(),
+                                trained_only=not self.stage.checkpoints_frozen_weights)
         elif self._sharded():
             acc.load_state(str(checkpoint / STATE_DIR))
         else:
