@@ -227,8 +227,8 @@ def validate(args) -> None:
         raise UsageError(f"--init-audio file not found: {_shown(args.init_audio)}")
     if args.inpaint is not None and not 0 <= args.inpaint[0] < args.inpaint[1]:
         raise UsageError(f"--inpaint needs 0 <= START < END, got {args.inpaint[0]} {args.inpaint[1]}")
-    if args.continue_s is not None and args.continue_s <= 0:
-        raise UsageError(f"--continue must be positive, got {args.continue_s}")
+    if args.continue_s is not None and not 0 < args.continue_s <= MAX_LONG_SECONDS:
+        raise UsageError(f"--continue must be in (0, {MAX_LONG_SECONDS:g}] seconds, got {args.continue_s}")
     interpolating = args.interpolate_to is not None or args.interpolate_seed is not None
     if interpolating and (args.init_audio is not None):
         raise UsageError("interpolation cannot be combined with --init-audio")

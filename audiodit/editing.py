@@ -24,6 +24,23 @@ SEAM_FRAMES = 6
 # (longer than the encoder's reach of about 0.3 s), and the waveform cross-fade at the join.
 MIRROR_SECONDS = 1.0
 JOIN_CROSSFADE_SECONDS = 0.02
+# Inpainting an input longer than the model: the regenerated range is cross-faded into the input
+# over this much on each side, outside the range (where the crop holds the input's reconstruction).
+JOIN_FADE_SECONDS = 0.1
+
+
+def splice(original: torch.Tensor, generated: torch.Tensor, start: int, end: int, fade: int) -> torch.Tensor:
+    """`original` with samples [start, end) from `generated`, cross-faded over `fade` samples outside
+    the range on each side (raised cosine; the two agree there, as `generated` keeps the rest)."""
+    out = original.clone()
+    left, right = max(start - fade, 0), min(end + fade, original.shape[-1])
+    out[..., start:end] = generated[..., start:end]
+    for lo, hi, rising in ((left, start, True), (end, right, False)):
+        if hi > lo:
+            weight = 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, hi - lo + 2, device=out.device)[1:-1]))
+            weight = weight if rising else weight.flip(0)
+            out[..., lo:hi] = (1 - weight) * original[..., lo:hi] + weight * generated[..., lo:hi]
+    return out
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
@@ -106,6 +123,129 @@ class AudioEditingMixin:
         elif output_type != "pt":
             raise ValueError(f"`output_type` for continuation must be 'pt' or 'np', got {output_type!r}.")
         return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
+
+    # ------------------------------------------------------------------ inputs longer than the model
+    def _long_edit(self, initial_audio, continuation_in_s) -> bool:
+        """Whether an edit works window by window: an input longer than the model's maximum, or a
+        continuation longer than one window adds (its maximum less the default context)."""
+        from audiodit.longform import DEFAULT_WINDOW_SECONDS, default_context
+
+        if initial_audio is None:
+            return False
+        max_s = self.max_audio_length_s
+        if continuation_in_s is not None:
+            return continuation_in_s > max_s - default_context(min(DEFAULT_WINDOW_SECONDS, max_s)) + 1e-6
+        return initial_audio.shape[-1] > round(max_s * self.sampling_rate)
+
+    def _edit_long(self, prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s,
+                   generator, num_waveforms_per_prompt, output_type, return_dict, **call):
+        """Audio-to-audio, inpainting and continuation of inputs longer than the model's maximum,
+        one waveform at a time (each prompt x `num_waveforms_per_prompt`, with its generator):
+
+        * audio-to-audio: `generate_long` over the input, each window starting from its stretch of
+          the input noised to `strength` and going on from the window before;
+        * inpainting: the range is regenerated in crops of at most the model's maximum, each with up
+          to `default_context` seconds of the audio on either side (the left one already edited);
+          outside the range and its JOIN_FADE_SECONDS fades the output is the input, bit-exact;
+        * continuation: repeated continuation, each adding at most the maximum less that context.
+        Timing of every window is mapped onto the model's range as long-form generation does."""
+        if initial_audio.dim() == 2:
+            initial_audio = initial_audio.unsqueeze(0)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+        if not prompts or not all(isinstance(text, str) for text in prompts):
+            raise ValueError("editing audio longer than the model's maximum needs `prompt` (a string or a list)")
+        for name in ("latents", "prompt_embeds", "callback_on_step_end"):
+            if call.pop(name, None) is not None:
+                raise ValueError(f"`{name}` is not taken when editing audio longer than the model's "
+                                 f"{self.max_audio_length_s:g} s (it works window by window)")
+        jobs = [text for text in prompts for _ in range(num_waveforms_per_prompt)]
+        generators = generator if isinstance(generator, list) else [generator] * len(jobs)
+        if len(generators) != len(jobs):
+            raise ValueError(f"got {len(generators)} generators for {len(jobs)} waveforms")
+        if initial_audio.shape[0] not in (1, len(jobs)):
+            raise ValueError(f"`initial_audio` has batch {initial_audio.shape[0]}, expected 1 or {len(jobs)}.")
+        if inpaint_range is not None:
+            start, end = inpaint_range
+            seconds = initial_audio.shape[-1] / self.sampling_rate
+            if not 0 <= start < end <= seconds + 1e-6:
+                raise ValueError(f"`inpaint_range` must satisfy 0 <= start < end <= {seconds:g} (the input's "
+                                 f"length), got {inpaint_range}.")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
+        outputs = []
+        for index, (text, job_generator) in enumerate(zip(jobs, generators)):
+            audio = initial_audio[index if initial_audio.shape[0] > 1 else 0].unsqueeze(0).float()
+            if continuation_in_s is not None:
+                outputs.append(self._continue_long(text, audio, continuation_in_s, audio_start_in_s, job_generator, call))
+            elif inpaint_range is not None:
+                outputs.append(self._inpaint_long(text, audio, inpaint_range, job_generator, call))
+            else:
+                from audiodit.longform import generate_long
+
+                parts = generate_long(self, text, audio.shape[-1] / self.sampling_rate, generator=job_generator,
+                                      initial_audio=audio, strength=strength, **call)
+                outputs.append(torch.cat(list(parts), dim=-1))
+        audios = torch.cat(outputs)  # (B, 2, S)
+        if output_type == "np":
+            audios = audios.cpu().numpy()
+        elif output_type != "pt":
+            raise ValueError(f"`output_type` for audio longer than the model must be 'pt' or 'np', got {output_type!r}.")
+        return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
+
+    def _window_timing(self, prompt: str, start_s: float, length_s: float, piece_s: float, call: dict) -> float:
+        """`audio_start_in_s` of a window at `start_s` of a `piece_s` piece (`longform.model_start_seconds`)."""
+        from audiodit.longform import beat_period_seconds, model_start_seconds
+        from audiodit.prompt_attributes import parse_bpm
+
+        bpm = call.get("bpm")
+        tempo = float(bpm) if isinstance(bpm, (int, float)) else parse_bpm(prompt)
+        return model_start_seconds(start_s, length_s, piece_s, self.max_audio_length_s,
+                                   beat_period_seconds(self, tempo))
+
+    def _continue_long(self, prompt, audio, continuation_in_s, audio_start_in_s, generator, call):
+        from audiodit.longform import DEFAULT_WINDOW_SECONDS, default_context
+
+        max_s = self.max_audio_length_s
+        step_s = max_s - default_context(min(DEFAULT_WINDOW_SECONDS, max_s))
+        final_s = audio.shape[-1] / self.sampling_rate + continuation_in_s
+        remaining = continuation_in_s
+        while remaining > 1e-9:
+            add = min(remaining, step_s)
+            clip_s = audio.shape[-1] / self.sampling_rate
+            context_s = min(clip_s, max_s - add)
+            window_start = self._window_timing(prompt, audio_start_in_s + clip_s - context_s, context_s + add,
+                                               audio_start_in_s + final_s, call)
+            audio = self._continue(prompt, audio, add, window_start - (clip_s - context_s), generator=generator,
+                                   num_waveforms_per_prompt=1, output_type="pt", return_dict=True,
+                                   callback_on_step_end=None, **call).audios
+            remaining -= add
+        return audio
+
+    def _inpaint_long(self, prompt, audio, inpaint_range, generator, call):
+        from audiodit.longform import DEFAULT_WINDOW_SECONDS, default_context
+
+        rate, max_s = self.sampling_rate, self.max_audio_length_s
+        margin = default_context(min(DEFAULT_WINDOW_SECONDS, max_s))
+        chunk = max_s - 2 * margin
+        total_s = audio.shape[-1] / rate
+        start_s, end_s = inpaint_range
+        edited = audio.clone()
+        position = start_s
+        while position < end_s - 1e-9:
+            stop = min(end_s, position + chunk)
+            crop_start, crop_end = max(0.0, position - margin), min(total_s, stop + margin)
+            first = int(round(crop_start * rate))
+            last = min(int(round(crop_end * rate)), first + int(round(max_s * rate)))  # never past one window
+            crop_s = (last - first) / rate
+            timing = self._window_timing(prompt, crop_start, crop_s, total_s, call)
+            generated = self(prompt, initial_audio=edited[..., first:last], inpaint_range=(position - crop_start, stop - crop_start),
+                             audio_start_in_s=timing, audio_end_in_s=timing + crop_s, generator=generator,
+                             output_type="pt", **call).audios.to(edited)  # (1, 2, last - first)
+            edited[..., first:last] = splice(edited[..., first:last], generated,
+                                             int(round((position - crop_start) * rate)), int(round((stop - crop_start) * rate)),
+                                             int(JOIN_FADE_SECONDS * rate))
+            position = stop
+        return edited
 
     def generate_long(self, prompt: str | None = None, seconds: float = 60.0, **kwargs):
         """Yield a piece of any length (beyond `max_audio_length_s`), (1, channels, samples) part by

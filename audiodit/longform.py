@@ -107,6 +107,14 @@ def beat_period_beats() -> Fraction:
     return Fraction(numerator, denominator)
 
 
+def beat_period_seconds(pipe, bpm: float) -> float | None:
+    """Seconds after which a beat-conditioned model's beat grid repeats at `bpm`; None when the
+    model has no beat conditioning or no tempo is stated."""
+    if not getattr(pipe.transformer.config, "beat_conditioning", False) or not math.isfinite(bpm) or bpm <= 0:
+        return None
+    return float(beat_period_beats()) * 60.0 / bpm
+
+
 @dataclass(frozen=True)
 class Window:
     start: int  # first latent frame in the piece
@@ -255,8 +263,10 @@ def _repaint_hook(known: torch.Tensor, noise: torch.Tensor, context: int, t_scal
     from audiodit.diffusion import FlowMatching
 
     def hook(pipe, step, timestep, tensors):
+        # the next timestep after this one (audio-to-audio calls run the schedule's tail only)
         timesteps = pipe.scheduler.timesteps
-        t_next = timesteps[step + 1] / t_scale if step + 1 < len(timesteps) else torch.zeros(())
+        position = int((timesteps == timestep).nonzero()[0, 0]) if (timesteps == timestep).any() else step
+        t_next = timesteps[position + 1] / t_scale if position + 1 < len(timesteps) else torch.zeros(())
         t_next = t_next.to(device=known.device, dtype=known.dtype)
         latents = tensors["latents"].clone()
         latents[..., :context] = FlowMatching.add_noise(known[..., :context], noise[..., :context], t_next)
@@ -292,7 +302,8 @@ def check_sections(sections: list[tuple[float, str]], seconds: float) -> list[tu
 def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tuple[float, str]] | None = None,
                   window_seconds: float | None = None, context_seconds: float | None = None,
                   generator: torch.Generator | None = None, num_inference_steps: int | None = None,
-                  bpm: float | None = None, progress: bool = True, **call_kwargs) -> Iterator[torch.Tensor]:
+                  bpm: float | None = None, progress: bool = True, initial_audio: torch.Tensor | None = None,
+                  strength: float = 1.0, **call_kwargs) -> Iterator[torch.Tensor]:
     """Yield the waveform of a `seconds`-long piece, (1, channels, samples) part after part.
 
     `prompt`, or `sections` [(start_seconds, prompt), ...] for a piece whose prompt changes (a
@@ -301,7 +312,11 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
     DEFAULT_WINDOW_SECONDS, at most the model's maximum, shorter for a slow tempo:
     `long_window_seconds`) and `context_seconds` (each later window starts with this much of the
     piece so far; default `default_context`). Other keyword arguments go to every window's pipeline
-    call (guidance scales, key, negative prompt, ...)."""
+    call (guidance scales, key, negative prompt, ...).
+
+    Audio-to-audio of a long input: `initial_audio` (1, channels, samples) of `seconds` and
+    `strength` < 1; each window starts from its stretch of the input noised to `strength`, later
+    windows holding their context as above."""
     import torch
 
     from audiodit.prompt_attributes import parse_bpm
@@ -326,10 +341,17 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
     total_frames = pipe.vae.latent_frames(int(round(seconds * pipe.sampling_rate)))
     windows = plan_windows(total_frames, window_frames, context_frames, int(round(default_drop(window_seconds) * rate)))
     steps = pipe.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+    edit = {}
+    if initial_audio is not None:
+        edit = {"strength": strength}
+        hop = pipe.vae.hop_length
+        needed = total_frames * hop
+        initial_audio = torch.nn.functional.pad(initial_audio[..., :needed], (0, max(needed - initial_audio.shape[-1], 0)))
+        steps_run = steps - min(int(round(steps * (1.0 - strength))), steps - 1)  # as the pipeline starts part-way
+    else:
+        steps_run = steps
     config = pipe.transformer.config
-    period = None
-    if getattr(config, "beat_conditioning", False) and math.isfinite(tempo) and tempo > 0:
-        period = float(beat_period_beats()) * 60.0 / tempo
+    period = beat_period_seconds(pipe, tempo)
     if getattr(config, "tempo_conditioning", False):
         call_kwargs["bpm"] = tempo
     elif bpm is not None:
@@ -348,7 +370,7 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
     pipe.set_progress_bar_config(disable=True)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(windows) * steps, disable=not progress or bar_config.get("disable", False),
+    bar = tqdm(total=len(windows) * steps_run, disable=not progress or bar_config.get("disable", False),
                desc=f"{len(windows)} windows", unit="step")
     previous = None  # scaled latents of the window before (1, C, frames)
     remaining = int(round(seconds * pipe.sampling_rate))  # samples still to hand out
@@ -368,9 +390,11 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
                 bar.update()
                 return tensors if repaint is None else repaint(pipe_, step, timestep, tensors)
 
+            if initial_audio is not None:  # the window's stretch of the input
+                edit["initial_audio"] = initial_audio[..., window.start * hop:window.end * hop]
             latents = pipe(section_prompt(sections, new_start_s), audio_start_in_s=model_start,
                            audio_end_in_s=model_start + length_s, latents=noise, num_inference_steps=steps,
-                           output_type="latent", callback_on_step_end=on_step, **call_kwargs).audios
+                           output_type="latent", callback_on_step_end=on_step, **edit, **call_kwargs).audios
             previous = latents[..., :window.keep]
             # The window's end, made again by the next one, is pushed as a guess to fade out of.
             audio = decoder.push(latents[..., window.context:], provisional=window.frames - window.keep)

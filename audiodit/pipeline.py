@@ -336,7 +336,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             generator: a generator, or one per waveform (per-sample seeds).
             latents: initial noise (B, C, T) instead of drawing it.
             prompt_embeds: precomputed `TextEncoderOutput` for the conditional branch.
-            initial_audio: stereo 48 kHz waveform (2, S) or (B, 2, S) for editing modes.
+            initial_audio: stereo 48 kHz waveform (2, S) or (B, 2, S) for editing modes; one longer
+                than `max_audio_length_s` (or a continuation longer than one window adds) is edited
+                window by window (`AudioEditingMixin._edit_long`).
             strength: audio-to-audio, in (0, 1]: how far the initial audio is noised (1 = ignore it).
             inpaint_range: (start_s, end_s) of `initial_audio` to regenerate; the rest is kept.
             continuation_in_s: extend `initial_audio` by this many seconds, conditioned on its end.
@@ -372,6 +374,15 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 audio_end_in_s = audio_start_in_s + default_duration
         if continuation_in_s is not None and initial_audio is not None:
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
+
+        if self._long_edit(initial_audio, continuation_in_s):  # window by window (editing.py)
+            return self._edit_long(
+                prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s, generator,
+                num_waveforms_per_prompt, output_type, return_dict, num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale, negative_prompt=negative_prompt, guidance_rescale=guidance_rescale,
+                bpm=bpm, key=key, key_guidance_scale=key_guidance_scale, key_classifier_scale=key_classifier_scale,
+                latents=latents, prompt_embeds=prompt_embeds, callback_on_step_end=callback_on_step_end,
+            )
 
         # 1. Check inputs
         self.check_inputs(

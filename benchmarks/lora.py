@@ -151,6 +151,14 @@ def training_costs(args, latents: Path) -> list[dict]:
     return found
 
 
+def lora_parameters(model: torch.nn.Module, rank: int, targets) -> int:
+    """Parameters of rank-`rank` adapters on the linear layers `targets` name: rank x (in + out) each."""
+    from audiodit.lora import matching_layers
+
+    layers = dict(model.named_modules())
+    return sum(rank * (layers[name].in_features + layers[name].out_features) for name in matching_layers(model, targets))
+
+
 def projection(rank: int) -> dict:
     """Parameters and training-state bytes at the `small` and `base` presets (no weights made)."""
     from audiodit.lora import DIT_TARGETS
@@ -161,9 +169,7 @@ def projection(rank: int) -> dict:
         with torch.device("meta"):
             model = AudioDiTModel.from_preset(preset)
         params = sum(p.numel() for p in model.parameters())
-        adapter = sum(rank * (layer.in_features + layer.out_features) for name, layer in model.named_modules()
-                      if isinstance(layer, torch.nn.Linear)
-                      and any(name == t or name.endswith("." + t) for t in DIT_TARGETS))
+        adapter = lora_parameters(model, rank, DIT_TARGETS)
         gib = 1024 ** 3
         rows[preset] = {
             "parameters": params, "lora_parameters": adapter, "lora_share": adapter / params,
@@ -360,13 +366,13 @@ def format_report(report: dict) -> str:
     for name in ("heldout", "heldout_through_vae", "scale_0", "scale_1"):
         row = style[name]
         lines.append(f"| {name} | {row['percussive_share']:.3f} | {row['low_energy_share']:.3f} | "
-                     f"{row['low_onset_strength']:.2f} | {row['spectral_distance_db']:.2f} | {row['frechet_spectra']:.0f} |")
+                     f"{row['low_onset_strength']:.2f} | {row['spectral_distance_db']:.2f} | {abs(row['frechet_spectra']):.0f} |")
     judged = style.get("judge", {})
     if "skipped" in judged or not judged:
         lines += ["", f"Tagger (musicnn): {judged.get('skipped', 'not run')}."]
     else:
         lines += ["", "Tagger (musicnn MTT): " + "; ".join(
-            f"{name} P(drums) {row['drums_median']:.2f}, embedding Frechet to held-out {row['frechet_embeddings']:.1f}"
+            f"{name} P(drums) {row['drums_median']:.2f}, embedding Frechet to held-out {abs(row['frechet_embeddings']):.1f}"
             for name, row in judged.items()) + "."]
     p = style["paired_p_scale_1_above_scale_0"]
     lines += ["", "Scale 1 above scale 0, paired permutation p: " + ", ".join(f"{k} {v:.4f}" for k, v in p.items()), "",
