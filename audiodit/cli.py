@@ -79,8 +79,9 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("AUDIODIT_MODEL", DEFAULT_MODEL))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiodit", description="Generate stereo 48 kHz audio from text.")
+def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`parser_class`: another ArgumentParser subclass (the web app's raises instead of exiting)."""
+    parser = parser_class(prog="audiodit", description="Generate stereo 48 kHz audio from text.")
     text = parser.add_argument_group("text")
     text.add_argument("--prompt", action="append", default=[], help="text prompt (repeat for several)")
     text.add_argument("--prompts-file", type=Path, help="file with one prompt per line")

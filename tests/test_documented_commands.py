@@ -55,6 +55,7 @@ RULES = [
     ("covered", r"^python -m audiodit\.data\.sound_library ",
      "tests/data/test_sound_library.py::test_layout_audio_and_records"),
     ("covered", r"^python -m audiodit\.evaluate ", "tests/test_evaluate.py::test_command_end_to_end_on_tiny_pipeline"),
+    ("covered", r"^python -m audiodit\.app", "tests/test_app.py::test_the_page_generates_shows_edits_and_answers_bad_input"),
     ("run", r"^python (sample|train)\.py ", ""),
     ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix|mma_grooves|music21_corpus)"
             r"|training\.key_classifier|export) ", ""),
