@@ -45,6 +45,21 @@ def test_requests_write_their_own_folders_and_bad_values_are_one_line(model_dir,
     assert len(studio.history) == 2
 
 
+def test_two_requests_at_once_run_one_after_the_other_into_their_own_folders(model_dir, tmp_path):
+    import threading
+
+    studio = app.Studio(model_dir, tmp_path / "ui")
+    made = []
+    requests = [threading.Thread(target=lambda seed=seed: made.extend(studio.run(app.generation_arguments(
+        {"prompt": "a march", "duration": 0.5, "seed": seed, "steps": 2})))) for seed in (1, 2)]
+    for request in requests:
+        request.start()
+    for request in requests:
+        request.join()
+    assert sorted(clip.sidecar["seed"] for clip in made) == [1, 2]
+    assert len({clip.audio.parent for clip in made}) == 2
+
+
 def test_only_the_loopback_address_goes_without_a_password():
     assert app.check_binding("127.0.0.1", None) is None
     assert app.check_binding("0.0.0.0", "me:secret") == ("me", "secret")
@@ -125,6 +140,10 @@ def test_the_page_generates_shows_edits_and_answers_bad_input(server, browser):
     url, studio = server
     browser.get(url)
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#prompt textarea"))
+    # offline: every script, style sheet, font and image the page loaded came from the app itself
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(name.startswith(("http://127.0.0.1", "data:", "blob:")) for name in loaded), \
+        [name for name in loaded if not name.startswith("http://127.0.0.1")]
     _fill(browser, "#prompt textarea", "a folk dance for fiddle, 120 BPM")
     _fill(browser, "#duration input", 1)
     browser.find_element(By.ID, "generate").click()
