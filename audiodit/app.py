@@ -67,11 +67,18 @@ def generation_arguments(form: dict) -> list[str]:
             "--duration", f"{float(form['duration']):g}", "--seed", str(int(form["seed"])),
             "--variations", str(int(form.get("variations") or 1))]
     optional = {"--negative-prompt": form.get("negative_prompt"), "--steps": form.get("steps"),
-                "--guidance": form.get("guidance"), "--scheduler": form.get("scheduler"),
-                "--key-guidance": form.get("key_guidance"), "--key-classifier-scale": form.get("key_classifier_scale")}
+                "--guidance": form.get("guidance"), "--guidance-rescale": form.get("guidance_rescale"),
+                "--scheduler": form.get("scheduler"), "--key-guidance": form.get("key_guidance"),
+                "--key-classifier-scale": form.get("key_classifier_scale"), "--start": form.get("start"),
+                "--format": form.get("format"), "--output-phase": form.get("output_phase"),
+                "--window": form.get("window"), "--window-context": form.get("window_context")}
     for flag, value in optional.items():
         if value not in (None, ""):
             argv += [flag, str(int(value)) if flag == "--steps" else str(value)]
+    for line in (form.get("sections") or "").splitlines():  # "SECONDS PROMPT" per line
+        if line.strip():
+            seconds, _, text = line.strip().partition(" ")
+            argv += ["--section", seconds, text.strip()]
     if form.get("interpolate_to") or form.get("interpolate_seed") not in (None, ""):
         argv += ["--interpolation-steps", str(int(form.get("interpolation_steps") or 5))]
         if form.get("interpolate_to"):
@@ -247,6 +254,16 @@ def build_app(studio: Studio):
                     key = gr.Dropdown(KEYS, value=None, label="Key (empty: as the prompt says)")
                     key_guidance = gr.Number(None, label="Key guidance")
                     key_classifier = gr.Number(None, label="Key classifier scale")
+                with gr.Row():
+                    guidance_rescale = gr.Number(None, label="Guidance rescale (0-1)")
+                    start = gr.Number(None, label="Start (s; timing)")
+                    fmt = gr.Dropdown(list(cli.FORMATS), value=None, label="Format (empty: wav)")
+                    output_phase = gr.Dropdown(["decoder", "magnitude", "rebuilt"], value=None,
+                                               label="VAE output phase (empty: the model's)")
+                with gr.Row():
+                    window = gr.Number(None, label="Long-form window (s)")
+                    window_context = gr.Number(None, label="Long-form context (s)")
+                    sections = gr.Textbox(label="Long-form sections, one 'SECONDS PROMPT' per line", lines=2)
                 lora = gr.Textbox(label="LoRA adapters, one DIR[:SCALE] per line", lines=2, elem_id="lora")
                 with gr.Row():
                     interpolate_to = gr.Textbox(label="Interpolate to prompt")
@@ -274,20 +291,23 @@ def build_app(studio: Studio):
         with gr.Accordion("History of this session", open=True):
             history = gr.Dataframe(headers=["#", "prompt", "seed", "seconds", "file"], interactive=False,
                                    elem_id="history")
+            settings = gr.JSON(label="Settings of the chosen clip (its sidecar)", elem_id="settings")
             with gr.Row():
                 chosen = gr.Dropdown([], label="Clip #", elem_id="chosen")
                 reuse = gr.Button("Reuse these settings", elem_id="reuse")
                 send = gr.Button("Send to edit", elem_id="send")
 
         outputs = [player, picture, gallery, downloads, history, chosen, status]
-        generate_inputs = [prompt, negative, duration, seed, variations, steps, guidance, scheduler, bpm, key,
-                           key_guidance, key_classifier, lora, interpolate_to, interpolate_seed, interpolation_steps]
+        fields = {"prompt": prompt, "negative_prompt": negative, "duration": duration, "seed": seed,
+                  "variations": variations, "steps": steps, "guidance": guidance, "scheduler": scheduler, "bpm": bpm,
+                  "key": key, "key_guidance": key_guidance, "key_classifier_scale": key_classifier,
+                  "guidance_rescale": guidance_rescale, "start": start, "format": fmt, "output_phase": output_phase,
+                  "window": window, "window_context": window_context, "sections": sections, "lora": lora,
+                  "interpolate_to": interpolate_to, "interpolate_seed": interpolate_seed,
+                  "interpolation_steps": interpolation_steps}
 
         def on_generate(*values, progress=gr.Progress(track_tqdm=True)):
-            names = ["prompt", "negative_prompt", "duration", "seed", "variations", "steps", "guidance", "scheduler",
-                     "bpm", "key", "key_guidance", "key_classifier_scale", "lora", "interpolate_to",
-                     "interpolate_seed", "interpolation_steps"]
-            return handle(generation_arguments, dict(zip(names, values)))
+            return handle(generation_arguments, dict(zip(fields, values)))
 
         def on_edit(audio, text, chosen_mode, strength_value, start, end, seconds, seed_value, lora_text,
                     progress=gr.Progress(track_tqdm=True)):
@@ -313,10 +333,11 @@ def build_app(studio: Studio):
             clip = pick(number)
             return (gr.update(), gr.update()) if clip is None else (str(clip.audio), clip.sidecar.get("prompt", ""))
 
-        generate.click(on_generate, generate_inputs, outputs, concurrency_limit=1)
+        generate.click(on_generate, list(fields.values()), outputs, concurrency_limit=1)
         edit.click(on_edit, [edit_audio, edit_prompt, mode, strength, inpaint_start, inpaint_end, continue_seconds,
                              edit_seed, lora], outputs, concurrency_limit=1)
         reuse.click(on_reuse, [chosen], [prompt, negative, duration, seed, steps, guidance, lora])
+        chosen.change(lambda number: (pick(number).sidecar if pick(number) else None), [chosen], [settings])
         send.click(on_send, [chosen], [edit_audio, edit_prompt])
     app.queue(default_concurrency_limit=1, max_size=32)
     return app

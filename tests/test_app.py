@@ -21,6 +21,11 @@ def test_form_values_become_sample_py_arguments():
     args = cli.build_parser().parse_args(argv)
     assert args.prompt == ["a march, 96 BPM, in D minor"] and args.duration == 12.5 and args.steps == 7
     assert args.seed == 3 and args.variations == 2 and args.lora == ["runs/a", "runs/b:0.5"]
+    long = cli.build_parser().parse_args(app.generation_arguments(
+        {"prompt": "a march", "duration": 120, "seed": 0, "window": 20, "window_context": 4, "format": "flac",
+         "sections": "60 the march on brass\n\n90  a quiet end"}))
+    assert long.window == 20 and long.window_context == 4 and long.format == "flac"
+    assert long.section == [["60", "the march on brass"], ["90", "a quiet end"]]
     # a prompt that states its tempo and key keeps them
     assert app.with_attributes("a jig in G major, 120 BPM", 90, "D minor") == "a jig in G major, 120 BPM"
     edit = cli.build_parser().parse_args(app.edit_arguments({"audio": "in.wav", "prompt": "x", "mode": "inpaint",
