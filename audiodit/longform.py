@@ -256,21 +256,20 @@ class StreamingDecoder:
 
 def _repaint_hook(known: torch.Tensor, noise: torch.Tensor, context: int, t_scale: float):
     """A step-end hook that keeps the first `context` frames on the known latents' own noise path
-    (RePaint). The boundary is hard: a soft one averages unrelated latents, which decodes quieter
-    (a dip at the join, measured), and releasing the last context frames part way measured worse."""
+    (`editing.repaint`). The boundary is hard: a soft one averages unrelated latents, which decodes
+    quieter (a dip at the join, measured), and releasing the last context frames part way measured worse."""
     import torch
 
-    from audiodit.diffusion import FlowMatching
+    from audiodit.editing import next_noise_level, repaint
+
+    keep_mask = known.new_zeros(1, 1, noise.shape[-1])
+    keep_mask[..., :context] = 1.0
+    known = torch.nn.functional.pad(known[..., :context], (0, noise.shape[-1] - context))  # (1, C, T)
 
     def hook(pipe, step, timestep, tensors):
-        # the next timestep after this one (audio-to-audio calls run the schedule's tail only)
-        timesteps = pipe.scheduler.timesteps
-        position = int((timesteps == timestep).nonzero()[0, 0]) if (timesteps == timestep).any() else step
-        t_next = timesteps[position + 1] / t_scale if position + 1 < len(timesteps) else torch.zeros(())
-        t_next = t_next.to(device=known.device, dtype=known.dtype)
-        latents = tensors["latents"].clone()
-        latents[..., :context] = FlowMatching.add_noise(known[..., :context], noise[..., :context], t_next)
-        return {"latents": latents}
+        # the schedule's timesteps: an audio-to-audio window runs only their tail, so look the step up
+        t_next = next_noise_level(pipe.scheduler.timesteps, timestep, t_scale)
+        return {"latents": repaint(tensors["latents"], known, noise, keep_mask, t_next)}
 
     return hook
 

@@ -28,7 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
 from audiodit.diffusion import FlowMatching
-from audiodit.editing import AudioEditingMixin, seam_keep_mask
+from audiodit.editing import AudioEditingMixin, next_noise_level, repaint, seam_keep_mask
 from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
                                guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
 from audiodit.lora import AudioDiTLoraLoaderMixin
@@ -479,12 +479,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                                                        float(timestep / t_scale), classifier_keys,
                                                        key_classifier_scale)  # (B, C, T)
                 latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
-                if keep_mask is not None:
-                    # RePaint-style: the kept range follows the input's own path at the new noise level.
-                    t_next = timesteps[step + 1] / t_scale if step + 1 < len(timesteps) else torch.zeros(())
-                    t_next = t_next.to(device=device, dtype=dtype)
-                    known_t = FlowMatching.add_noise(known, noise, t_next)
-                    latents = keep_mask * known_t + (1 - keep_mask) * latents
+                if keep_mask is not None:  # the kept range follows the input's own noise path
+                    latents = repaint(latents, known, noise, keep_mask, next_noise_level(timesteps, timestep, t_scale))
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents}  # the only entry of _callback_tensor_inputs
                     outputs = callback_on_step_end(self, step, timestep, tensors)
