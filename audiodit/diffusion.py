@@ -59,3 +59,21 @@ class FlowMatching:
             return error.mean()
         weight = frame_mask.to(error.dtype).unsqueeze(1).expand_as(error)  # (B, C, T)
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def next_noise_level(timesteps: torch.Tensor, timestep: torch.Tensor, t_scale: float) -> torch.Tensor:
+    """The noise level t in [0, 1] after `timestep` in `timesteps` (0 after the last): where a
+    denoising step has just taken the latents."""
+    found = (timesteps == timestep).nonzero()
+    position = int(found[0, 0]) if len(found) else len(timesteps) - 1
+    return timesteps[position + 1] / t_scale if position + 1 < len(timesteps) else torch.zeros((), device=timesteps.device)
+
+
+def repaint(latents: torch.Tensor, known: torch.Tensor, noise: torch.Tensor, keep_mask: torch.Tensor,
+            t_next: torch.Tensor) -> torch.Tensor:
+    """RePaint (Lugmayr et al. 2022) after one step: where `keep_mask` is 1 the latents follow the
+    known latents' own noise path at level `t_next`, where it is 0 they are the model's, in
+    between a blend. Inpainting, continuation and long-form windows all keep frames this way."""
+    t_next = t_next.to(device=known.device, dtype=known.dtype)
+    known_t = FlowMatching.add_noise(known, noise, t_next)  # (B, C, T)
+    return keep_mask * known_t + (1 - keep_mask) * latents

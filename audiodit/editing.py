@@ -15,7 +15,6 @@ import torch
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 
 from audiodit.conditioners import TextEncoderOutput, pad_and_concat
-from audiodit.diffusion import FlowMatching
 from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, prompt_tempi
 
 # Latent frames over which inpainting/continuation blend generated and kept material, so seams
@@ -54,24 +53,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
         return ((1 - weight) * a + weight * b).to(a.dtype)
     mixed = (torch.sin((1 - weight) * omega) * a_flat + torch.sin(weight * omega) * b_flat) / torch.sin(omega)
     return mixed.view_as(a).to(a.dtype)
-
-
-def next_noise_level(timesteps: torch.Tensor, timestep: torch.Tensor, t_scale: float) -> torch.Tensor:
-    """The noise level t in [0, 1] after `timestep` in `timesteps` (0 after the last): where a
-    denoising step has just taken the latents."""
-    found = (timesteps == timestep).nonzero()
-    position = int(found[0, 0]) if len(found) else len(timesteps) - 1
-    return timesteps[position + 1] / t_scale if position + 1 < len(timesteps) else torch.zeros((), device=timesteps.device)
-
-
-def repaint(latents: torch.Tensor, known: torch.Tensor, noise: torch.Tensor, keep_mask: torch.Tensor,
-            t_next: torch.Tensor) -> torch.Tensor:
-    """RePaint (Lugmayr et al. 2022) after one step: where `keep_mask` is 1 the latents follow the
-    known latents' own noise path at level `t_next`, where it is 0 they are the model's, in
-    between a blend. Inpainting, continuation and long-form windows all keep frames this way."""
-    t_next = t_next.to(device=known.device, dtype=known.dtype)
-    known_t = FlowMatching.add_noise(known, noise, t_next)  # (B, C, T)
-    return keep_mask * known_t + (1 - keep_mask) * latents
 
 
 def seam_keep_mask(num_frames: int, keep_ranges: list[tuple[int, int]], device, dtype) -> torch.Tensor:

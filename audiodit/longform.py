@@ -260,7 +260,7 @@ def _repaint_hook(known: torch.Tensor, noise: torch.Tensor, context: int, t_scal
     quieter (a dip at the join, measured), and releasing the last context frames part way measured worse."""
     import torch
 
-    from audiodit.editing import next_noise_level, repaint
+    from audiodit.diffusion import next_noise_level, repaint
 
     keep_mask = known.new_zeros(1, 1, noise.shape[-1])
     keep_mask[..., :context] = 1.0

@@ -27,8 +27,8 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
-from audiodit.diffusion import FlowMatching
-from audiodit.editing import AudioEditingMixin, next_noise_level, repaint, seam_keep_mask
+from audiodit.diffusion import FlowMatching, next_noise_level, repaint
+from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
                                guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
 from audiodit.lora import AudioDiTLoraLoaderMixin
