@@ -34,6 +34,7 @@ KEYS = [f"{tonic} {mode}" for mode in ("major", "minor")
         for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
 SCHEDULERS = ["FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler"]
 MODES = ("audio-to-audio", "inpaint", "continue")
+PLAYERS = 4  # result players on the page (the variations slider goes to 4)
 SPECTROGRAM_COLOURS = [(0, 0, 4), (59, 15, 112), (140, 41, 129), (222, 73, 104), (254, 159, 109), (252, 253, 191)]
 
 
@@ -213,18 +214,23 @@ def build_app(studio: Studio):
     import gradio as gr
 
     def results(clips: list[Clip], seconds: float):
-        first = clips[0]
         files = [str(path) for clip in clips for path in (clip.audio, clip.audio.with_suffix(".json"))]
         history = [[index + 1, clip.sidecar.get("prompt", ""), clip.sidecar.get("seed"),
                     round(clip.sidecar.get("duration", 0.0), 2), str(clip.audio)] for index, clip in enumerate(studio.history)]
         status = f"Made {len(clips)} clip{'s' if len(clips) > 1 else ''} in {seconds:.1f} s: " + ", ".join(
             f"`{clip.audio.name}`" for clip in clips)
-        return (str(first.audio), str(first.spectrogram), [str(c.spectrogram) for c in clips], files, history,
-                gr.update(choices=[str(row[0]) for row in history], value=str(len(history))), status)
+        shown = clips[:PLAYERS]  # more (interpolations) are in the downloads and the history
+        slots = []
+        for clip in shown:
+            slots += [gr.update(value=str(clip.audio), visible=True, label=clip.audio.stem),
+                      gr.update(value=str(clip.spectrogram), visible=True)]
+        slots += [gr.update(value=None, visible=False)] * (2 * (PLAYERS - len(shown)))
+        return (*slots, files, history, gr.update(choices=[str(row[0]) for row in history], value=str(len(history))),
+                status)
 
     def failed(error: Exception):
         message = cli.in_flag_terms(str(error).splitlines()[0] if str(error) else type(error).__name__)
-        return (gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), f"**Error:** {message}")
+        return (*[gr.update()] * (2 * PLAYERS + 3), f"**Error:** {message}")
 
     def handle(build, form: dict):
         started = time.perf_counter()
@@ -283,10 +289,14 @@ def build_app(studio: Studio):
                 edit_seed = gr.Number(0, label="Seed", precision=0)
             edit = gr.Button("Edit", variant="primary", elem_id="edit")
         status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            player = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="result-audio")
-            picture = gr.Image(label="Spectrogram", type="filepath", interactive=False, elem_id="result-spectrogram")
-        gallery = gr.Gallery(label="Spectrograms of this request", columns=4, height=220, object_fit="contain")
+        slots = []  # a player and its spectrogram per clip of a request
+        for index in range(PLAYERS):
+            suffix = "" if index == 0 else f"-{index}"
+            with gr.Row():
+                slots.append(gr.Audio(label="Result", type="filepath", interactive=False, visible=index == 0,
+                                      elem_id=f"result-audio{suffix}"))
+                slots.append(gr.Image(label="Spectrogram", type="filepath", interactive=False, visible=index == 0,
+                                      height=160, elem_id=f"result-spectrogram{suffix}"))
         downloads = gr.File(label="Download (audio and settings)", file_count="multiple", elem_id="downloads")
         with gr.Accordion("History of this session", open=True):
             history = gr.Dataframe(headers=["#", "prompt", "seed", "seconds", "file"], interactive=False,
@@ -297,7 +307,7 @@ def build_app(studio: Studio):
                 reuse = gr.Button("Reuse these settings", elem_id="reuse")
                 send = gr.Button("Send to edit", elem_id="send")
 
-        outputs = [player, picture, gallery, downloads, history, chosen, status]
+        outputs = [*slots, downloads, history, chosen, status]
         fields = {"prompt": prompt, "negative_prompt": negative, "duration": duration, "seed": seed,
                   "variations": variations, "steps": steps, "guidance": guidance, "scheduler": scheduler, "bpm": bpm,
                   "key": key, "key_guidance": key_guidance, "key_classifier_scale": key_classifier,

@@ -151,23 +151,31 @@ def test_the_page_generates_shows_edits_and_answers_bad_input(server, browser):
         [name for name in loaded if not name.startswith("http://127.0.0.1")]
     _fill(browser, "#prompt textarea", "a folk dance for fiddle, 120 BPM")
     _fill(browser, "#duration input", 1)
+    _fill(browser, "#variations input[type='number']", 2)
     browser.find_element(By.ID, "generate").click()
-    status = _wait_for_status(browser, "Made 1 clip")
-    clip = studio.history[-1]
-    assert clip.audio.name in status and clip.sidecar["prompt"] == "a folk dance for fiddle, 120 BPM"
-    # the player (its waveform and download link) and the spectrogram serve the files this request wrote
-    player, picture = "#result-audio a[data-testid='download-link']", "#result-spectrogram img"
-    WebDriverWait(browser, 30).until(lambda d: _source(d, player, "href") and _source(d, picture, "src"))
+    status = _wait_for_status(browser, "Made 2 clips")
+    first, clip = studio.history
+    assert first.audio.name in status and clip.audio.name in status
+    assert [made.sidecar["seed"] for made in studio.history] == [0, 1]
+    assert clip.sidecar["prompt"] == "a folk dance for fiddle, 120 BPM"
+    # a player per clip (its waveform and download link) and the spectrogram serve the files written
+    players = ["#result-audio a[data-testid='download-link']", "#result-audio-1 a[data-testid='download-link']"]
+    picture = "#result-spectrogram img"
+    WebDriverWait(browser, 30).until(lambda d: all(_source(d, p, "href") for p in players) and _source(d, picture, "src"))
     assert browser.find_elements(By.CSS_SELECTOR, "#result-audio [data-testid^='waveform']")
-    for selector, attribute, path in ((player, "href", clip.audio), (picture, "src", clip.spectrogram)):
+    for selector, attribute, path in ((players[0], "href", first.audio), (players[1], "href", clip.audio),
+                                      (picture, "src", first.spectrogram)):
         with urllib.request.urlopen(_source(browser, selector, attribute)) as served:
             assert served.read() == path.read_bytes(), path.name
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "ui_generate.png"))
 
     # a bad value: the CLI's message in the page, no clip made
     _fill(browser, "#duration input", -2)
     browser.find_element(By.ID, "generate").click()
     assert "--duration must be positive" in _wait_for_status(browser, "Error")
-    assert len(studio.history) == 1
+    assert len(studio.history) == 2
 
     # send the clip to the Edit tab and continue it by one second
     browser.find_element(By.ID, "send").click()
@@ -178,6 +186,5 @@ def test_the_page_generates_shows_edits_and_answers_bad_input(server, browser):
     edited = studio.history[-1]
     assert edited.sidecar["continue_s"] == 10.0
     assert Path(edited.sidecar["init_audio"]).read_bytes() == clip.audio.read_bytes()  # (Gradio's copy of it)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "ui.png"))
+    browser.save_screenshot(str(SCREENSHOTS / "ui_edit.png"))
     assert json.loads(edited.audio.with_suffix(".json").read_text())["seed"] == 0
