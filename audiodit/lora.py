@@ -180,7 +180,7 @@ class AudioDiTLoraLoaderMixin(LoraBaseMixin):
 
     _lora_loadable_modules = list(COMPONENTS)
 
-    def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name: str | None = None, **kwargs):
+    def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name: str | None = None):
         """Add the adapter in a local directory (or its weights file, or a state dict) under
         `adapter_name` (default `default_<n>`), active at scale 1 beside the others already
         active; change scales with `set_adapters(names, adapter_weights=[...])`."""

@@ -82,3 +82,18 @@ def test_the_script_runs_end_to_end_on_a_tiny_pipeline(tmp_path):
     for way in ("long_form", "naive"):
         assert remeasured["pieces"][0][way]["generation_s"] == piece[way]["generation_s"]
         assert "continuity" in remeasured["pieces"][0][way] and "continuity_ratio_median" in remeasured["summary"][way]
+
+
+def test_single_clip_baseline_measures_one_full_length_clip_per_prompt_with_a_tempo_and_seed(tmp_path):
+    from benchmarks.long_form import PROMPTS, single_clip_baseline
+    from audiodit.prompt_attributes import parse_bpm
+
+    pipe = tiny_pipeline(seed=0)
+    found = single_clip_baseline(pipe, seeds=2, steps=2)
+    with_tempo = [p for p in PROMPTS if np.isfinite(parse_bpm(p))]
+    assert found["clips"] == 2 * len(with_tempo) and found["seconds"] == pipe.max_audio_length_s
+    assert [(row["prompt"], row["seed"]) for row in found["rows"]] == [(p, s) for p in with_tempo for s in (0, 1)]
+    shares = [row["within_4pct"] for row in found["rows"]]
+    assert found["tempo_within_4pct_share"] == np.mean(shares)
+    # folding half and double time in can only add clips
+    assert all(row["within_4pct_octave_folded"] >= row["within_4pct"] for row in found["rows"])
