@@ -64,7 +64,7 @@ def with_attributes(prompt: str, bpm: float | None, key: str | None) -> str:
 
 def generation_arguments(form: dict) -> list[str]:
     """`sample.py` arguments for a Generate request (`form`: the page's fields by name)."""
-    argv = ["--prompt", with_attributes(form["prompt"], form.get("bpm"), form.get("key")),
+    argv = [f"--prompt={with_attributes(form['prompt'], form.get('bpm'), form.get('key'))}",  # "=": may start with "-"
             "--duration", f"{float(form['duration']):g}", "--seed", str(int(form["seed"])),
             "--variations", str(int(form.get("variations") or 1))]
     optional = {"--negative-prompt": form.get("negative_prompt"), "--steps": form.get("steps"),
@@ -75,7 +75,7 @@ def generation_arguments(form: dict) -> list[str]:
                 "--window": form.get("window"), "--window-context": form.get("window_context")}
     for flag, value in optional.items():
         if value not in (None, ""):
-            argv += [flag, str(int(value)) if flag == "--steps" else str(value)]
+            argv.append(f"{flag}={int(value) if flag == '--steps' else value}")
     for line in (form.get("sections") or "").splitlines():  # "SECONDS PROMPT" per line
         if line.strip():
             seconds, _, text = line.strip().partition(" ")
@@ -83,7 +83,7 @@ def generation_arguments(form: dict) -> list[str]:
     if form.get("interpolate_to") or form.get("interpolate_seed") not in (None, ""):
         argv += ["--interpolation-steps", str(int(form.get("interpolation_steps") or 5))]
         if form.get("interpolate_to"):
-            argv += ["--interpolate-to", form["interpolate_to"]]
+            argv.append(f"--interpolate-to={form['interpolate_to']}")
         if form.get("interpolate_seed") not in (None, ""):
             argv += ["--interpolate-seed", str(int(form["interpolate_seed"]))]
     return argv + lora_arguments(form.get("lora"))
@@ -93,7 +93,7 @@ def edit_arguments(form: dict) -> list[str]:
     """`sample.py` arguments for an Edit request on `form["audio"]` (a file path)."""
     if not form.get("audio"):
         raise cli.UsageError("choose audio to edit: upload a file, record one, or send a result here")
-    argv = ["--prompt", with_attributes(form["prompt"], form.get("bpm"), form.get("key")),
+    argv = [f"--prompt={with_attributes(form['prompt'], form.get('bpm'), form.get('key'))}",
             "--init-audio", str(form["audio"]), "--seed", str(int(form["seed"]))]
     mode = form["mode"]
     if mode == "audio-to-audio":
@@ -120,7 +120,6 @@ def settings_of(sidecar: dict) -> dict:
             "duration": round(float(sidecar.get("duration", 10.0)), 3),
             "steps": sidecar.get("num_inference_steps"), "guidance": sidecar.get("guidance_scale"),
             "negative_prompt": sidecar.get("negative_prompt") or "",
-            "scheduler": sidecar.get("scheduler"),
             "lora": "\n".join(f"{item['path']}:{item['scale']:g}" for item in sidecar.get("lora", []))}
 
 
@@ -160,7 +159,7 @@ class Studio:
             prompts = cli.read_prompts(args)
             cli.validate(args)
             jobs = cli.plan_outputs(args, prompts)
-            init_audio = cli.read_init_audio(args, int(cli._model_limits(self.model, "vae").get("sampling_rate", 48000)))
+            init_audio = cli.read_init_audio(args, cli.model_sampling_rate(self.model))
             cli.check_output_writable(jobs)
             pipe = self._pipeline(args)
             clips = []
@@ -174,7 +173,9 @@ class Studio:
         device, dtype = cli.pick_device_and_dtype(args.device, args.dtype)
         key = (device, str(dtype), args.scheduler, args.output_phase)
         if key not in self.pipes:
-            self.pipes[key] = cli.load_pipeline(self.model, device, dtype, args.scheduler, args.output_phase)
+            self.pipes.clear()  # one pipeline in memory: the settings of the latest request
+            self.pipes[key] = cli.load_pipeline(self.model, device, dtype, args.scheduler, args.output_phase,
+                                                steps=args.steps)
         pipe = self.pipes[key]
         if pipe.get_list_adapters().get("transformer") or pipe.get_list_adapters().get("text_encoder"):
             pipe.unload_lora_weights()  # the adapters of the request before

@@ -183,6 +183,11 @@ def _model_limits(model: Path, component: str = "transformer") -> dict:
             if not (key in ("max_seconds", "sampling_rate") and (isinstance(value, bool) or not isinstance(value, (int, float))))}
 
 
+def model_sampling_rate(model: Path) -> int:
+    """The sampling rate the pipeline at `model` works at, from its VAE config (48 kHz if unreadable)."""
+    return int(_model_limits(model, "vae").get("sampling_rate", 48000))
+
+
 def validate(args) -> None:
     floats = {"--duration": args.duration, "--start": args.start, "--guidance": args.guidance,
               "--guidance-rescale": args.guidance_rescale, "--key-guidance": args.key_guidance,
@@ -605,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             print("audiodit: every clip of this run exists already (--skip-existing)", file=sys.stderr)
             return 0
         model_dir = args.model or default_model_dir()
-        init_audio = read_init_audio(args, int(_model_limits(model_dir, "vae").get("sampling_rate", 48000)))
+        init_audio = read_init_audio(args, model_sampling_rate(model_dir))
         check_output_writable(jobs)
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)

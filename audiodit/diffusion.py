@@ -61,12 +61,19 @@ class FlowMatching:
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def next_noise_level(timesteps: torch.Tensor, timestep: torch.Tensor, t_scale: float) -> torch.Tensor:
-    """The noise level t in [0, 1] after `timestep` in `timesteps` (0 after the last): where a
-    denoising step has just taken the latents."""
-    found = (timesteps == timestep).nonzero()
-    position = int(found[0, 0]) if len(found) else len(timesteps) - 1
-    return timesteps[position + 1] / t_scale if position + 1 < len(timesteps) else torch.zeros((), device=timesteps.device)
+def next_noise_level(timesteps: torch.Tensor, position: int, t_scale: float) -> torch.Tensor:
+    """The noise level t in [0, 1] of `timesteps[position + 1]` (0 after the last): where the step
+    at `position` has just taken the latents. By position, not by value: a second-order
+    scheduler (Heun) repeats timesteps."""
+    if position + 1 < len(timesteps):
+        return timesteps[position + 1] / t_scale
+    return torch.zeros((), device=timesteps.device)
+
+
+def start_step(num_inference_steps: int, strength: float) -> int:
+    """The first of `num_inference_steps` an audio-to-audio call at `strength` runs (SD3's
+    image-to-image starts part-way along the path the same way)."""
+    return min(int(round(num_inference_steps * (1.0 - strength))), num_inference_steps - 1) if strength < 1.0 else 0
 
 
 def repaint(latents: torch.Tensor, known: torch.Tensor, noise: torch.Tensor, keep_mask: torch.Tensor,

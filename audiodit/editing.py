@@ -29,6 +29,13 @@ JOIN_CROSSFADE_SECONDS = 0.02
 JOIN_FADE_SECONDS = 0.1
 
 
+def _for_prompt(call: dict, which: int, prompts: int) -> dict:
+    """`call` for the `which`-th of `prompts` prompts: per-prompt lists (negative prompt, bpm, key)
+    cut to that prompt's entry."""
+    return {name: (value[which] if isinstance(value, list) and len(value) == prompts and prompts > 1 else value)
+            for name, value in call.items()}
+
+
 def splice(original: torch.Tensor, generated: torch.Tensor, start: int, end: int, fade: int) -> torch.Tensor:
     """`original` with samples [start, end) from `generated`, cross-faded over `fade` samples outside
     the range on each side (raised cosine; the two agree there, as `generated` keeps the rest)."""
@@ -81,9 +88,11 @@ class AudioEditingMixin:
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
         callback_on_step_end, bpm=None, key=None, key_guidance_scale=None, key_classifier_scale=None,
+        context_in_s=None,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
-        seconds (the context) followed by new frames, then splice the new part after the clip.
+        seconds (the context: `context_in_s`, else as much as the model's maximum leaves) followed
+        by new frames, then splice the new part after the clip.
 
         The new frames start as the context's last second mirrored, not as silence: the VAE encoder
         sees a little past the context's end, and with zeros there the last kept latents decoded
@@ -92,7 +101,7 @@ class AudioEditingMixin:
         JOIN_CROSSFADE_SECONDS from the clip into the window's reconstruction of it, so the join
         does not click; the clip before that is kept bit-exact."""
         clip_s = initial_audio.shape[-1] / self.sampling_rate
-        context_s = min(clip_s, self.max_audio_length_s - continuation_in_s)
+        context_s = min(clip_s, self.max_audio_length_s - continuation_in_s if context_in_s is None else context_in_s)
         context_samples = int(round(context_s * self.sampling_rate))
         context = initial_audio[..., initial_audio.shape[-1] - context_samples :]  # (B, 2, S_context)
         new_samples = int(round(continuation_in_s * self.sampling_rate))
@@ -144,13 +153,12 @@ class AudioEditingMixin:
 
         * audio-to-audio: `generate_long` over the input, each window starting from its stretch of
           the input noised to `strength` and going on from the window before;
-        * inpainting: the range is regenerated in crops of at most the model's maximum, each with up
-          to `default_context` seconds of the audio on either side (the left one already edited);
-          outside the range and its JOIN_FADE_SECONDS fades the output is the input, bit-exact;
-        * continuation: repeated continuation, each adding at most the maximum less that context.
-        Timing of every window is mapped onto the model's range as long-form generation does."""
-        if initial_audio.dim() == 2:
-            initial_audio = initial_audio.unsqueeze(0)
+        * inpainting: the range is regenerated in crops of at most one long-form window, each with
+          up to `default_context` seconds of the audio on either side (the left one already
+          edited); outside the range and its JOIN_FADE_SECONDS fades the output is the input, bit-exact;
+        * continuation: repeated continuation, each adding at most one window less that context.
+        Windows are as long-form's (`long_window_seconds`: shorter at slow stated tempi, so the beat
+        grid keeps its phase when their timing is mapped onto the model's range)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
         if not prompts or not all(isinstance(text, str) for text in prompts):
             raise ValueError("editing audio longer than the model's maximum needs `prompt` (a string or a list)")
@@ -158,86 +166,92 @@ class AudioEditingMixin:
             if call.pop(name, None) is not None:
                 raise ValueError(f"`{name}` is not taken when editing audio longer than the model's "
                                  f"{self.max_audio_length_s:g} s (it works window by window)")
-        jobs = [text for text in prompts for _ in range(num_waveforms_per_prompt)]
+        if output_type not in ("pt", "np"):
+            raise ValueError(f"`output_type` for audio longer than the model must be 'pt' or 'np', got {output_type!r}.")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
+        seconds = initial_audio.shape[-1] / self.sampling_rate
+        if continuation_in_s is not None:
+            if not math.isfinite(continuation_in_s) or continuation_in_s <= 0:
+                raise ValueError(f"`continuation_in_s` must be a positive number, got {continuation_in_s}.")
+            if inpaint_range is not None or strength < 1.0:
+                raise ValueError("`continuation_in_s` cannot be combined with `inpaint_range` or `strength`.")
+        if inpaint_range is not None and not 0 <= inpaint_range[0] < inpaint_range[1] <= seconds + 1e-6:
+            raise ValueError(f"`inpaint_range` must satisfy 0 <= start < end <= {seconds:g} (the input's "
+                             f"length), got {inpaint_range}.")
+        jobs = [index for index in range(len(prompts)) for _ in range(num_waveforms_per_prompt)]  # prompt of each
+        if generator is None:  # each waveform its own noise, as a batched call draws it
+            generator = [torch.Generator().manual_seed(int(torch.randint(2**62, ()))) for _ in jobs]
         generators = generator if isinstance(generator, list) else [generator] * len(jobs)
         if len(generators) != len(jobs):
             raise ValueError(f"got {len(generators)} generators for {len(jobs)} waveforms")
         if initial_audio.shape[0] not in (1, len(jobs)):
             raise ValueError(f"`initial_audio` has batch {initial_audio.shape[0]}, expected 1 or {len(jobs)}.")
-        if inpaint_range is not None:
-            start, end = inpaint_range
-            seconds = initial_audio.shape[-1] / self.sampling_rate
-            if not 0 <= start < end <= seconds + 1e-6:
-                raise ValueError(f"`inpaint_range` must satisfy 0 <= start < end <= {seconds:g} (the input's "
-                                 f"length), got {inpaint_range}.")
-        if not 0.0 < strength <= 1.0:
-            raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
         outputs = []
-        for index, (text, job_generator) in enumerate(zip(jobs, generators)):
-            audio = initial_audio[index if initial_audio.shape[0] > 1 else 0].unsqueeze(0).float()
+        for index, (which, job_generator) in enumerate(zip(jobs, generators)):
+            audio = initial_audio[index if initial_audio.shape[0] > 1 else 0].unsqueeze(0).float()  # (1, 2, S)
+            text, job_call = prompts[which], _for_prompt(call, which, len(prompts))
             if continuation_in_s is not None:
-                outputs.append(self._continue_long(text, audio, continuation_in_s, audio_start_in_s, job_generator, call))
+                made = self._continue_long(text, audio, continuation_in_s, audio_start_in_s, job_generator, job_call)
             elif inpaint_range is not None:
-                outputs.append(self._inpaint_long(text, audio, inpaint_range, job_generator, call))
+                made = self._inpaint_long(text, audio, inpaint_range, job_generator, job_call)
             else:
                 from audiodit.longform import generate_long
 
-                parts = generate_long(self, text, audio.shape[-1] / self.sampling_rate, generator=job_generator,
-                                      initial_audio=audio, strength=strength, **call)
-                outputs.append(torch.cat(list(parts), dim=-1))
+                made = torch.cat(list(generate_long(self, text, seconds, generator=job_generator, initial_audio=audio,
+                                                    strength=strength, **job_call)), dim=-1)
+            outputs.append(made)
         audios = torch.cat(outputs)  # (B, 2, S)
         if output_type == "np":
             audios = audios.cpu().numpy()
-        elif output_type != "pt":
-            raise ValueError(f"`output_type` for audio longer than the model must be 'pt' or 'np', got {output_type!r}.")
         return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
 
-    def _window_timing(self, prompt: str, start_s: float, length_s: float, piece_s: float, call: dict) -> float:
-        """`audio_start_in_s` of a window at `start_s` of a `piece_s` piece (`longform.model_start_seconds`)."""
-        from audiodit.longform import beat_period_seconds, model_start_seconds
+    def _long_window(self, prompt: str, call: dict) -> tuple[float, float | None]:
+        """(window seconds, beat-grid period or None) of long-form generation for `prompt`."""
+        from audiodit.longform import beat_period_seconds, long_window_seconds
         from audiodit.prompt_attributes import parse_bpm
 
         bpm = call.get("bpm")
         tempo = float(bpm) if isinstance(bpm, (int, float)) else parse_bpm(prompt)
-        return model_start_seconds(start_s, length_s, piece_s, self.max_audio_length_s,
-                                   beat_period_seconds(self, tempo))
+        return long_window_seconds(self, None, tempo), beat_period_seconds(self, tempo)
 
     def _continue_long(self, prompt, audio, continuation_in_s, audio_start_in_s, generator, call):
-        from audiodit.longform import DEFAULT_WINDOW_SECONDS, default_context
+        from audiodit.longform import default_context, model_start_seconds
 
-        max_s = self.max_audio_length_s
-        step_s = max_s - default_context(min(DEFAULT_WINDOW_SECONDS, max_s))
-        final_s = audio.shape[-1] / self.sampling_rate + continuation_in_s
-        remaining = continuation_in_s
-        while remaining > 1e-9:
-            add = min(remaining, step_s)
-            clip_s = audio.shape[-1] / self.sampling_rate
-            context_s = min(clip_s, max_s - add)
-            window_start = self._window_timing(prompt, audio_start_in_s + clip_s - context_s, context_s + add,
-                                               audio_start_in_s + final_s, call)
-            audio = self._continue(prompt, audio, add, window_start - (clip_s - context_s), generator=generator,
+        rate = self.sampling_rate
+        window, period = self._long_window(prompt, call)
+        context = default_context(window)
+        step = int(round((window - context) * rate))  # samples added per call
+        target = audio.shape[-1] + int(round(continuation_in_s * rate))
+        final_s = audio_start_in_s + target / rate
+        while audio.shape[-1] < target:
+            add = min(target - audio.shape[-1], step) / rate
+            clip_s = audio.shape[-1] / rate
+            context_s = min(clip_s, window - add)
+            start = model_start_seconds(audio_start_in_s + clip_s - context_s, context_s + add, final_s,
+                                        self.max_audio_length_s, period)
+            audio = self._continue(prompt, audio, add, start - (clip_s - context_s), generator=generator,
                                    num_waveforms_per_prompt=1, output_type="pt", return_dict=True,
-                                   callback_on_step_end=None, **call).audios
-            remaining -= add
-        return audio
+                                   callback_on_step_end=None, context_in_s=context_s, **call).audios
+        return audio[..., :target]
 
     def _inpaint_long(self, prompt, audio, inpaint_range, generator, call):
-        from audiodit.longform import DEFAULT_WINDOW_SECONDS, default_context
+        from audiodit.longform import default_context, model_start_seconds
 
-        rate, max_s = self.sampling_rate, self.max_audio_length_s
-        margin = default_context(min(DEFAULT_WINDOW_SECONDS, max_s))
-        chunk = max_s - 2 * margin
+        rate = self.sampling_rate
+        window, period = self._long_window(prompt, call)
+        margin = default_context(window)
+        chunk = window - 2 * margin
         total_s = audio.shape[-1] / rate
         start_s, end_s = inpaint_range
-        edited = audio.clone()
+        edited = audio.clone()  # (1, 2, S)
         position = start_s
         while position < end_s - 1e-9:
             stop = min(end_s, position + chunk)
-            crop_start, crop_end = max(0.0, position - margin), min(total_s, stop + margin)
-            first = int(round(crop_start * rate))
-            last = min(int(round(crop_end * rate)), first + int(round(max_s * rate)))  # never past one window
-            crop_s = (last - first) / rate
-            timing = self._window_timing(prompt, crop_start, crop_s, total_s, call)
+            first = int(round(max(0.0, position - margin) * rate))
+            last = min(int(round(min(total_s, stop + margin) * rate)), first + int(round(window * rate)))
+            crop_start, crop_s = first / rate, (last - first) / rate
+            timing = model_start_seconds(crop_start, crop_s, total_s, self.max_audio_length_s, period)
             generated = self(prompt, initial_audio=edited[..., first:last], inpaint_range=(position - crop_start, stop - crop_start),
                              audio_start_in_s=timing, audio_end_in_s=timing + crop_s, generator=generator,
                              output_type="pt", **call).audios.to(edited)  # (1, 2, last - first)

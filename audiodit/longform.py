@@ -88,8 +88,8 @@ def long_window_seconds(pipe, window_seconds: float | None, bpm: float) -> float
         return window_seconds
     max_seconds = pipe.max_audio_length_s
     window = min(DEFAULT_WINDOW_SECONDS, max_seconds)
-    if getattr(pipe.transformer.config, "beat_conditioning", False) and math.isfinite(bpm) and bpm > 0:
-        period = float(beat_period_beats()) * 60.0 / bpm
+    period = beat_period_seconds(pipe, bpm)
+    if period is not None:
         shortest = default_context(window) + default_drop(window) + MIN_NEW_SECONDS
         if max_seconds - period >= shortest:
             window = min(window, max_seconds - period)
@@ -267,8 +267,8 @@ def _repaint_hook(known: torch.Tensor, noise: torch.Tensor, context: int, t_scal
     known = torch.nn.functional.pad(known[..., :context], (0, noise.shape[-1] - context))  # (1, C, T)
 
     def hook(pipe, step, timestep, tensors):
-        # the schedule's timesteps: an audio-to-audio window runs only their tail, so look the step up
-        t_next = next_noise_level(pipe.scheduler.timesteps, timestep, t_scale)
+        # an audio-to-audio window runs the schedule's tail: its steps count from the begin index
+        t_next = next_noise_level(pipe.scheduler.timesteps, (getattr(pipe.scheduler, "begin_index", 0) or 0) + step, t_scale)
         return {"latents": repaint(tensors["latents"], known, noise, keep_mask, t_next)}
 
     return hook
@@ -318,6 +318,7 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
     windows holding their context as above."""
     import torch
 
+    from audiodit.diffusion import start_step
     from audiodit.prompt_attributes import parse_bpm
 
     if prompt is None and sections is None:
@@ -346,7 +347,7 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
         hop = pipe.vae.hop_length
         needed = total_frames * hop
         initial_audio = torch.nn.functional.pad(initial_audio[..., :needed], (0, max(needed - initial_audio.shape[-1], 0)))
-        steps_run = steps - min(int(round(steps * (1.0 - strength))), steps - 1)  # as the pipeline starts part-way
+        steps_run = steps - start_step(steps, strength)  # as the pipeline starts part-way
     else:
         steps_run = steps
     config = pipe.transformer.config

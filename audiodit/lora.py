@@ -204,7 +204,8 @@ class AudioDiTLoraLoaderMixin(LoraBaseMixin):
             if not parts[component]:
                 continue
             model = getattr(self, component)
-            if component in recorded and recorded[component] != fingerprint(model):
+            # the fingerprint is of float32 weights: a model loaded in another dtype cannot match it
+            if component in recorded and model.dtype == torch.float32 and recorded[component] != fingerprint(model):
                 logger.warning("LoRA %s was trained on another %s (%s); its effect here is untested",
                                pretrained_model_name_or_path_or_dict, component, info.get("base_model", "?"))
             model.load_lora_adapter(tensors, prefix=component, adapter_name=adapter_name, metadata=metadata,
@@ -222,6 +223,11 @@ class AudioDiTLoraLoaderMixin(LoraBaseMixin):
         scales.update({name: 1.0 if weight is None else weight for name, weight in zip(names, weights)})
         self._adapter_scales = scales
         super().set_adapters(names, adapter_weights)
+
+    def unload_lora_weights(self):
+        """diffusers' `unload_lora_weights`, forgetting the adapters' scales too."""
+        super().unload_lora_weights()
+        self._adapter_scales = {}
 
     def save_lora_weights(self, save_directory, adapter_name: str = "default", info: dict | None = None) -> Path:
         """Write the loaded or trained adapter `adapter_name` of every component that has it."""

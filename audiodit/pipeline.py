@@ -27,7 +27,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
-from audiodit.diffusion import FlowMatching, next_noise_level, repaint
+from audiodit.diffusion import FlowMatching, next_noise_level, repaint, start_step
 from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
                                guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
@@ -425,9 +425,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
-        start_index = 0
-        if strength < 1.0:
-            start_index = min(int(round(num_inference_steps * (1.0 - strength))), num_inference_steps - 1)
+        start_index = start_step(num_inference_steps, strength)
+        if start_index:
             timesteps = timesteps[start_index * self.scheduler.order :]
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(start_index * self.scheduler.order)
@@ -480,7 +479,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                                                        key_classifier_scale)  # (B, C, T)
                 latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
                 if keep_mask is not None:  # the kept range follows the input's own noise path
-                    latents = repaint(latents, known, noise, keep_mask, next_noise_level(timesteps, timestep, t_scale))
+                    latents = repaint(latents, known, noise, keep_mask, next_noise_level(timesteps, step, t_scale))
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents}  # the only entry of _callback_tensor_inputs
                     outputs = callback_on_step_end(self, step, timestep, tensors)

@@ -56,6 +56,7 @@ from machine import cpu_model, emit_report
 from prompt_breadth import N_MELS, clip_measures, save_spectrogram_grid
 
 from audiodit.configuration import atomic_write_text
+from audiodit.evaluate import frechet_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_CONFIG = ROOT / "configs" / "lora_small_cpu.yaml"
@@ -197,17 +198,6 @@ def heldout_clips(directory: Path, limit: int) -> list[tuple[str, Path]]:
     return pairs[:limit]
 
 
-def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to the rows of `a` and `b` (Heusel et al. 2017)."""
-    from scipy import linalg
-
-    mean_a, mean_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(cov_a @ cov_b)
-    root = root.real if np.iscomplexobj(root) else root
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
-
-
 def centred(spectra: np.ndarray) -> np.ndarray:
     return spectra - spectra.mean(axis=-1, keepdims=True)
 
@@ -230,7 +220,7 @@ def summarise(measures: list[dict], reference_spectra: np.ndarray) -> dict:
     mean_reference = reference_spectra.mean(0)
     summary = {name: float(np.median([m[name] for m in measures])) for name in DRUM_MEASURES}
     summary["spectral_distance_db"] = spectral_distance(spectra.mean(0), mean_reference)
-    summary["frechet_spectra"] = frechet(centred(spectra), centred(reference_spectra))
+    summary["frechet_spectra"] = frechet_distance(centred(spectra), centred(reference_spectra))
     return summary
 
 
@@ -252,7 +242,7 @@ def judge(sets: dict[str, list[Path]], python: str | None) -> dict:
         start = end
     reference = found["heldout"]["embeddings"]
     for name in names:
-        found[name]["frechet_embeddings"] = frechet(found[name].pop("embeddings"), reference)
+        found[name]["frechet_embeddings"] = frechet_distance(found[name].pop("embeddings"), reference)
     return found
 
 

@@ -66,44 +66,48 @@ def real_clips(directory: Path, limit: int, seconds: float) -> list[torch.Tensor
 
 
 def measure(vae_dir: str, sets: dict[str, list[torch.Tensor]]) -> dict:
+    from audiodit.metrics import mel_l1_db
     from audiodit.models.vae import AudioVAE
 
     vae = AudioVAE.from_pretrained(vae_dir).float().eval()
-    found = {}
+    found, mel = {}, {}
     for name, clips in sets.items():
-        rows = []
+        rows, distances = [], []
         for clip in clips:
             with torch.no_grad():
                 latents = vae.encode(clip[None]).latent_dist.mode()
                 reconstruction = vae.decode(latents).sample[0, :, :clip.shape[-1]]
             rows.append(kept_db(clip, reconstruction))
+            distances.append(float(mel_l1_db(clip, reconstruction)))
         found[name] = np.mean(rows, axis=0).round(1).tolist()
-    return {"vae": vae_dir, "output_phase": vae.config.output_phase, "kept_db": found}
+        mel[name] = round(float(np.mean(distances)), 2)
+    return {"vae": vae_dir, "output_phase": vae.config.output_phase, "kept_db": found, "mel_l1_db": mel}
 
 
 def format_report(report: dict) -> str:
     bands = [f"{low}-{high}" for low, high in zip(EDGES[:-1], EDGES[1:])]
     lines = [f"# VAE energy kept per band, dB ({report['machine']})", "",
-             "| VAE | set | " + " | ".join(f"{band} Hz" for band in bands) + " |",
-             "|---|---|" + "---|" * len(bands)]
+             "| VAE | set | " + " | ".join(f"{band} Hz" for band in bands) + " | mel L1 dB |",
+             "|---|---|" + "---|" * (len(bands) + 1)]
     for row in report["vaes"]:
         for name, values in row["kept_db"].items():
-            lines.append(f"| {row['vae']} ({row['output_phase']}) | {name} | " + " | ".join(f"{v:+.1f}" for v in values) + " |")
+            lines.append(f"| {row['vae']} ({row['output_phase']}) | {name} | " + " | ".join(f"{v:+.1f}" for v in values)
+                         + f" | {row['mel_l1_db'][name]:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vae", action="append", required=True, help="AudioVAE directory (repeat to compare)")
-    parser.add_argument("--clips", type=Path, help="folder of real audio")
+    parser.add_argument("--clips", type=Path, action="append", default=[], help="folder of real audio (repeat for sets)")
     parser.add_argument("--max-clips", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--report", help="report path without suffix (.md and .json)")
     args = parser.parse_args(argv)
     sets = {name: [clip] for name, clip in synthetic(args.seconds).items()}
-    if args.clips:
-        clips = real_clips(args.clips, args.max_clips, args.seconds)
-        sets[f"{args.clips.name} ({len(clips)} clips)"] = clips
+    for folder in args.clips:
+        clips = real_clips(folder, args.max_clips, args.seconds)
+        sets[f"{folder.name} ({len(clips)} clips)"] = clips
     report = {"machine": cpu_model(), "edges_hz": list(EDGES), "vaes": [measure(vae, sets) for vae in args.vae]}
     emit_report(format_report(report), f"{args.report}.md" if args.report else None)
     if args.report:

@@ -107,3 +107,25 @@ def test_cli_edits_an_input_longer_than_the_model(model_dir, tmp_path):
                  "--steps", "2", "--out", str(tmp_path / "continued.wav"), "--quiet"]) == 0
     assert sf.info(tmp_path / "a2a.wav").frames == sf.info(tmp_path / "inpaint.wav").frames == 8 * RATE
     assert sf.info(tmp_path / "continued.wav").frames == 15 * RATE
+
+
+def test_long_edits_check_their_arguments_before_any_work(pipe):
+    audio = _input(8.0)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        pipe("a march", initial_audio=audio, continuation_in_s=30.0, strength=0.5)
+    with pytest.raises(ValueError, match="must be a positive number"):
+        pipe("a march", initial_audio=audio, continuation_in_s=float("inf"))
+    with pytest.raises(ValueError, match="'pt' or 'np'"):
+        pipe("a march", initial_audio=audio, strength=0.5, output_type="latent")
+
+
+def test_long_variations_differ_and_each_prompt_takes_its_own_negative_prompt(pipe):
+    audio = _input(7.0)
+    torch.manual_seed(0)
+    two = pipe("a march", initial_audio=audio, strength=0.7, num_inference_steps=2, num_waveforms_per_prompt=2).audios
+    assert two.shape[0] == 2 and not torch.equal(two[0], two[1])
+    both = pipe(["a march", "a waltz"], negative_prompt=["noise", "hum"], initial_audio=audio, strength=0.7,
+                num_inference_steps=2, generator=[_generator(1), _generator(2)]).audios
+    alone = pipe("a waltz", negative_prompt="hum", initial_audio=audio, strength=0.7, num_inference_steps=2,
+                 generator=_generator(2)).audios
+    assert torch.equal(both[1], alone[0])

@@ -416,3 +416,10 @@ def test_the_key_classifier_and_its_default_scale_travel_with_the_model(classifi
 def test_key_classifier_scale_without_a_classifier_is_an_error(pipe):
     with pytest.raises(ValueError, match="needs a pipeline with a `key_classifier`"):
         _run(pipe, "a jig in D major", key_classifier_scale=1.0)
+
+
+def test_next_noise_level_goes_by_position_for_schedules_that_repeat_timesteps():
+    from audiodit.diffusion import next_noise_level
+
+    heun_like = torch.tensor([1000.0, 500.0, 500.0, 0.0])  # second-order schedulers repeat inner timesteps
+    assert [float(next_noise_level(heun_like, position, 1000.0)) for position in range(4)] == [0.5, 0.5, 0.0, 0.0]

@@ -191,6 +191,9 @@ class DiTStage(Stage):
                            ignore=_added_conditioning(self.cfg.dit, pipe.transformer.config))
         added = load_weights(transformer, pipe.transformer.state_dict(), "transformer",
                              source / "transformer", new_modules=("tempo_embed.", "beat_embed.", "key_embed."))
+        if added and self.cfg.training.lora.enabled:  # frozen and zero, they would never do anything
+            raise ValueError(f"training.lora: the config adds {sorted({name.split('.')[0] for name in added})} to "
+                             f"{source}, which has none; adapters train only what the model has")
         if added:
             self.accelerator.print(f"dit: {source} lacks {sorted({name.split('.')[0] for name in added})}; the "
                                    f"config adds them ({len(added)} new tensors, zero output at first)")
@@ -336,7 +339,8 @@ class DiTStage(Stage):
         layers = {name: lora_tools.adapter_tensors(model_state, name) for name in self.base_fingerprints}
         settings = {name: lora_tools.adapter_settings(models[name]) for name in self.base_fingerprints}
         info = {"base_model": str(resolve_init_source(self.cfg.training.init_from)),
-                "base_fingerprint": dict(self.base_fingerprints), "rank": lora.rank, "alpha": lora.alpha or lora.rank,
+                "base_fingerprint": dict(self.base_fingerprints), "rank": lora.rank,
+                "alpha": settings["transformer"]["lora_alpha"],
                 "target_modules": list(lora.target_modules), "text_target_modules": list(lora.text_target_modules),
                 "vae_scaling_factor": float(self.vae.config.scaling_factor)}
         lora_tools.save_adapter(out_dir, layers, settings, info)
