@@ -84,6 +84,38 @@ def measure(vae_dir: str, sets: dict[str, list[torch.Tensor]]) -> dict:
     return {"vae": vae_dir, "output_phase": vae.config.output_phase, "kept_db": found, "mel_l1_db": mel}
 
 
+def latent_probe(vae_dir: str, train: list[torch.Tensor], test: list[torch.Tensor], reach: int = 2) -> list[float]:
+    """Held-out R^2, per band, of a ridge regression from latent frames (with `reach` frames either
+    side) to each frame's log band energy: whether the latents hold a band the decoder may drop."""
+    from audiodit.models.vae import AudioVAE
+
+    vae = AudioVAE.from_pretrained(vae_dir).float().eval()
+
+    def pairs(clips):
+        inputs, targets = [], []
+        frequencies = torch.fft.rfftfreq(2048, 1 / RATE)
+        for clip in clips:
+            with torch.no_grad():
+                latents = vae.encode(clip[None]).latent_dist.mode()[0]  # (C, T)
+            power = torch.stft(clip.float().mean(0), 2048, vae.hop_length, window=torch.hann_window(2048),
+                               return_complex=True).abs().pow(2)  # (1025, frames)
+            energy = torch.stack([power[(frequencies >= low) & (frequencies < high)].sum(0)
+                                  for low, high in zip(EDGES[:-1], EDGES[1:])])  # (bands, frames)
+            frames = min(latents.shape[-1], energy.shape[-1])
+            context = torch.cat([torch.roll(latents[:, :frames], shift, -1) for shift in range(-reach, reach + 1)])
+            inputs.append(context.T.numpy())  # (frames, C * (2 reach + 1))
+            targets.append(torch.log10(energy[:, :frames] + 1e-6).T.numpy())  # (frames, bands)
+        return np.concatenate(inputs), np.concatenate(targets)
+
+    x_train, y_train = pairs(train)
+    x_test, y_test = pairs(test)
+    design = np.c_[x_train, np.ones(len(x_train))]
+    weights = np.linalg.solve(design.T @ design + np.eye(design.shape[1]), design.T @ y_train)
+    predicted = np.c_[x_test, np.ones(len(x_test))] @ weights
+    residual = ((predicted - y_test) ** 2).sum(0)
+    return (1 - residual / ((y_test - y_test.mean(0)) ** 2).sum(0)).round(3).tolist()
+
+
 def format_report(report: dict) -> str:
     bands = [f"{low}-{high}" for low, high in zip(EDGES[:-1], EDGES[1:])]
     lines = [f"# VAE energy kept per band, dB ({report['machine']})", "",
@@ -93,6 +125,10 @@ def format_report(report: dict) -> str:
         for name, values in row["kept_db"].items():
             lines.append(f"| {row['vae']} ({row['output_phase']}) | {name} | " + " | ".join(f"{v:+.1f}" for v in values)
                          + f" | {row['mel_l1_db'][name]:.2f} |")
+    for row in report.get("probes", []):
+        lines += ["", f"Latent probe of {row['vae']} (ridge, latent frames +-2 -> log band energy; trained on "
+                      f"{row['train']}, R^2 on {row['test']}): " + ", ".join(
+                          f"{band} Hz {value:.2f}" for band, value in zip(bands, row["r2"]))]
     return "\n".join(lines)
 
 
@@ -102,6 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=Path, action="append", default=[], help="folder of real audio (repeat for sets)")
     parser.add_argument("--max-clips", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--probe", type=Path, nargs=2, metavar=("TRAIN_DIR", "TEST_DIR"), default=None,
+                        help="also fit the latent probe on TRAIN_DIR's clips and score it on TEST_DIR's")
     parser.add_argument("--report", help="report path without suffix (.md and .json)")
     args = parser.parse_args(argv)
     sets = {name: [clip] for name, clip in synthetic(args.seconds).items()}
@@ -109,6 +147,10 @@ def main(argv=None) -> int:
         clips = real_clips(folder, args.max_clips, args.seconds)
         sets[f"{folder.name} ({len(clips)} clips)"] = clips
     report = {"machine": cpu_model(), "edges_hz": list(EDGES), "vaes": [measure(vae, sets) for vae in args.vae]}
+    if args.probe:
+        train, test = (real_clips(folder, 10**6, 10.0) for folder in args.probe)
+        report["probes"] = [{"vae": vae, "train": str(args.probe[0]), "test": str(args.probe[1]),
+                             "r2": latent_probe(vae, train, test)} for vae in args.vae]
     emit_report(format_report(report), f"{args.report}.md" if args.report else None)
     if args.report:
         from audiodit.configuration import atomic_write_text
