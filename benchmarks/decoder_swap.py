@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from machine import cpu_model, emit_report
-from prompt_breadth import clip_measures
+from prompt_breadth import clip_measures, save_spectrogram_grid
 
 from lora import DRUM_MEASURES, heldout_clips, spectral_distance
 
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--report", default=None)
+    parser.add_argument("--grid", type=int, default=4, help="captions in the spectrogram PNG beside the report")
     args = parser.parse_args(argv)
 
     from audiodit.audio import load_audio
@@ -60,6 +61,13 @@ def main(argv=None) -> int:
         with torch.no_grad():
             audio = [vae.decode(latent / pipe.latent_scale).sample[0, :, :frames].numpy() for latent in latents]
         sets[vae_dir] = [clip_measures(clip) for clip in audio]
+    if args.report and args.grid:
+        images, titles = [], []
+        for index in range(min(args.grid, len(clips))):
+            for name, measures in sets.items():
+                images.append(measures[index]["mel_db"])
+                titles.append(f"{Path(name).parent.parent.parent.name or name}: {clips[index][0]}")
+        save_spectrogram_grid(Path(f"{args.report}.png"), images, titles, columns=len(sets))
     reference = np.stack([m["spectrum_db"] for m in sets["heldout"]]).mean(0)
     rows = {name: {**{measure: float(np.median([m[measure] for m in measures])) for measure in DRUM_MEASURES},
                    "spectral_distance_db": spectral_distance(np.stack([m["spectrum_db"] for m in measures]).mean(0),
