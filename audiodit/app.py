@@ -72,7 +72,8 @@ def generation_arguments(form: dict) -> list[str]:
                 "--scheduler": form.get("scheduler"), "--key-guidance": form.get("key_guidance"),
                 "--key-classifier-scale": form.get("key_classifier_scale"), "--start": form.get("start"),
                 "--format": form.get("format"), "--output-phase": form.get("output_phase"),
-                "--window": form.get("window"), "--window-context": form.get("window_context")}
+                "--window": form.get("window"), "--window-context": form.get("window_context"),
+                "--vae": form.get("vae")}
     for flag, value in optional.items():
         if value not in (None, ""):
             argv.append(f"{flag}={int(value) if flag == '--steps' else value}")
@@ -171,11 +172,11 @@ class Studio:
 
     def _pipeline(self, args):
         device, dtype = cli.pick_device_and_dtype(args.device, args.dtype)
-        key = (device, str(dtype), args.scheduler, args.output_phase)
+        key = (device, str(dtype), args.scheduler, args.output_phase, str(args.vae))
         if key not in self.pipes:
             self.pipes.clear()  # one pipeline in memory: the settings of the latest request
             self.pipes[key] = cli.load_pipeline(self.model, device, dtype, args.scheduler, args.output_phase,
-                                                steps=args.steps)
+                                                steps=args.steps, vae=args.vae)
         pipe = self.pipes[key]
         if pipe.get_list_adapters().get("transformer") or pipe.get_list_adapters().get("text_encoder"):
             pipe.unload_lora_weights()  # the adapters of the request before
@@ -272,6 +273,7 @@ def build_app(studio: Studio):
                     window_context = gr.Number(None, label="Long-form context (s)")
                     sections = gr.Textbox(label="Long-form sections, one 'SECONDS PROMPT' per line", lines=2)
                 lora = gr.Textbox(label="LoRA adapters, one DIR[:SCALE] per line", lines=2, elem_id="lora")
+                vae = gr.Textbox(label="Another VAE with the model's encoder (e.g. a fine-tuned decoder)")
                 with gr.Row():
                     interpolate_to = gr.Textbox(label="Interpolate to prompt")
                     interpolate_seed = gr.Number(None, label="Interpolate to seed", precision=0)
@@ -313,7 +315,7 @@ def build_app(studio: Studio):
                   "variations": variations, "steps": steps, "guidance": guidance, "scheduler": scheduler, "bpm": bpm,
                   "key": key, "key_guidance": key_guidance, "key_classifier_scale": key_classifier,
                   "guidance_rescale": guidance_rescale, "start": start, "format": fmt, "output_phase": output_phase,
-                  "window": window, "window_context": window_context, "sections": sections, "lora": lora,
+                  "window": window, "window_context": window_context, "sections": sections, "lora": lora, "vae": vae,
                   "interpolate_to": interpolate_to, "interpolate_seed": interpolate_seed,
                   "interpolation_steps": interpolation_steps}
 

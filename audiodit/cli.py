@@ -127,6 +127,9 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     run.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
                      help="LoRA adapter (its directory, or the training run that made it) at SCALE (default 1); "
                           "repeat to combine adapters")
+    run.add_argument("--vae", type=Path, default=None,
+                     help="another VAE for the model (a directory, or the vae-stage run that made it) with the "
+                          "model's encoder, e.g. a fine-tuned decoder")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     run.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
     run.add_argument("--output-phase", choices=("decoder", "magnitude", "rebuilt"), default=None,
@@ -244,6 +247,7 @@ def validate(args) -> None:
     if not (Path(model) / "model_index.json").is_file():
         raise UsageError(f"no pipeline at {_shown(model)} (model_index.json missing); pass --model DIR")
     args.loras = [parse_lora(spec) for spec in args.lora]
+    args.vae = resolve_vae(args.vae) if args.vae is not None else None
     max_seconds = _model_limits(model).get("max_seconds")
     args.long_form = (isinstance(max_seconds, (int, float)) and args.init_audio is None
                       and args.duration is not None and args.duration > max_seconds + 1e-6)
@@ -274,6 +278,18 @@ def parse_lora(spec: str) -> tuple[Path, float]:
         return checkpoint / "lora", scale
     raise UsageError(f"--lora {_shown(path)}: not a LoRA adapter (no {LORA_WEIGHTS}) nor a LoRA training run "
                      "or checkpoint (docs/lora.md)")
+
+
+def resolve_vae(path: Path) -> Path:
+    """`--vae`: a VAE directory (config.json), a pipeline's `vae/`, or a vae-stage run or checkpoint
+    (its latest `vae/` export)."""
+    from audiodit.training.checkpoints import resolve_export
+
+    try:
+        found = resolve_export(path, "--vae", ("vae",))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return found / "vae" if (found / "model_index.json").is_file() else found
 
 
 def validate_long_form(args, max_seconds) -> None:
@@ -429,7 +445,7 @@ def pick_device_and_dtype(device: str, dtype: str):
 
 def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = None,
                   output_phase: str | None = None, compile_transformer: bool = False, steps: int | None = None,
-                  loras: list[tuple[Path, float]] = ()):
+                  loras: list[tuple[Path, float]] = (), vae: Path | None = None):
     import diffusers
 
     from audiodit.pipeline import AudioDiTPipeline
@@ -444,6 +460,8 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         if scheduler_cls is None or not hasattr(scheduler_cls, "from_config"):
             raise UsageError(f"unknown scheduler '{scheduler}' (a diffusers scheduler class name)")
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
+    if vae is not None:
+        swap_vae(pipe, vae)
     if output_phase is not None:
         pipe.vae.register_to_config(output_phase=output_phase)
     if steps is None and not 1 <= int(pipe.default_num_inference_steps) <= MAX_STEPS:
@@ -457,6 +475,23 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
         # forward traces as one graph (tests/models/test_dit.py).
         pipe.transformer.compile(fullgraph=True)
     return pipe
+
+
+def swap_vae(pipe, path: Path) -> None:
+    """Use the VAE at `path` instead of the pipeline's; it must encode as the pipeline's does (the
+    transformer knows only those latents), and it keeps the pipeline's latent scale."""
+    from audiodit.models.vae import AudioVAE
+
+    try:
+        vae = AudioVAE.from_pretrained(str(path), dtype=pipe.vae.dtype)
+    except OSError as err:
+        raise UsageError(f"--vae {_shown(path)}: cannot load it: {str(err).splitlines()[0]}") from None
+    if not pipe.vae.same_encoder_as(vae):
+        raise UsageError(f"--vae {_shown(path)} encodes differently from the model's VAE, so its latents are not "
+                         "the ones the transformer knows; only a VAE with the model's encoder (e.g. a decoder "
+                         "fine-tuned with training.freeze: [vae.encoder]) can stand in")
+    vae.register_to_config(scaling_factor=float(pipe.vae.config.scaling_factor))
+    pipe.register_modules(vae=vae)
 
 
 def load_loras(pipe, loras: list[tuple[Path, float]]) -> None:
@@ -501,6 +536,7 @@ def sidecar_for(args, pipe, job: Job, duration: float, seconds: float, **params)
                 scheduler=type(pipe.scheduler).__name__, device=str(pipe.device),
                 dtype=str(pipe.transformer.dtype).replace("torch.", ""), output_phase=pipe.vae.config.output_phase,
                 compiled=args.compile, generation_seconds=round(seconds, 3),
+                **({"vae": str(args.vae)} if getattr(args, "vae", None) else {}),
                 **({"lora": pipe.lora_records} if getattr(pipe, "lora_records", None) else {}), **params)
 
 
@@ -615,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         device, dtype = pick_device_and_dtype(args.device, args.dtype)
         logging.basicConfig(level=logging.WARNING)
         pipe = load_pipeline(args.model or default_model_dir(), device, dtype, args.scheduler, args.output_phase,
-                             args.compile, args.steps, args.loras)
+                             args.compile, args.steps, args.loras, args.vae)
         for path in generate(args, jobs, pipe, init_audio):
             sys.stdout.buffer.write(os.fsencode(path) + b"\n")
             sys.stdout.flush()

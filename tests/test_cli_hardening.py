@@ -292,3 +292,32 @@ def test_a_model_with_missing_weights_is_one_line_about_the_model(model_dir, tmp
     (model / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
     code, _, err = run(capsys, "--model", model, "--prompt", "organ", "--duration", "0.3", "--out", tmp_path / "o")
     assert_one_line_error(code, err, "cannot load the model at")
+
+
+def test_vae_swaps_in_a_decoder_with_the_models_encoder_and_refuses_another(model_dir, tmp_path, capsys):
+    import torch
+
+    from audiodit.cli import main
+    from audiodit.models.vae import AudioVAE
+
+    same = AudioVAE.from_pretrained(str(model_dir / "vae"))
+    with torch.no_grad():  # a "fine-tuned decoder": the encoder untouched
+        for name, parameter in same.named_parameters():
+            if name.startswith("decoder"):
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    same.save_pretrained(str(tmp_path / "decoder"))
+    other = AudioVAE.from_pretrained(str(model_dir / "vae"))
+    with torch.no_grad():
+        next(p for n, p in other.named_parameters() if n.startswith("encoder")).add_(1.0)
+    other.save_pretrained(str(tmp_path / "other"))
+    common = ["--model", str(model_dir), "--prompt", "a march", "--duration", "0.5", "--steps", "2", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "base.wav")]) == 0
+    assert main([*common, "--vae", str(tmp_path / "decoder"), "--out", str(tmp_path / "swapped.wav")]) == 0
+    from audiodit.audio import load_audio
+
+    assert not torch.allclose(load_audio(tmp_path / "base.wav"), load_audio(tmp_path / "swapped.wav"), atol=1e-4)
+    assert json.loads((tmp_path / "swapped.json").read_text())["vae"] == str(tmp_path / "decoder")
+    capsys.readouterr()
+    assert main([*common, "--vae", str(tmp_path / "other"), "--out", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "encodes differently from the model's VAE" in err[0], err

@@ -403,6 +403,17 @@ class AudioVAE(ModelMixin, ConfigMixin):
         cfg = VAEConfig(**{**PRESETS[name], **overrides})
         return cls(**dataclasses.asdict(cfg))
 
+    def same_encoder_as(self, other: "AudioVAE") -> bool:
+        """Whether `other` encodes as this VAE does (same encoder weights, to a float16 export's
+        tolerance): then its latents are this one's, and a transformer trained on them reads both
+        (e.g. a decoder fine-tuned with `training.freeze: [vae.encoder]`)."""
+        ours = self.state_dict()
+        theirs = {name: weight for name, weight in other.state_dict().items() if name.startswith("encoder")}
+        return bool(theirs) and all(
+            name in ours and ours[name].shape == weight.shape
+            and torch.allclose(ours[name].float().cpu(), weight.float().cpu(), rtol=1e-3, atol=1e-4)
+            for name, weight in theirs.items())
+
     # ----------------------------------------------------------------- lengths
     def latent_frames(self, num_samples: int) -> int:
         """Latent frames for `num_samples` audio samples: ceil(S / hop_length) (right zero-pad)."""

@@ -208,10 +208,7 @@ class DiTStage(Stage):
         [vae.encoder]`); estimated again, as on a fresh run, when the encoder differs."""
         pipe = self._init_pipe or self._load_pretrained(path, self.model.transformer)
         source = pipe.source
-        ours = self.vae.state_dict()  # fp16 tolerance: the initial pipeline may be a float16 export
-        same_encoder = all(name in ours and ours[name].shape == weight.shape
-                           and torch.allclose(ours[name].float().cpu(), weight.float(), rtol=1e-3, atol=1e-4)
-                           for name, weight in pipe.vae.state_dict().items() if name.startswith("encoder"))
+        same_encoder = self.vae.same_encoder_as(pipe.vae)  # the initial pipeline may be a float16 export
         trained_scale = float(pipe.vae.config.scaling_factor)
         if not same_encoder:
             self.accelerator.print(f"dit: the VAE encoder in vae_path differs from the one {source} was trained "
