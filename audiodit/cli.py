@@ -266,16 +266,15 @@ def parse_lora(spec: str) -> tuple[Path, float]:
             pass  # a ':' inside the path
     if not math.isfinite(scale):
         raise UsageError(f"--lora {spec}: the scale must be a finite number, got {tail}")
+    if not (path / LORA_WEIGHTS).is_file():
+        from audiodit.training.checkpoints import resolve_export
+
+        try:
+            path = resolve_export(path, "--lora", ("lora",))
+        except ValueError:
+            pass  # answered below
     if (path / LORA_WEIGHTS).is_file():
         return path, scale
-    from audiodit.training.checkpoints import CheckpointError, resolve_resume
-
-    try:
-        checkpoint = resolve_resume(str(path), path)
-    except CheckpointError:
-        checkpoint = path
-    if (checkpoint / "lora" / LORA_WEIGHTS).is_file():
-        return checkpoint / "lora", scale
     raise UsageError(f"--lora {_shown(path)}: not a LoRA adapter (no {LORA_WEIGHTS}) nor a LoRA training run "
                      "or checkpoint (docs/lora.md)")
 
@@ -283,13 +282,12 @@ def parse_lora(spec: str) -> tuple[Path, float]:
 def resolve_vae(path: Path) -> Path:
     """`--vae`: a VAE directory (config.json), a pipeline's `vae/`, or a vae-stage run or checkpoint
     (its latest `vae/` export)."""
-    from audiodit.training.checkpoints import resolve_export
+    from audiodit.training.checkpoints import resolve_vae_dir
 
     try:
-        found = resolve_export(path, "--vae", ("vae",))
+        return resolve_vae_dir(path, "--vae", ("vae",))
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return found / "vae" if (found / "model_index.json").is_file() else found
 
 
 def validate_long_form(args, max_seconds) -> None:

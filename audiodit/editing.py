@@ -36,6 +36,12 @@ def _for_prompt(call: dict, which: int, prompts: int) -> dict:
             for name, value in call.items()}
 
 
+def rising_ramp(count: int, device) -> torch.Tensor:
+    """(count,) raised-cosine weights rising from near 0 to near 1 (both ends left out): the
+    waveform cross-fades of continuation and splicing."""
+    return 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, count + 2, device=device)[1:-1]))
+
+
 def splice(original: torch.Tensor, generated: torch.Tensor, start: int, end: int, fade: int) -> torch.Tensor:
     """`original` with samples [start, end) from `generated`, cross-faded over `fade` samples outside
     the range on each side (raised cosine; the two agree there, as `generated` keeps the rest)."""
@@ -44,7 +50,7 @@ def splice(original: torch.Tensor, generated: torch.Tensor, start: int, end: int
     out[..., start:end] = generated[..., start:end]
     for lo, hi, rising in ((left, start, True), (end, right, False)):
         if hi > lo:
-            weight = 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, hi - lo + 2, device=out.device)[1:-1]))
+            weight = rising_ramp(hi - lo, out.device)  # (hi - lo,)
             weight = weight if rising else weight.flip(0)
             out[..., lo:hi] = (1 - weight) * original[..., lo:hi] + weight * generated[..., lo:hi]
     return out
@@ -123,7 +129,7 @@ class AudioEditingMixin:
         original = initial_audio.to(generated).expand(generated.shape[0], -1, -1).clone()
         fade = min(int(JOIN_CROSSFADE_SECONDS * self.sampling_rate), context_samples)
         if fade > 0:
-            weight = 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, fade + 2, device=generated.device)[1:-1]))
+            weight = rising_ramp(fade, generated.device)  # (fade,)
             tail = original[..., -fade:]
             original[..., -fade:] = (1 - weight) * tail + weight * generated[..., context_samples - fade:context_samples]
         audios = torch.cat([original, generated[..., context_samples:]], dim=-1)  # (B, 2, S + S_new)

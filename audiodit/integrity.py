@@ -49,6 +49,16 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def state_digest(state: dict) -> str:
+    """SHA-256 of a state dict's tensors (name, then float32 bytes, in name order): equal weights,
+    equal digest, whatever device or dtype they were held in."""
+    digest = hashlib.sha256()
+    for name, value in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_digests(directory: str | Path) -> dict[str, str]:
     """Record the SHA-256 of every .safetensors file under `directory` in `directory/DIGESTS`."""
     directory = Path(directory)

@@ -20,7 +20,6 @@ Only local directories (or state dicts) load: nothing is fetched, nothing is unp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -85,11 +84,9 @@ def add_adapter(module: torch.nn.Module, rank: int, alpha: float, dropout: float
 def fingerprint(module: torch.nn.Module) -> str:
     """SHA-256 of a model's own weights (adapters left out, peft's `base_layer` names folded back),
     so an adapter can tell whether it meets the model it was trained on."""
-    digest = hashlib.sha256()
-    for name, value in sorted(base_state(module).items()):
-        digest.update(name.encode())
-        digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    from audiodit.integrity import state_digest
+
+    return state_digest(base_state(module))
 
 
 def base_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -201,3 +201,10 @@ def resolve_export(path: str | os.PathLike, setting: str, exports: tuple[str, ..
             return checkpoint / export
     raise ValueError(f"{setting}={str(path)!r}: checkpoint {checkpoint} holds no "
                      + " or ".join(f"{export}/" for export in exports) + " export")
+
+
+def resolve_vae_dir(path: str | os.PathLike, setting: str, exports: tuple[str, ...]) -> Path:
+    """Like `resolve_export`, but a pipeline directory gives its `vae/`: the AudioVAE directory that
+    `setting` (`vae_path`, `training.init_from` of the vae stage, `sample.py --vae`) names."""
+    source = resolve_export(path, setting, exports)
+    return source / "vae" if (source / "model_index.json").is_file() else source

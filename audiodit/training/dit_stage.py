@@ -38,7 +38,8 @@ from audiodit.prompt_attributes import NO_KEY, prompt_keys, prompt_tempi
 from audiodit.diffusion import FlowMatching
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
-from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source, resolve_vae_dir
+from audiodit.training.checkpoints import resolve_vae_dir
+from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_init_source
 from audiodit.training.tensorboard_logs import log_audio
 from audiodit.training.vae_stage import VAEStage
 

@@ -119,13 +119,6 @@ def resolve_init_source(path: str | Path) -> Path:
     return resolve_export(path, "training.init_from", ("pipeline", "vae"))
 
 
-def resolve_vae_dir(path: str | Path, setting: str, exports: tuple[str, ...]) -> Path:
-    """Like `resolve_export`, but a pipeline directory gives its `vae/`: the AudioVAE directory that
-    `setting` (`vae_path`, or `training.init_from` of the vae stage) names."""
-    source = resolve_export(path, setting, exports)
-    return source / "vae" if (source / "model_index.json").is_file() else source
-
-
 def check_architecture(section: str, wanted: dict, saved: dict, source: Path, ignore=()) -> None:
     """Fields of the config's `section` that differ from the saved model's config are an error
     (the weights would not fit, or would mean something else)."""

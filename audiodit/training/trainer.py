@@ -18,7 +18,6 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import time
@@ -36,6 +35,7 @@ from audiodit.config import Config
 from audiodit.configuration import ConfigError, save_yaml
 from audiodit.data.report import SkipReport
 from audiodit.data.sampler import BucketBatchSampler
+from audiodit.integrity import state_digest
 from audiodit.training.checkpoints import (
     EMA_FILE,
     STATE_DIR,
@@ -492,13 +492,8 @@ class Trainer:
         """sha256 of each process's trained weights (all equal under DDP; empty when sharded)."""
         if self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
             return []
-        digest = hashlib.sha256()
-        for name, value in sorted(self.accelerator.unwrap_model(self.model).state_dict().items()):
-            digest.update(name.encode())
-            digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
-        if self.accelerator.num_processes == 1:
-            return [digest.hexdigest()]
-        return gather_object([digest.hexdigest()])
+        digest = state_digest(self.accelerator.unwrap_model(self.model).state_dict())
+        return [digest] if self.accelerator.num_processes == 1 else gather_object([digest])
 
 
 def _batch_size(batch: dict) -> int:

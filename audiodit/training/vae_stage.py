@@ -16,7 +16,8 @@ from torch import nn
 
 from audiodit.losses import VAELoss, stft_consistency_loss
 from audiodit.models.vae import AudioVAE, DiagonalGaussianDistribution
-from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights, resolve_vae_dir
+from audiodit.training.checkpoints import resolve_vae_dir
+from audiodit.training.stage import Stage, build_audio_dataset, check_architecture, load_weights
 from audiodit.training.tensorboard_logs import log_audio
 
 

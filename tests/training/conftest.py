@@ -57,3 +57,32 @@ def dit_config():
 def vae_config():
     """vae_config(data_dir, output_dir, *overrides) -> Config from configs/vae_tiny.yaml."""
     return _vae_config
+
+
+class Interrupt(Exception):
+    """Raised by `interrupted_after`: a run killed right after a checkpoint."""
+
+
+@pytest.fixture
+def interrupted_after(monkeypatch):
+    """interrupted_after(step, run) -> runs `run()` with the trainer killed (Interrupt) right after
+    it has written the checkpoint of `step`, as a crash would; checkpoints save normally afterwards."""
+    from audiodit.training.trainer import Trainer
+
+    original_save = Trainer.save_checkpoint
+
+    def run_until(step, run):
+        def save_then_die(self):
+            final = original_save(self)
+            if self.state.step == step:
+                raise Interrupt
+            return final
+
+        monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+        try:
+            with pytest.raises(Interrupt):
+                run()
+        finally:
+            monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
+
+    return run_until

@@ -82,27 +82,13 @@ def test_only_adapters_train_and_are_checkpointed_and_the_export_adapts_the_base
                                    value, rtol=0, atol=0)
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_lora_resume_is_bit_exact_and_refuses_a_changed_base(toy_data, tiny_vae_dir, base_pipeline, tmp_path,
-                                                             monkeypatch, dit_config):
+                                                             interrupted_after, dit_config):
     base_pipeline = shutil.copytree(base_pipeline, tmp_path / "base")  # changed at the end
     settings = ["training.max_steps=4", "training.checkpoint_every=2", "text.dropout_prob=0.3"]
     full = train(_config(dit_config, toy_data, tiny_vae_dir, base_pipeline, tmp_path / "full", *settings))
-    original_save = Trainer.save_checkpoint
-
-    def save_then_die(self):
-        final = original_save(self)
-        if self.state.step == 2:
-            raise _Interrupt
-        return final
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(_Interrupt):
-        train(_config(dit_config, toy_data, tiny_vae_dir, base_pipeline, tmp_path / "part", *settings))
-    monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
+    interrupted_after(2, lambda: train(_config(dit_config, toy_data, tiny_vae_dir, base_pipeline, tmp_path / "part",
+                                               *settings)))
     assert train_main(["--resume", "latest", f"training.output_dir={tmp_path / 'part'}"]) == 0
     part = tmp_path / "part" / "checkpoints" / "step-00000004"
     for name in ("state/model.safetensors", "ema.safetensors", f"lora/{lora.WEIGHTS_NAME}"):

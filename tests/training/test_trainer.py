@@ -122,26 +122,14 @@ class _Interrupt(Exception):
     pass
 
 
-def test_resume_is_bit_exact(toy_data, tiny_vae_dir, tmp_path, monkeypatch, dit_config):
+def test_resume_is_bit_exact(toy_data, tiny_vae_dir, tmp_path, interrupted_after, dit_config):
     # Crosses an epoch boundary (4 batches per epoch), accumulates 2 micro-batches, trains the text
     # tower with condition dropout: every source of randomness and data position must be restored.
     settings = ["training.max_steps=6", "training.checkpoint_every=3", "training.grad_accum_steps=2",
                 "text.trainable=true", "text.dropout_prob=0.3", "data.num_buckets=2",
                 f"data.val_dir={toy_data}", "training.val_batches=1"]  # validation must not disturb the RNG
     full = train(dit_config(toy_data, tiny_vae_dir, tmp_path / "full", *settings))
-
-    original_save = Trainer.save_checkpoint
-
-    def save_then_die(self):
-        final = original_save(self)
-        if self.state.step == 3:
-            raise _Interrupt
-        return final
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(_Interrupt):
-        train(dit_config(toy_data, tiny_vae_dir, tmp_path / "part", *settings))
-    monkeypatch.setattr(Trainer, "save_checkpoint", original_save)
+    interrupted_after(3, lambda: train(dit_config(toy_data, tiny_vae_dir, tmp_path / "part", *settings)))
     assert train_main(["--resume", "latest", f"training.output_dir={tmp_path / 'part'}"]) == 0
 
     part_final = tmp_path / "part" / "checkpoints" / "step-00000006"
