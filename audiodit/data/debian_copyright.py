@@ -146,7 +146,12 @@ def pattern_matches(pattern: str, path: str) -> str | None:
     if _matches_suffix(pattern, path):
         return "suffix"
     folders = pattern.split("/")
+    installed = set(path.split("/"))
     for dropped in range(1, len(folders) - 1):  # keep at least one folder and the file name
+        if folders[dropped - 1] in installed:
+            # Only a source-tree prefix the package does not install may go: "mtg/mods/tnt/sounds/*"
+            # may lose "mtg/" but not "mods/tnt/", or it would claim every installed "sounds/" file.
+            return None
         rest = "/".join(folders[dropped:])
         if rest.startswith(("*", "?")):
             return None

@@ -80,6 +80,10 @@ PACKAGES = {package.name: package for package in [
     Package("supertux-data", "/usr/share/games/supertux2", (
         ("sounds/*", "game effects"), ("speech/*", _SPEECH), ("music/*", _MUSIC))),
     Package("naev-data", "/usr/share/naev/dat/snd", (("sounds/*", "game effects"), ("music/*", _MUSIC))),
+    Package("minetest-data", "/usr/share/games/minetest/games/minetest_game/mods", (("*/sounds/*", "game effects"),)),
+    Package("hedgewars-data", "/usr/share/games/hedgewars/Data/Sounds", (
+        ("voices/*", _SPEECH), ("[0-9][A-G].ogg", SKIP + "piano notes named only by their pitch"),
+        ("*", "game effects"))),
 ]}
 # Hydrogen kit folder -> the .h2drumkit archive debian/copyright names, where they differ.
 KIT_ARCHIVES = {"circAfrique v4": "circAfrique"}

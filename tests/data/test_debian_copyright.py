@@ -70,6 +70,15 @@ def test_last_matching_stanza_wins(path, licence, pattern, how):
     assert (match.license, match.pattern, match.how) == (licence, pattern, how)
 
 
+def test_only_folders_the_package_does_not_install_are_dropped():
+    """minetest-data: 'mtg/' is the source tree's, but 'mods/tnt/' is installed, so the CC0 stanza of
+    the tnt sounds must not claim another mod's sounds/ folder through a bare 'sounds/*'."""
+    installed = "/usr/share/games/minetest/games/minetest_game/mods"
+    assert pattern_matches("mtg/mods/tnt/sounds/*", f"{installed}/tnt/sounds/tnt_explode.ogg") == \
+        "suffix without 'mtg/'"
+    assert pattern_matches("mtg/mods/tnt/sounds/*", f"{installed}/env_sounds/sounds/env_sounds_water.1.ogg") is None
+
+
 def test_stanza_order_decides():
     """DEP-5: the last match wins, so a general stanza after a specific one overrides it."""
     paragraphs = COPYRIGHT.split("\n\n")
