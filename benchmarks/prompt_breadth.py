@@ -66,7 +66,9 @@ N_MELS = 64
 LOW_HZ = 150.0  # kick drums and bass live below this; a tonal texture puts < 1 % of its energy here
 ONSET_MEMORY = 4  # frames (93 ms): a rise counts above the band's maximum over these, as SuperFlux's
                   # maximum filter does (Boeck & Widmer 2013); it halves what noise flicker scores
-MEASURES = ("percussive_share", "low_onset_strength", "low_energy_share", "flatness", "rms_db")
+MEASURES = ("percussive_share", "low_onset_strength", "low_energy_share", "flatness", "rms_db", "inner_gap_s")
+GAP_DB = 40.0  # a frame this far below the clip's loudest is silent
+GAP_SECONDS = 1.0  # an inner gap this long is a dropout no music prompt asks for
 DRUM_MEASURES = ("percussive_share", "low_onset_strength", "low_energy_share")
 PERMUTATIONS = 2000
 
@@ -148,9 +150,26 @@ def clip_measures(audio, sample_rate: int = SAMPLE_RATE) -> dict:
         "low_energy_share": float(power[low].sum() / (power.sum() + tiny)),
         "flatness": float(flatness[loud].mean()) if loud.any() else 0.0,
         "rms_db": float(20.0 * np.log10(rms + 1e-10)),
+        "inner_gap_s": inner_gap_seconds(amplitude),
         "spectrum_db": 10.0 * np.log10(mel.mean(axis=1) + tiny),  # long-term average spectrum
         "mel_db": librosa.power_to_db(mel, ref=np.max, top_db=80.0).astype(np.float32),
     }
+
+
+def inner_gap_seconds(amplitude: np.ndarray) -> float:
+    """The longest run of silent frames (GAP_DB below the loudest) with sound before and after it,
+    in seconds: a clip that falls silent and starts again; 0 when there is none. Silence at the
+    start or end (a one-shot followed by silence) does not count."""
+    silent = amplitude < amplitude.max() * 10 ** (-GAP_DB / 20)
+    sounding = np.flatnonzero(~silent)
+    if sounding.size < 2:
+        return 0.0
+    inner = silent[sounding[0]:sounding[-1] + 1].astype(np.int8)
+    longest = run = 0
+    for value in inner:
+        run = run + 1 if value else 0
+        longest = max(longest, run)
+    return float(longest * HOP / FEATURE_RATE)
 
 
 #################################################################################
@@ -312,6 +331,8 @@ def summarise(rows: list[dict], spectra: np.ndarray, seed: int, embeddings: np.n
         **separations(spectral_distances(spectra), rows, seed),
         "sound_spectrum_correlation": mean_correlation(spectra, other_prompt & sound[:, None] & sound[None, :]),
         "all_spectrum_correlation": mean_correlation(spectra, other_prompt),
+        "music_gap_share": float(np.mean([row["inner_gap_s"] >= GAP_SECONDS for row in rows
+                                          if row["domain"] != "sound"])),
         "domains": {domain: {m: float(np.mean([r[m] for r in rows if r["domain"] == domain])) for m in measures}
                     | {"clips": int((domains == domain).sum()),
                        "spectrum_db": spectra[domains == domain].mean(axis=0).tolist()}
@@ -492,7 +513,9 @@ def format_report(report: dict) -> str:
              ["domain separation, spectra: other domain / same domain"] + [s[1] for s in spectral],
              ["sound prompts: correlation of average spectra"]
              + [_fmt(m["sound_spectrum_correlation"]) for m in models],
-             ["all prompts: correlation of average spectra"] + [_fmt(m["all_spectrum_correlation"]) for m in models]]
+             ["all prompts: correlation of average spectra"] + [_fmt(m["all_spectrum_correlation"]) for m in models],
+             [f"music prompts: share of clips silent (-{GAP_DB:g} dB) for >= {GAP_SECONDS:g} s inside"]
+             + [_fmt(m.get("music_gap_share")) for m in models]]
     if any("judge_separation" in m for m in models):
         judged = [_separation_cells(m.get("judge_separation"), 4) for m in models]
         rows += [["prompt separation, judge embedding (cosine distance)"] + [s[0] for s in judged],

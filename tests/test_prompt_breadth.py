@@ -43,6 +43,16 @@ def test_a_kick_beat_is_percussive_low_and_full_of_low_onsets_and_a_chord_is_not
     assert under["low_onset_strength"] > 1.0 and under["percussive_share"] > 10 * chord["percussive_share"]
 
 
+def test_only_silence_between_sounds_is_an_inner_gap():
+    chord = sustained_chord(seconds=2.0)
+    gap = np.zeros((2, int(1.5 * SR)), np.float32)
+    dropout = prompt_breadth.clip_measures(np.concatenate([chord, gap, chord], axis=1))["inner_gap_s"]
+    assert dropout == pytest.approx(1.5, abs=0.15)
+    one_shot = prompt_breadth.clip_measures(np.concatenate([chord, gap, gap], axis=1))  # trailing silence
+    assert one_shot["inner_gap_s"] == 0.0
+    assert prompt_breadth.clip_measures(sustained_chord())["inner_gap_s"] == 0.0
+
+
 def test_a_sound_shorter_than_the_hpss_window_has_finite_measures():
     blip = kick_beat(seconds=1.0)[:, : SR // 20]  # 50 ms: 3 STFT frames unpadded
     assert all(np.isfinite(v) for v in prompt_breadth.clip_measures(blip).values() if isinstance(v, float))
