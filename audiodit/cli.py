@@ -476,20 +476,18 @@ def load_pipeline(model_dir: Path, device: str, dtype, scheduler: str | None = N
 
 
 def swap_vae(pipe, path: Path) -> None:
-    """Use the VAE at `path` instead of the pipeline's; it must encode as the pipeline's does (the
-    transformer knows only those latents), and it keeps the pipeline's latent scale."""
+    """Use the VAE at `path` instead of the pipeline's (`audiodit.export.adopt_vae`)."""
+    from audiodit.export import adopt_vae
     from audiodit.models.vae import AudioVAE
 
     try:
         vae = AudioVAE.from_pretrained(str(path), dtype=pipe.vae.dtype)
     except OSError as err:
         raise UsageError(f"--vae {_shown(path)}: cannot load it: {str(err).splitlines()[0]}") from None
-    if not pipe.vae.same_encoder_as(vae):
-        raise UsageError(f"--vae {_shown(path)} encodes differently from the model's VAE, so its latents are not "
-                         "the ones the transformer knows; only a VAE with the model's encoder (e.g. a decoder "
-                         "fine-tuned with training.freeze: [vae.encoder]) can stand in")
-    vae.register_to_config(scaling_factor=float(pipe.vae.config.scaling_factor))
-    pipe.register_modules(vae=vae)
+    try:
+        adopt_vae(pipe, vae)
+    except ValueError as err:
+        raise UsageError(f"--vae {_shown(path)} {err}") from None
 
 
 def load_loras(pipe, loras: list[tuple[Path, float]]) -> None:

@@ -4,7 +4,8 @@ Copies a pipeline directory (e.g. a checkpoint's `pipeline/` export, which holds
 into DST with weights cast to `--dtype` (half the size in fp16; loading casts back to the
 caller's dtype, fp32 by default) and, optionally, new sampling defaults, the VAE's output phase and
 a key classifier (`--key-classifier DIR`, as written by `python -m audiodit.training.key_classifier`,
-with `--key-classifier-scale` its default guidance scale). DST must not exist
+with `--key-classifier-scale` its default guidance scale), and another VAE with the same encoder
+(`--vae DIR`: a decoder fine-tuned with `training.freeze: [vae.encoder]`). DST must not exist
 unless `--overwrite` is given; the copy is written beside DST and renamed into place, so a failed
 export never leaves half a model behind.
 """
@@ -18,10 +19,22 @@ from pathlib import Path
 import torch
 
 
+def adopt_vae(pipe, vae) -> None:
+    """Make `vae` the pipeline's VAE. It must encode as the pipeline's does (the transformer knows
+    only those latents), and it takes the pipeline's latent scale. Raises ValueError otherwise."""
+    if not pipe.vae.same_encoder_as(vae):
+        raise ValueError("encodes differently from the model's VAE, so its latents are not the ones the "
+                         "transformer knows; only a VAE with the model's encoder (e.g. a decoder fine-tuned with "
+                         "training.freeze: [vae.encoder]) can stand in")
+    vae.register_to_config(scaling_factor=float(pipe.vae.config.scaling_factor))
+    pipe.register_modules(vae=vae)
+
+
 def export_pipeline(source: Path, destination: Path, dtype: str = "float16", steps: int | None = None,
                     guidance: float | None = None, overwrite: bool = False,
                     key_guidance: float | None = None, output_phase: str | None = None,
-                    key_classifier: Path | None = None, key_classifier_scale: float | None = None) -> Path:
+                    key_classifier: Path | None = None, key_classifier_scale: float | None = None,
+                    vae: Path | None = None) -> Path:
     from audiodit.configuration import staged_directory
     from audiodit.guidance import check_key_classifier, check_key_guidance
     from audiodit.models.key_classifier import LatentKeyClassifier
@@ -43,6 +56,15 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
         except ValueError as err:
             raise ValueError(f"--key-guidance for {source}: {err}") from err
         pipe.register_to_config(default_key_guidance_scale=key_guidance)
+    if vae is not None:
+        from audiodit.models.vae import AudioVAE
+        from audiodit.training.checkpoints import resolve_vae_dir
+
+        folder = resolve_vae_dir(vae, "--vae", ("vae",))
+        try:
+            adopt_vae(pipe, AudioVAE.from_pretrained(str(folder), dtype=torch.float32))
+        except ValueError as err:
+            raise ValueError(f"--vae {vae} {err}") from None
     if output_phase is not None:
         check_output_phase(output_phase, "--output-phase")
         pipe.vae.register_to_config(output_phase=output_phase)
@@ -81,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-classifier", type=Path,
                         help="add this LatentKeyClassifier (python -m audiodit.training.key_classifier --out DIR)")
     parser.add_argument("--key-classifier-scale", type=float, help="new default key classifier guidance scale")
+    parser.add_argument("--vae", type=Path,
+                        help="use this VAE (or a vae-stage run's latest export): it must have the model's encoder")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
         path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite,
-                               args.key_guidance, args.output_phase, args.key_classifier, args.key_classifier_scale)
+                               args.key_guidance, args.output_phase, args.key_classifier, args.key_classifier_scale,
+                               args.vae)
     except (ValueError, FileExistsError) as err:
         print(f"audiodit.export: error: {err}", file=sys.stderr)
         return 2

@@ -74,3 +74,30 @@ def test_export_adds_a_key_classifier_with_its_default_scale(tmp_path, capsys):
     assert main([str(tmp_path / "src"), str(tmp_path / "bad"), "--key-classifier", str(tmp_path / "wide")]) == 2
     assert f"reads {channels + 1} latent channels" in capsys.readouterr().err
     assert not (tmp_path / "none").exists() and not (tmp_path / "bad").exists()
+
+
+def test_export_ships_a_decoder_with_the_models_encoder_and_refuses_another(tmp_path, capsys):
+    from audiodit.models.vae import AudioVAE
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.save_pretrained(tmp_path / "src")
+    decoder = AudioVAE.from_pretrained(str(tmp_path / "src" / "vae"))
+    with torch.no_grad():  # a fine-tuned decoder: encoder untouched, its own (wrong) latent scale
+        for name, parameter in decoder.named_parameters():
+            if name.startswith("decoder"):
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    decoder.register_to_config(scaling_factor=3.0)
+    decoder.save_pretrained(str(tmp_path / "decoder"))
+    export_pipeline(tmp_path / "src", tmp_path / "dst", dtype="float32", vae=tmp_path / "decoder")
+    shipped = AudioDiTPipeline.from_pretrained(tmp_path / "dst")
+    assert shipped.vae.config.scaling_factor == pipe.vae.config.scaling_factor
+    for name, weight in shipped.vae.state_dict().items():
+        assert torch.equal(weight, (decoder if name.startswith("decoder") else pipe.vae).state_dict()[name]), name
+    other = AudioVAE.from_pretrained(str(tmp_path / "src" / "vae"))
+    with torch.no_grad():
+        next(p for n, p in other.named_parameters() if n.startswith("encoder")).add_(1.0)
+    other.save_pretrained(str(tmp_path / "other"))
+    assert main([str(tmp_path / "src"), str(tmp_path / "bad"), "--vae", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the loader's progress bars
+    assert err.startswith("audiodit.export: error: --vae") and "encodes differently from the model's VAE" in err
+    assert not (tmp_path / "bad").exists()
