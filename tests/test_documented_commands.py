@@ -56,8 +56,12 @@ RULES = [
      "tests/data/test_sound_library.py::test_layout_audio_and_records"),
     ("covered", r"^python -m audiodit\.evaluate ", "tests/test_evaluate.py::test_command_end_to_end_on_tiny_pipeline"),
     ("covered", r"^python -m audiodit\.app", "tests/test_app.py::test_the_page_generates_shows_edits_and_answers_bad_input"),
+    ("covered", r"^python sample\.py --vae runs/my_decoder ",
+     "tests/test_cli_hardening.py::test_vae_swaps_in_a_decoder_with_the_models_encoder_and_refuses_another"),
+    ("covered", r"^python -m audiodit\.export \S+ \S+ --vae runs/my_decoder$",
+     "tests/test_export.py::test_export_ships_a_decoder_with_the_models_encoder_and_refuses_another"),
     ("run", r"^python (sample|train)\.py ", ""),
-    ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix|mma_grooves|music21_corpus)"
+    ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix|mma_grooves|music21_corpus|speech)"
             r"|training\.key_classifier|export) ", ""),
 ]
 
@@ -81,6 +85,7 @@ SHRINK = [
                        "--soundfonts", "/usr/share/sounds/sf2/TimGM6mb.sf2"], {}),
     (r"music21_corpus ", ["--limit", "1", "--workers", "1", "--max-seconds", "4", "--works", "bach/bwv66.6"], {}),
     (r"key_classifier ", ["--steps", "2"], {}),
+    (r"data\.speech ", ["--count", "2", "--workers", "1", "--max-seconds", "6"], {}),
     (r"", [], {}),
 ]
 
