@@ -27,14 +27,40 @@ no extra transformer branch, only a classifier forward and backward per step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from audiodit.conditioners import TextEncoderOutput
 from audiodit.prompt_attributes import parse_key, prompt_keys, prompt_tempi
 from audiodit.models.embedders import NO_KEY
 
 # Floor of 1 - t in classifier guidance: t / (1 - t) grows without bound towards pure noise, where
 # the classifier knows least (it is trained on t <= 0.9).
 MIN_SIGNAL = 0.05
+
+
+@dataclass
+class Conditioning:
+    """Everything one call conditions the transformer on, for every guidance branch at once, built
+    once per call (`AudioDiTPipeline.prepare_conditioning`) and read at every denoising step.
+
+    Rows are stacked in `branch_count` order, `branches` blocks of `batch_size` waveforms each."""
+
+    text: TextEncoderOutput  # embeddings (branches * B, L, D), mask (branches * B, L), pooled (branches * B, D)
+    seconds_start: torch.Tensor  # (branches * B,) timing of the clip inside its piece
+    seconds_total: torch.Tensor  # (branches * B,)
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # named conditions per row: bpm, key_ids
+    branches: int = 1
+    guidance_scale: float = 1.0
+    key_guidance_scale: float = 0.0
+    guidance_rescale: float = 0.0
+    classifier_keys: torch.Tensor | None = None  # (B,) stated keys for key classifier guidance, or None
+    key_classifier_scale: float = 0.0
+
+    @property
+    def batch_size(self) -> int:
+        return self.text.pooled.shape[0] // self.branches
 
 
 def branch_count(do_cfg: bool, key_guidance: bool) -> int:

@@ -29,8 +29,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
 from audiodit.diffusion import FlowMatching, next_noise_level, repaint, start_step
 from audiodit.editing import AudioEditingMixin, seam_keep_mask
-from audiodit.guidance import (add_key_contrast_branch, branch_count, check_key_classifier, check_key_guidance,
-                               guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
+from audiodit.guidance import (Conditioning, add_key_contrast_branch, branch_count, check_key_classifier,
+                               check_key_guidance, guided_velocity, key_branches, key_classifier_velocity,
+                               stated_key_ids, tempo_branches)
 from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.key_classifier import LatentKeyClassifier
@@ -397,11 +398,66 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 callback_on_step_end, bpm, key, key_guidance_scale, key_classifier_scale,
             )
         device = self._execution_device
+
+        # 2. Conditioning: text, timing, tempo, key and guidance for every branch, built once
+        conditioning = self.prepare_conditioning(
+            prompt, device, num_waveforms_per_prompt, guidance_scale, negative_prompt, prompt_embeds,
+            audio_start_in_s, audio_end_in_s, bpm, key, key_guidance_scale, key_classifier_scale, guidance_rescale,
+        )
+        batch_size = conditioning.batch_size
+        dtype = self.transformer.dtype
+
+        # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        start_index = start_step(num_inference_steps, strength)
+        if start_index:
+            timesteps = timesteps[start_index * self.scheduler.order :]
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(start_index * self.scheduler.order)
+        t_scale = self._num_train_timesteps()
+
+        # 4. Prepare latents
+        duration = audio_end_in_s - audio_start_in_s
+        num_samples = int(round(duration * self.sampling_rate))
+        num_frames = self.vae.latent_frames(num_samples)
+        noise = self.prepare_latents(batch_size, num_frames, dtype, device, generator, latents)
+        known, hooks = None, []
+        if initial_audio is not None:
+            audio = initial_audio[..., :num_samples]
+            audio = torch.nn.functional.pad(audio, (0, num_samples - audio.shape[-1]))
+            if audio.shape[0] not in (1, batch_size):
+                raise ValueError(f"`initial_audio` has batch {audio.shape[0]}, expected 1 or {batch_size}.")
+            known = self.encode_audio(audio, device, dtype).expand(batch_size, -1, -1)  # (B, C, T)
+            if inpaint_range is not None:
+                start_frame = int(inpaint_range[0] * self.vae.latent_rate)
+                end_frame = math.ceil(inpaint_range[1] * self.vae.latent_rate)
+                keep_mask = seam_keep_mask(num_frames, [(0, start_frame), (end_frame, num_frames)], device, dtype)
+                hooks.append(repaint_hook(known, noise, keep_mask, timesteps, t_scale))
+        latents = noise
+        if known is not None and strength < 1.0:
+            t_start = (timesteps[0] / t_scale).to(dtype)
+            latents = FlowMatching.add_noise(known, noise, t_start)  # (B, C, T)
+
+        # 5. Denoising loop
+        latents = self._denoise(latents, conditioning, timesteps, hooks, callback_on_step_end)
+
+        # 6. Decode
+        return self._finish(latents, num_samples, output_type, return_dict)
+
+    # ------------------------------------------------------------------ the shared parts of every mode
+    def prepare_conditioning(
+        self, prompt, device, num_waveforms_per_prompt: int = 1, guidance_scale: float = 1.0,
+        negative_prompt=None, prompt_embeds: TextEncoderOutput | None = None, audio_start_in_s: float = 0.0,
+        audio_end_in_s: float = 10.0, bpm=None, key=None, key_guidance_scale: float = 0.0,
+        key_classifier_scale: float = 0.0, guidance_rescale: float = 0.0,
+    ) -> Conditioning:
+        """The `Conditioning` of one call: the text of every guidance branch (the unconditional one
+        the null embedding or the negative prompt), its timing, and the tempo and key the model
+        reads (given, or stated in the prompts; never in the unconditional branch)."""
         do_cfg = guidance_scale > 1.0
         key_guidance = do_cfg and key_guidance_scale > 0
         branches = branch_count(do_cfg, key_guidance)  # conditions per sample in the transformer batch
-
-        # 2. Encode prompt
         if prompt_embeds is None:
             cond, uncond = self.encode_prompt(prompt, device, num_waveforms_per_prompt, do_cfg, negative_prompt)
         else:
@@ -420,74 +476,54 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         if key_classifier_scale > 0:
             classifier_keys = stated_key_ids(stated, key, batch_size // num_waveforms_per_prompt)
             classifier_keys = classifier_keys.repeat_interleave(num_waveforms_per_prompt).to(device)
-        dtype = self.transformer.dtype
+        seconds_start = torch.full((batch_size,), float(audio_start_in_s), device=device).repeat(branches)
+        seconds_total = torch.full((batch_size,), float(audio_end_in_s), device=device).repeat(branches)
+        return Conditioning(text, seconds_start, seconds_total, extra, branches, guidance_scale, key_guidance_scale,
+                            guidance_rescale, classifier_keys, key_classifier_scale)
 
-        # 3. Timesteps (audio-to-audio starts part-way along the path, as SD3's img2img does)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
-        start_index = start_step(num_inference_steps, strength)
-        if start_index:
-            timesteps = timesteps[start_index * self.scheduler.order :]
-        if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(start_index * self.scheduler.order)
+    def velocity(self, latents: torch.Tensor, timestep: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
+        """The guided velocity (B, C, T) at `latents` (B, C, T) and scheduler `timestep`: one
+        transformer pass over every branch, combined (`guided_velocity`), then moved by key
+        classifier guidance where the conditioning asks for it."""
         t_scale = self._num_train_timesteps()
+        dtype = self.transformer.dtype
+        c = conditioning
+        model_input = latents.repeat(c.branches, 1, 1)  # (branches * B, C, T)
+        t_model = (timestep / t_scale).expand(model_input.shape[0]).to(dtype)
+        velocity = self.transformer(
+            model_input,
+            timestep=t_model,
+            encoder_hidden_states=c.text.embeddings.to(dtype),
+            encoder_attention_mask=c.text.mask,
+            pooled_text=c.text.pooled.to(dtype),
+            seconds_start=c.seconds_start,
+            seconds_total=c.seconds_total,
+            **c.extra,
+        ).sample  # (branches * B, C, T)
+        velocity = guided_velocity(velocity, c.branches, c.guidance_scale, c.key_guidance_scale,
+                                   c.guidance_rescale)  # (B, C, T)
+        if c.classifier_keys is not None:
+            velocity = key_classifier_velocity(self.key_classifier, latents, velocity, float(timestep / t_scale),
+                                               c.classifier_keys, c.key_classifier_scale)  # (B, C, T)
+        return velocity
 
-        # 4. Prepare latents
-        duration = audio_end_in_s - audio_start_in_s
-        num_samples = int(round(duration * self.sampling_rate))
-        num_frames = self.vae.latent_frames(num_samples)
-        noise = self.prepare_latents(batch_size, num_frames, dtype, device, generator, latents)
-        known, keep_mask = None, None
-        if initial_audio is not None:
-            audio = initial_audio[..., :num_samples]
-            audio = torch.nn.functional.pad(audio, (0, num_samples - audio.shape[-1]))
-            if audio.shape[0] not in (1, batch_size):
-                raise ValueError(f"`initial_audio` has batch {audio.shape[0]}, expected 1 or {batch_size}.")
-            known = self.encode_audio(audio, device, dtype).expand(batch_size, -1, -1)  # (B, C, T)
-            if inpaint_range is not None:
-                start_frame = int(inpaint_range[0] * self.vae.latent_rate)
-                end_frame = math.ceil(inpaint_range[1] * self.vae.latent_rate)
-                keep_mask = seam_keep_mask(num_frames, [(0, start_frame), (end_frame, num_frames)], device, dtype)
-        latents = noise
-        if known is not None and strength < 1.0:
-            t_start = (timesteps[0] / t_scale).to(dtype)
-            latents = FlowMatching.add_noise(known, noise, t_start)  # (B, C, T)
-
-        # 5. Denoising loop
-        seconds_start = torch.full((batch_size,), float(audio_start_in_s), device=device)
-        seconds_total = torch.full((batch_size,), float(audio_end_in_s), device=device)
-        seconds_start, seconds_total = seconds_start.repeat(branches), seconds_total.repeat(branches)
+    def _denoise(self, latents: torch.Tensor, conditioning: Conditioning, timesteps: torch.Tensor,
+                 hooks: list[Callable] = (), callback_on_step_end: Callable | None = None) -> torch.Tensor:
+        """The one denoising loop of every mode: `latents` (B, C, T) along `timesteps`, each step the
+        guided velocity and a scheduler step, then each `hook(step, latents) -> latents` (RePaint's
+        kept frames: `repaint_hook`) and the user's `callback_on_step_end`."""
         with self.progress_bar(total=len(timesteps)) as progress:
             for step, timestep in enumerate(timesteps):
-                model_input = latents.repeat(branches, 1, 1)  # (branches * B, C, T)
-                t_model = (timestep / t_scale).expand(model_input.shape[0]).to(dtype)
-                velocity = self.transformer(
-                    model_input,
-                    timestep=t_model,
-                    encoder_hidden_states=text.embeddings.to(dtype),
-                    encoder_attention_mask=text.mask,
-                    pooled_text=text.pooled.to(dtype),
-                    seconds_start=seconds_start,
-                    seconds_total=seconds_total,
-                    **extra,
-                ).sample  # (branches * B, C, T)
-                velocity = guided_velocity(velocity, branches, guidance_scale, key_guidance_scale,
-                                           guidance_rescale)  # (B, C, T)
-                if classifier_keys is not None:
-                    velocity = key_classifier_velocity(self.key_classifier, latents, velocity,
-                                                       float(timestep / t_scale), classifier_keys,
-                                                       key_classifier_scale)  # (B, C, T)
+                velocity = self.velocity(latents, timestep, conditioning)
                 latents = self.scheduler.step(velocity, timestep, latents, return_dict=False)[0]
-                if keep_mask is not None:  # the kept range follows the input's own noise path
-                    latents = repaint(latents, known, noise, keep_mask, next_noise_level(timesteps, step, t_scale))
+                for hook in hooks:
+                    latents = hook(step, latents)
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents}  # the only entry of _callback_tensor_inputs
                     outputs = callback_on_step_end(self, step, timestep, tensors)
                     latents = (outputs or {}).get("latents", latents)
                 progress.update()
-
-        # 6. Decode
-        return self._finish(latents, num_samples, output_type, return_dict)
+        return latents
 
     def _finish(self, latents, num_samples, output_type, return_dict):
         if output_type == "latent":
@@ -501,6 +537,16 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 raise ValueError(f"`output_type` must be 'pt', 'np' or 'latent', got {output_type!r}.")
         self.maybe_free_model_hooks()
         return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
+
+def repaint_hook(known: torch.Tensor, noise: torch.Tensor, keep_mask: torch.Tensor, timesteps: torch.Tensor,
+                 t_scale: float) -> Callable:
+    """A `_denoise` hook for inpainting: after each step the kept frames (`keep_mask` 1) follow the
+    known latents' own noise path (`audiodit.diffusion.repaint`)."""
+    def hook(step: int, latents: torch.Tensor) -> torch.Tensor:
+        return repaint(latents, known, noise, keep_mask, next_noise_level(timesteps, step, t_scale))
+
+    return hook
+
 
 def default_scheduler() -> FlowMatchEulerDiscreteScheduler:
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
