@@ -267,6 +267,24 @@ class AudioEditingMixin:
             position = stop
         return edited
 
+    # ------------------------------------------------------------------ one public method per mode
+    def inpaint(self, prompt, initial_audio: torch.Tensor, inpaint_range: tuple[float, float], **kwargs):
+        """Regenerate `inpaint_range` (start_s, end_s) of `initial_audio` ((2, S) or (B, 2, S), stereo
+        48 kHz) and keep the rest; any length (longer inputs go window by window). Other arguments
+        as `__call__`'s. Returns `AudioPipelineOutput(audios=(B, 2, S))`."""
+        return self(prompt, initial_audio=initial_audio, inpaint_range=inpaint_range, **kwargs)
+
+    def continuation(self, prompt, initial_audio: torch.Tensor, continuation_in_s: float, **kwargs):
+        """`initial_audio` followed by `continuation_in_s` new seconds that go on from its end (the
+        clip is kept bit-exact up to a short cross-fade); any length. Other arguments as `__call__`'s.
+        Returns `AudioPipelineOutput(audios=(B, 2, S + new))`."""
+        return self(prompt, initial_audio=initial_audio, continuation_in_s=continuation_in_s, **kwargs)
+
+    def audio_to_audio(self, prompt, initial_audio: torch.Tensor, strength: float = 0.6, **kwargs):
+        """`initial_audio` remade after the prompt: noised to `strength` in (0, 1] (1 ignores it) and
+        denoised; any length. Other arguments as `__call__`'s."""
+        return self(prompt, initial_audio=initial_audio, strength=strength, **kwargs)
+
     def generate_long(self, prompt: str | None = None, seconds: float = 60.0, **kwargs):
         """Yield a piece of any length (beyond `max_audio_length_s`), (1, channels, samples) part by
         part as its windows finish: `audiodit.longform.generate_long`, which documents the arguments

@@ -36,3 +36,26 @@ def test_seam_mask_keeps_the_ranges_and_ramps_down_inside_the_regenerated_part()
 def test_seam_mask_clips_ranges_to_the_clip():
     mask = seam_keep_mask(12, [(-5, 3), (10, 99)], "cpu", torch.float64)[0, 0]
     assert mask.shape == (12,) and (mask[:3] == 1).all() and (mask[10:] == 1).all()
+
+
+def test_the_mode_methods_are_the_calls_they_name():
+    """pipe.inpaint / continuation / audio_to_audio give what the equivalent __call__ gives."""
+    from audiodit.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    clip = 0.2 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(0))
+    common = dict(num_inference_steps=2, guidance_scale=2.0)
+    pairs = [
+        (pipe.inpaint("a bell", clip, (0.3, 0.6), generator=torch.Generator().manual_seed(1), **common),
+         pipe("a bell", initial_audio=clip, inpaint_range=(0.3, 0.6), generator=torch.Generator().manual_seed(1),
+              **common)),
+        (pipe.continuation("a bell", clip, 0.5, generator=torch.Generator().manual_seed(2), **common),
+         pipe("a bell", initial_audio=clip, continuation_in_s=0.5, generator=torch.Generator().manual_seed(2),
+              **common)),
+        (pipe.audio_to_audio("a bell", clip, 0.5, generator=torch.Generator().manual_seed(3), **common),
+         pipe("a bell", initial_audio=clip, strength=0.5, generator=torch.Generator().manual_seed(3), **common)),
+    ]
+    for method, call in pairs:
+        assert torch.equal(method.audios, call.audios)
+    assert pairs[1][0].audios.shape[-1] == 48000 + 24000
+    assert not torch.equal(pairs[2][0].audios[..., :48000], clip.expand(1, -1, -1))  # it was remade
