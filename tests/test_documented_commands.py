@@ -200,7 +200,7 @@ def workspace(tmp_path, monkeypatch):
     for folder in ("data/music21/train", "my_audio", "data/audio"):
         write_synthetic_dataset(tmp_path / folder, num_files=4, seconds=1.0, seed=1)
     for domain, folder in (("score", "music21_v3"), ("arrangement", "grooves"), ("recording", "recordings"),
-                           ("sound", "sounds")):
+                           ("sound", "sounds"), ("sound", "speech")):
         _corpus(tmp_path / "data" / folder, domain)
     t = np.arange(5 * 48000) / 48000
     wave = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
