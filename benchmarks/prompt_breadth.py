@@ -13,7 +13,9 @@ percussive energy / total, Fitzgerald 2010's median-filter split), the share of 
 previous 93 ms, summed per second, in units of the clip's mean amplitude: about 6 for a bare kick
 drum at 120 BPM, 3 for the same under a chord, 0 for a sustained chord, 0.1 for white noise, but
 also 3 for a low rumble of brown noise, so read it beside the flatness),
-spectral flatness, RMS level and the long-term average mel spectrum (64 bands, dB).
+spectral flatness, RMS level, the longest inner silence (`inner_gap_s`: frames 40 dB below the
+clip's loudest, with sound before and after; silence at the ends does not count) and the long-term
+average mel spectrum (64 bands, dB).
 
 Reported per model:
 
@@ -29,6 +31,8 @@ Reported per model:
   domain ("domain separation": about 1 when domains sound alike, > 1 when they separate; with
   its permutation p and chance ratio), the mean correlation of the average spectra of different
   sound prompts (1.00 when every sound prompt gives the same spectrum), per-domain means;
+* dropouts: the share of music-prompt clips (every domain but sounds) with an inner silence of
+  1 s or more, which no music prompt asks for;
 * per prompt: every number, and a PNG grid of the mel spectrograms of all clips beside the report;
 * when `audiodit.judge` (musicnn's taggers, in an interpreter of their own) is installed: its
   MTT "drums" probability as one more drum measure, each clip's top tags, and the prompt and
