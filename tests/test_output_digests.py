@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -24,20 +23,15 @@ import numpy as np
 import pytest
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, the benchmarks' machine name)
+
 RECORD = Path(__file__).with_name("output_digests.json")
 SR = 48000
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} | torch {torch.__version__}"
+    return f"{cpu_model()} | torch {torch.__version__}"
 
 
 def build_pipeline():

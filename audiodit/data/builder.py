@@ -8,8 +8,10 @@ Used by `music21_corpus`, `mma_grooves`, `recordings` and `sound_library`, whose
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -27,6 +29,19 @@ def claim_output(out_dir: str | Path, settings: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_path, json.dumps(settings) + "\n")
     return out_dir
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (`error: ...`) and exit 2, as the builders' own."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
+
+
+def exit_status(summary: dict) -> int:
+    """A builder's exit code: 0 when it made clips or nothing failed, 1 when everything failed."""
+    return 0 if summary["clips"] or not summary["failed"] else 1
 
 
 def run_tasks(task: Callable, arguments: Iterable, workers: int, chunksize: int = 1,

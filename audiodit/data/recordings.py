@@ -53,7 +53,7 @@ import soundfile as sf
 
 from audiodit.audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from audiodit.data import recordings_manifest
-from audiodit.data.builder import claim_output, run_tasks, write_index
+from audiodit.data.builder import claim_output, exit_status, run_tasks, write_index
 from audiodit.data.debian_copyright import (RESERVED_PACKAGES, is_machine_readable, match_file, parse_copyright,
                                             usable_for_training)
 from audiodit.data.music21_works import split_of
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0 if summary["clips"] or not summary["failed"] else 1
+    return exit_status(summary)
 
 
 if __name__ == "__main__":

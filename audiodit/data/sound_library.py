@@ -33,7 +33,6 @@ is drawn between -6 and -1 dBFS. Which files, licences and splits: `audiodit.dat
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -46,7 +45,7 @@ import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
 from audiodit.data import hydrogen_kits
-from audiodit.data.builder import claim_output, run_tasks, write_index
+from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
 from audiodit.data.sound_names import Description
 from audiodit.data.sound_packages import (
     PACKAGES,
@@ -174,6 +173,13 @@ def make_caption(job: Job, made: dict, stereo: str | None) -> str:
 PLACEMENTS = (("centred", 0.0), ("placed left of centre", -0.5), ("placed right of centre", 0.5))
 
 
+def place_in_stereo(audio: np.ndarray, pan: float) -> np.ndarray:
+    """A mono sound, (2, S) with equal channels or (1, S), panned to `pan` in [-1, 1] with constant
+    power, unity gain at the centre: (2, S)."""
+    angle = (pan + 1.0) * math.pi / 4
+    return audio * (np.array([[math.cos(angle)], [math.sin(angle)]], dtype=np.float32) * math.sqrt(2))
+
+
 def render_job(job: Job, out_dir: Path, seed: int, max_seconds: float) -> tuple[dict | None, dict | None]:
     """Make, caption and write one clip; returns (record, None) or (None, failure record)."""
     target = out_dir / job.split
@@ -196,8 +202,7 @@ def render_job(job: Job, out_dir: Path, seed: int, max_seconds: float) -> tuple[
                 made["bpm"] = bpm
             if np.abs(sound[0] - sound[1]).max() <= 1e-4 * np.abs(sound).max():  # mono: place it
                 stereo, pan = PLACEMENTS[int(rng.integers(len(PLACEMENTS)))]
-                angle = (pan + 1.0) * math.pi / 4  # constant power, unity at the centre
-                audio = audio * (np.array([[math.cos(angle)], [math.sin(angle)]], dtype=np.float32) * math.sqrt(2))
+                audio = place_in_stereo(audio, pan)
         peak_db = round(float(rng.uniform(-6.0, -1.0)), 1)
         audio = normalize_audio(audio.astype(np.float32), "peak", peak_db)
         caption = make_caption(job, made, stereo)
@@ -324,14 +329,8 @@ def build_library(out_dir, packages: list[Package], *, seed: int = 0, workers: i
     return summary
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--packages", default=None,
                         help=f"comma-separated Debian packages (default: those installed of {', '.join(PACKAGES)})")
@@ -360,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0 if summary["clips"] or not summary["failed"] else 1
+    return exit_status(summary)
 
 
 if __name__ == "__main__":

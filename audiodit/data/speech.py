@@ -29,9 +29,7 @@ say is not theirs; `license` records both.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -43,13 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
-from audiodit.data.builder import claim_output, run_tasks, write_index
+from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
 from audiodit.data.music21_works import split_of
+from audiodit.data.sound_library import PLACEMENTS, place_in_stereo
 from audiodit.data.sound_packages import clip_rng
 
 SAMPLE_RATE = 48000
 MIN_SECONDS = 6.0
-PLACEMENTS = (("centred", 0.0), ("placed left of centre", -0.5), ("placed right of centre", 0.5))
 RATES = (("slowly", 0.8), ("", 1.0), ("", 1.0), ("quickly", 1.25))  # (caption word, speed factor)
 LICENSE = "words written by audiodit; voice synthesised by {program} ({program_license})"
 
@@ -252,9 +250,7 @@ def render_clip(clip: Clip, out_dir: Path, seed: int) -> tuple[dict | None, dict
                 spoken.append(text)
                 length += line.shape[1] + pause.shape[1]
         audio = np.concatenate([np.zeros((2, pause.shape[1] // 2), np.float32)] + pieces, axis=1)
-        mono = audio.mean(axis=0)
-        angle = (clip.pan + 1.0) * math.pi / 4  # constant power, unity at the centre
-        audio = mono[None] * (np.array([[math.cos(angle)], [math.sin(angle)]], np.float32) * math.sqrt(2))
+        audio = place_in_stereo(audio.mean(axis=0, keepdims=True), clip.pan)
         if np.abs(audio).max() < 1e-4:
             raise ValueError("the synthesiser returned silence")
         audio = normalize_audio(audio.astype(np.float32), "peak", clip.peak_db)
@@ -324,14 +320,8 @@ def build_speech(out_dir, count: int, voices: list[Voice], *, seed: int = 0, wor
     return summary
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--count", type=int, default=600, help="clips to make")
     parser.add_argument("--voices", default=",".join(VOICES), help="comma-separated program:voice keys")
@@ -353,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0 if summary["clips"] or not summary["failed"] else 1
+    return exit_status(summary)
 
 
 if __name__ == "__main__":
