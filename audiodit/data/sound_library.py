@@ -18,9 +18,11 @@ licence. RESERVED_PACKAGES are held out for evaluation and refused. Captions com
 (`audiodit.data.sound_names`): only what a name says is stated.
 
 What a clip is (seeded per clip by --seed and its id, so resumed or parallel runs agree):
-  * a one-shot (under ONE_SHOT_SECONDS after trimming silence) is followed by silence up to a few
-    seconds, or, for a drum hit, half the time repeated at a drawn tempo; the caption says which
-    ("a snare drum hit, repeated at 90 BPM (6 hits)", "a dog sound, followed by silence");
+  * a one-shot (under ONE_SHOT_SECONDS after trimming silence) is kept as it is (at least
+    MIN_CLIP_SECONDS), or, for a drum hit, half the time repeated at a drawn tempo; the caption says
+    which ("a snare drum hit, repeated at 90 BPM (6 hits)", "a dog sound"). No silence is appended:
+    the training loss ignores frames past a clip's end, and seconds of appended silence taught
+    model v2 phase 3 to fall silent inside music (docs/evaluation.md);
   * a loop is tiled to about LOOP_TARGET_SECONDS ("played 4 times in a row"), with the BPM its
     name states ("loop_120bpm"), if any;
   * anything longer is kept whole, cut at --max-seconds with a short fade;
@@ -58,7 +60,9 @@ from audiodit.data.sound_packages import (
 )
 
 SAMPLE_RATE = 48000
-ONE_SHOT_SECONDS = 2.0  # shorter sounds are padded or repeated; the training crops are up to 10 s
+ONE_SHOT_SECONDS = 2.0  # shorter sounds are kept alone or repeated; the training crops are up to 10 s
+MIN_CLIP_SECONDS = 0.5  # a shorter one-shot gets this much (its own ring-out, then silence)
+CLIP_FORMAT = 2  # render_config.json: 2 = one-shots without appended silence (1 padded them to 3-5 s)
 LOOP_TARGET_SECONDS = 8.0  # loops are tiled to at least this (within --max-seconds)
 REPEAT_BPM = (70, 160)  # tempo range of repeated drum hits
 LEAD_SILENCE_DB = -50.0  # a one-shot starts where it first reaches this (relative to its peak)
@@ -102,7 +106,7 @@ def make_clip(sound: np.ndarray, description: Description, loop: bool, rng: np.r
               max_seconds: float, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, dict]:
     """The clip made from one source sound (2, S), and what was done (`treatment` and its numbers).
 
-    treatment: "single" (sound then silence), "repeated" (drum hit at `bpm`, `hits` times),
+    treatment: "single" (the sound alone), "repeated" (drum hit at `bpm`, `hits` times),
     "tiled" (loop played `repeats` times), "cut" (longer than `max_seconds`) or "whole".
     """
     if loop:
@@ -120,7 +124,7 @@ def make_clip(sound: np.ndarray, description: Description, loop: bool, rng: np.r
             audio = place_copies(sound, onsets, max(3.0, onsets[-1] + seconds + 0.25), sample_rate)
             return audio, {"treatment": "repeated", "bpm": bpm, "hits": hits, "source_s": round(seconds, 3)}
         if seconds < ONE_SHOT_SECONDS:
-            total = max(seconds + 1.0, round(float(rng.uniform(3.0, 5.0)), 2))
+            total = max(seconds, MIN_CLIP_SECONDS)
             return place_copies(sound, [0.0], total, sample_rate), {"treatment": "single",
                                                                     "source_s": round(seconds, 3)}
         audio, made = sound, {"treatment": "whole"}
@@ -156,9 +160,7 @@ def make_caption(job: Job, made: dict, stereo: str | None) -> str:
     phrase = " ".join(filter(None, [job.description.phrase, job.qualifier]))
     bpm = made.get("bpm") if made["treatment"] == "tiled" else None
     parts = [phrase + (f" at {bpm} BPM" if bpm else "")]
-    if made["treatment"] == "single":
-        parts.append("followed by silence")
-    elif made["treatment"] == "repeated":
+    if made["treatment"] == "repeated":
         parts.append(f"repeated at {made['bpm']} BPM ({made['hits']} hits)")
     elif made["treatment"] == "tiled" and made["repeats"] > 1:
         parts.append(f"played {made['repeats']} times in a row")
@@ -263,7 +265,7 @@ def write_licences(out_dir: Path, rows: list[dict], records: dict[str, dict],
     lines = ["# Attribution", "",
              "Clips in this folder are made from the files below (Debian packages, licence and copyright",
              "as each package's /usr/share/doc/<package>/copyright states them). Changes: decoded, resampled",
-             "to 48 kHz stereo, silence trimmed, panned, level-normalised; one-shots padded with silence or",
+             "to 48 kHz stereo, silence trimmed, panned, level-normalised; one-shots kept alone (at least 0.5 s) or",
              "repeated at a tempo, loops repeated, long sounds cut with a fade-out, Hydrogen kit samples",
              "arranged into drum patterns. Captions were written from the file and folder names.", ""]
     for package in sorted({key[0] for key in groups}):
@@ -288,7 +290,8 @@ def build_library(out_dir, packages: list[Package], *, seed: int = 0, workers: i
             raise ValueError(f"{package.name} is reserved for evaluation and must never be trained on")
     if max_seconds < ONE_SHOT_SECONDS:
         raise ValueError(f"--max-seconds must be at least {ONE_SHOT_SECONDS}, got {max_seconds}")
-    out_dir = claim_output(out_dir, {"seed": seed, "max_seconds": max_seconds, "sample_rate": SAMPLE_RATE})
+    out_dir = claim_output(out_dir, {"seed": seed, "max_seconds": max_seconds, "sample_rate": SAMPLE_RATE,
+                                     "clip_format": CLIP_FORMAT})
 
     jobs, rows = [], []
     for package in packages:

@@ -13,7 +13,8 @@ Clip `i` (seeded by --seed and its id, so resumed or parallel runs agree) takes 
 len(voices)`, a kind of talk (a weather report, a station announcement, a story, directions, a
 list of numbers...; TALKS), sentences of that kind drawn from word lists until it lasts a drawn
 6 s to --max-seconds, a speaking rate (slow, ordinary, fast: the caption says slow or fast), pauses
-between sentences, a stereo placement and a peak level. The caption states what was made:
+of PAUSE_SECONDS between sentences (each trimmed of the synthesiser's own silence), a stereo
+placement and a peak level. The caption states what was made:
 
 - "A man with an American accent speaking English, reading a weather report, in a synthetic
   voice; centred."
@@ -43,11 +44,16 @@ import numpy as np
 from audiodit.audio import load_audio, normalize_audio, save_audio
 from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
 from audiodit.data.music21_works import split_of
-from audiodit.data.sound_library import PLACEMENTS, place_in_stereo
+from audiodit.data.sound_library import PLACEMENTS, place_in_stereo, trim_silence
 from audiodit.data.sound_packages import clip_rng
 
 SAMPLE_RATE = 48000
 MIN_SECONDS = 6.0
+# Silence between sentences; each synthesised sentence is trimmed of its own leading and trailing
+# silence first. Format 1 kept the synthesisers' silence and drew 0.25-0.8 s, so 17 % of clips had
+# a pause of 1 s or more, which model v2 phase 3 carried into music (docs/evaluation.md).
+PAUSE_SECONDS = (0.2, 0.6)
+CLIP_FORMAT = 2  # render_config.json
 RATES = (("slowly", 0.8), ("", 1.0), ("", 1.0), ("quickly", 1.25))  # (caption word, speed factor)
 LICENSE = "words written by audiodit; voice synthesised by {program} ({program_license})"
 
@@ -196,7 +202,7 @@ def plan_clips(count: int, voices: list[Voice], seed: int, max_seconds: float) -
         sentences = tuple(sentence(templates[int(rng.integers(len(templates)))], rng) for _ in range(12))
         clips.append(Clip(clip_id, split_of(f"speech/{clip_id}"), voice, talk,
                           round(float(rng.uniform(MIN_SECONDS, max_seconds)), 2), rate_word, rate, placement, pan,
-                          round(float(rng.uniform(-6.0, -1.0)), 1), round(float(rng.uniform(0.25, 0.8)), 2),
+                          round(float(rng.uniform(-6.0, -1.0)), 1), round(float(rng.uniform(*PAUSE_SECONDS)), 2),
                           sentences))
     return clips
 
@@ -243,7 +249,7 @@ def render_clip(clip: Clip, out_dir: Path, seed: int) -> tuple[dict | None, dict
         pieces, spoken, length = [], [], 0
         with tempfile.TemporaryDirectory(prefix="audiodit-speech-") as folder:
             for text in clip.sentences:
-                line = synthesise(clip.voice, text, clip.rate, Path(folder))
+                line = trim_silence(synthesise(clip.voice, text, clip.rate, Path(folder)))
                 if spoken and (length + line.shape[1]) / SAMPLE_RATE > clip.seconds:
                     break
                 pieces += [line, pause]
@@ -301,7 +307,7 @@ def build_speech(out_dir, count: int, voices: list[Voice], *, seed: int = 0, wor
     if max_seconds < MIN_SECONDS:
         raise ValueError(f"--max-seconds must be at least {MIN_SECONDS}, got {max_seconds}")
     out_dir = claim_output(out_dir, {"seed": seed, "max_seconds": max_seconds, "sample_rate": SAMPLE_RATE,
-                                     "voices": [voice.key for voice in voices]})
+                                     "voices": [voice.key for voice in voices], "clip_format": CLIP_FORMAT})
     clips = plan_clips(count, voices, seed, max_seconds)
     started = time.perf_counter()
     results = run_tasks(_render_task, [(clip, out_dir, seed) for clip in clips], workers, chunksize=4)
