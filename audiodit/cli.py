@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiodit.configuration import atomic_write_text
+from audiodit.inputs import check_edits, check_inpaint_range, check_setting
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "audiodit-small"
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # --format; audiodit.audio.save_audio writes each
@@ -51,7 +52,8 @@ class UsageError(Exception):
 # The pipeline's argument names and the flags that set them: its errors are shown in flag terms.
 FLAG_NAMES = {
     "`initial_audio`": "--init-audio", "`continuation_in_s`": "--continue", "`strength`": "--strength",
-    "`inpaint_range`": "--inpaint", "`guidance_scale`": "--guidance", "`key_guidance_scale`": "--key-guidance",
+    "`inpaint_range`": "--inpaint", "`guidance_scale`": "--guidance", "`guidance_rescale`": "--guidance-rescale",
+    "`key_guidance_scale`": "--key-guidance",
     "`key_classifier_scale`": "--key-classifier-scale", "`audio_start_in_s`": "--start",
     "`audio_end_in_s`": "--start + --duration", "`num_inference_steps`": "--steps",
     "`negative_prompt`": "--negative-prompt", "`num_points`": "--interpolation-steps",
@@ -192,14 +194,10 @@ def model_sampling_rate(model: Path) -> int:
 
 
 def validate(args) -> None:
-    floats = {"--duration": args.duration, "--start": args.start, "--guidance": args.guidance,
-              "--guidance-rescale": args.guidance_rescale, "--key-guidance": args.key_guidance,
-              "--key-classifier-scale": args.key_classifier_scale, "--strength": args.strength,
-              "--continue": args.continue_s}
-    floats.update({"--inpaint": args.inpaint[0], "--inpaint END": args.inpaint[1]} if args.inpaint else {})
-    for flag, value in floats.items():
+    floats = {"--duration": args.duration, "--start": args.start, "--continue": args.continue_s}
+    for flag, value in floats.items():  # the generation settings' own: audiodit.inputs below
         if value is not None and not math.isfinite(value):
-            raise UsageError(f"{flag.split()[0]} must be a finite number, got {value}")
+            raise UsageError(f"{flag} must be a finite number, got {value}")
     if args.steps is not None and args.steps > MAX_STEPS:
         raise UsageError(f"--steps must be at most {MAX_STEPS}, got {args.steps}")
     if args.variations > MAX_COUNT:
@@ -213,29 +211,23 @@ def validate(args) -> None:
         raise UsageError(f"--duration must be positive, got {args.duration}")
     if args.start < 0:
         raise UsageError(f"--start must be >= 0, got {args.start}")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    if args.guidance is not None and args.guidance < 0:
-        raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
-    if not 0.0 <= args.guidance_rescale <= 1.0:
-        raise UsageError(f"--guidance-rescale must be in [0, 1], got {args.guidance_rescale}")
-    if args.key_guidance is not None and args.key_guidance < 0:
-        raise UsageError(f"--key-guidance must be >= 0, got {args.key_guidance}")
-    if args.key_classifier_scale is not None and args.key_classifier_scale < 0:
-        raise UsageError(f"--key-classifier-scale must be >= 0, got {args.key_classifier_scale}")
     if args.variations < 1:
         raise UsageError(f"--variations must be >= 1, got {args.variations}")
-    if args.strength is not None and not 0.0 < args.strength <= 1.0:
-        raise UsageError(f"--strength must be in (0, 1], got {args.strength}")
-    edits = [args.strength is not None, args.inpaint is not None, args.continue_s is not None]
-    if any(edits) and args.init_audio is None:
-        raise UsageError("--strength, --inpaint and --continue need --init-audio")
-    if sum(edits) > 1:
-        raise UsageError("use only one of --strength, --inpaint and --continue")
+    settings = {"num_inference_steps": args.steps, "guidance_scale": args.guidance,
+                "guidance_rescale": args.guidance_rescale, "key_guidance_scale": args.key_guidance,
+                "key_classifier_scale": args.key_classifier_scale, "strength": args.strength}
+    try:  # the pipeline's own rules (audiodit.inputs), in flag terms
+        for name, value in settings.items():
+            if value is not None:
+                check_setting(name, value)
+        check_edits({"strength": args.strength is not None, "inpaint_range": args.inpaint is not None,
+                     "continuation_in_s": args.continue_s is not None}, args.init_audio is not None)
+        if args.inpaint is not None:
+            check_inpaint_range(*args.inpaint)
+    except ValueError as err:
+        raise UsageError(in_flag_terms(str(err))) from None
     if args.init_audio is not None and not args.init_audio.is_file():
         raise UsageError(f"--init-audio file not found: {_shown(args.init_audio)}")
-    if args.inpaint is not None and not 0 <= args.inpaint[0] < args.inpaint[1]:
-        raise UsageError(f"--inpaint needs 0 <= START < END, got {args.inpaint[0]} {args.inpaint[1]}")
     if args.continue_s is not None and not 0 < args.continue_s <= MAX_LONG_SECONDS:
         raise UsageError(f"--continue must be in (0, {MAX_LONG_SECONDS:g}] seconds, got {args.continue_s}")
     interpolating = args.interpolate_to is not None or args.interpolate_seed is not None

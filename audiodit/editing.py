@@ -15,6 +15,7 @@ import torch
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 
 from audiodit.conditioners import TextEncoderOutput, pad_and_concat
+from audiodit.inputs import check_edits, check_setting
 from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, prompt_tempi
 
 # Latent frames over which inpainting/continuation blend generated and kept material, so seams
@@ -174,14 +175,12 @@ class AudioEditingMixin:
                                  f"{self.max_audio_length_s:g} s (it works window by window)")
         if output_type not in ("pt", "np"):
             raise ValueError(f"`output_type` for audio longer than the model must be 'pt' or 'np', got {output_type!r}.")
-        if not 0.0 < strength <= 1.0:
-            raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
+        check_setting("strength", strength)
+        check_edits({"strength": strength < 1.0, "inpaint_range": inpaint_range is not None,
+                     "continuation_in_s": continuation_in_s is not None}, True)
         seconds = initial_audio.shape[-1] / self.sampling_rate
-        if continuation_in_s is not None:
-            if not math.isfinite(continuation_in_s) or continuation_in_s <= 0:
-                raise ValueError(f"`continuation_in_s` must be a positive number, got {continuation_in_s}.")
-            if inpaint_range is not None or strength < 1.0:
-                raise ValueError("`continuation_in_s` cannot be combined with `inpaint_range` or `strength`.")
+        if continuation_in_s is not None and (not math.isfinite(continuation_in_s) or continuation_in_s <= 0):
+            raise ValueError(f"`continuation_in_s` must be a positive number, got {continuation_in_s}.")
         if inpaint_range is not None and not 0 <= inpaint_range[0] < inpaint_range[1] <= seconds + 1e-6:
             raise ValueError(f"`inpaint_range` must satisfy 0 <= start < end <= {seconds:g} (the input's "
                              f"length), got {inpaint_range}.")

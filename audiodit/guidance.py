@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from audiodit.conditioners import TextEncoderOutput
+from audiodit.inputs import check_setting
 from audiodit.prompt_attributes import parse_key, prompt_keys, prompt_tempi
 from audiodit.models.embedders import NO_KEY
 
@@ -138,8 +139,7 @@ def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt:
 def check_key_guidance(config, key_guidance_scale: float) -> None:
     """ValueError unless `key_guidance_scale` suits a transformer `config`: >= 0, and 0 without key
     conditioning (there is no key to guide)."""
-    if key_guidance_scale < 0:
-        raise ValueError(f"`key_guidance_scale` must be >= 0, got {key_guidance_scale}.")
+    check_setting("key_guidance_scale", key_guidance_scale)
     if key_guidance_scale > 0 and not getattr(config, "key_conditioning", False):
         raise ValueError(f"`key_guidance_scale` {key_guidance_scale:g} needs a model with key conditioning; "
                          "this transformer has no key conditioning.")
@@ -177,8 +177,7 @@ def guided_velocity(velocity: torch.Tensor, branches: int, guidance_scale: float
 def check_key_classifier(classifier, scale: float) -> None:
     """ValueError unless `scale` suits the pipeline's `classifier` (None when it has none): >= 0, and 0
     without a classifier."""
-    if scale < 0:
-        raise ValueError(f"`key_classifier_scale` must be >= 0, got {scale}.")
+    check_setting("key_classifier_scale", scale)
     if scale > 0 and classifier is None:
         raise ValueError(f"`key_classifier_scale` {scale:g} needs a pipeline with a `key_classifier` "
                          "(python -m audiodit.export --key-classifier DIR); this one has none.")

@@ -32,6 +32,7 @@ from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (Conditioning, add_key_contrast_branch, branch_count, check_key_classifier,
                                check_key_guidance, guided_velocity, key_branches, key_classifier_velocity,
                                stated_key_ids, tempo_branches)
+from audiodit.inputs import check_edits, check_inpaint_range, check_setting
 from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.key_classifier import LatentKeyClassifier
@@ -172,6 +173,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         callback_on_step_end_tensor_inputs=None,
         key_guidance_scale=0.0,
         key_classifier_scale=0.0,
+        guidance_rescale=0.0,
     ):
         if prompt is None and prompt_embeds is None:
             raise ValueError("Provide `prompt` (a string or a list of strings) or `prompt_embeds`.")
@@ -198,34 +200,23 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 f"the requested duration ({duration:g} s) exceeds this model's maximum of "
                 f"{self.max_audio_length_s:g} s; use `continuation_in_s` to extend a clip instead."
             )
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps}.")
-        if guidance_scale < 0:
-            raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale}.")
+        check_setting("num_inference_steps", num_inference_steps)
+        check_setting("guidance_scale", guidance_scale)
+        check_setting("guidance_rescale", guidance_rescale)
         check_key_guidance(self.transformer.config, key_guidance_scale)
         check_key_classifier(getattr(self, "key_classifier", None), key_classifier_scale)
         if key_guidance_scale > 0 and guidance_scale <= 1.0:
             raise ValueError(f"`key_guidance_scale` > 0 needs classifier-free guidance (`guidance_scale` > 1), "
                              f"got guidance_scale {guidance_scale}.")
-        if not 0.0 < strength <= 1.0:
-            raise ValueError(f"`strength` must be in (0, 1], got {strength}.")
-        if strength < 1.0 and initial_audio is None:
-            raise ValueError("`strength` < 1 needs `initial_audio` (audio-to-audio).")
+        check_setting("strength", strength)
+        check_edits({"strength": strength < 1.0, "inpaint_range": inpaint_range is not None,
+                     "continuation_in_s": continuation_in_s is not None}, initial_audio is not None)
         if inpaint_range is not None:
-            if initial_audio is None:
-                raise ValueError("`inpaint_range` needs `initial_audio`.")
-            start, end = inpaint_range
-            if not 0 <= start < end:
-                raise ValueError(f"`inpaint_range` must satisfy 0 <= start < end, got {inpaint_range}.")
-        if continuation_in_s is not None:
-            if initial_audio is None:
-                raise ValueError("`continuation_in_s` needs `initial_audio` (the clip to extend).")
-            if not 0 < continuation_in_s < self.max_audio_length_s:
-                raise ValueError(
-                    f"`continuation_in_s` must be in (0, {self.max_audio_length_s}), got {continuation_in_s}."
-                )
-            if inpaint_range is not None or strength < 1.0:
-                raise ValueError("`continuation_in_s` cannot be combined with `inpaint_range` or `strength`.")
+            check_inpaint_range(*inpaint_range)
+        if continuation_in_s is not None and not 0 < continuation_in_s < self.max_audio_length_s:
+            raise ValueError(
+                f"`continuation_in_s` must be in (0, {self.max_audio_length_s}), got {continuation_in_s}."
+            )
         if initial_audio is not None:
             if not torch.is_tensor(initial_audio) or initial_audio.dim() not in (2, 3):
                 raise ValueError("`initial_audio` must be a tensor of shape (2, samples) or (batch, 2, samples).")
@@ -389,7 +380,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         self.check_inputs(
             prompt, audio_start_in_s, audio_end_in_s, num_inference_steps, guidance_scale, negative_prompt,
             strength, initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
-            callback_on_step_end_tensor_inputs, key_guidance_scale, key_classifier_scale,
+            callback_on_step_end_tensor_inputs, key_guidance_scale, key_classifier_scale, guidance_rescale,
         )
         if continuation_in_s is not None:
             return self._continue(

@@ -111,7 +111,7 @@ def test_cli_edits_an_input_longer_than_the_model(model_dir, tmp_path):
 
 def test_long_edits_check_their_arguments_before_any_work(pipe):
     audio = _input(8.0)
-    with pytest.raises(ValueError, match="cannot be combined"):
+    with pytest.raises(ValueError, match="use only one of `strength`, `continuation_in_s`"):
         pipe("a march", initial_audio=audio, continuation_in_s=30.0, strength=0.5)
     with pytest.raises(ValueError, match="must be a positive number"):
         pipe("a march", initial_audio=audio, continuation_in_s=float("inf"))
