@@ -3,7 +3,8 @@ velocities combine.
 
 Each sample runs as up to three branches, stacked along the batch in this order: unconditional
 (no text, tempo or key), conditional, and, with key guidance, conditional without its key.
-`tempo_branches` and `key_branches` give the per-branch tempo and key inputs.
+`condition_branches` gives every global condition's per-branch input (`audiodit.models.conditions`;
+how prompts and arguments state each: `STATED`).
 
 Plain guidance (Ho & Salimans 2022) runs an unconditional and a conditional branch and moves along
 their difference: `v = v_uncond + g (v_cond - v_uncond)`. The unconditional branch drops the text,
@@ -27,6 +28,7 @@ no extra transformer branch, only a classifier forward and backward per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +36,7 @@ import torch
 from audiodit.conditioners import TextEncoderOutput
 from audiodit.inputs import check_setting
 from audiodit.prompt_attributes import parse_key, prompt_keys, prompt_tempi
+from audiodit.models.conditions import GLOBAL_CONDITIONS, switched_on
 from audiodit.models.embedders import NO_KEY
 
 # Floor of 1 - t in classifier guidance: t / (1 - t) grows without bound towards pure noise, where
@@ -77,63 +80,94 @@ def per_waveform(values: torch.Tensor, none, num_waveforms_per_prompt: int, do_c
     return torch.cat([torch.full_like(values, none), values]) if do_cfg else values
 
 
-def tempo_branches(config, vae_latent_rate: float, prompt, bpm, batch_size: int, num_waveforms_per_prompt: int,
-                   do_cfg: bool, device) -> dict[str, torch.Tensor]:
-    """`{"bpm": (2B | B,)}` for a transformer `config` with tempo conditioning (unconditional half
-    NaN), else {}. `bpm` (a number or one per prompt) wins over the tempo each prompt states."""
-    if not getattr(config, "tempo_conditioning", False):
-        if bpm is not None:
-            raise ValueError("`bpm` was given, but this model has no tempo conditioning; state the tempo "
-                             "in the prompt instead.")
-        return {}
-    if getattr(config, "beat_conditioning", False) and abs(config.latent_rate - vae_latent_rate) > 1e-6:
-        raise ValueError(f"the transformer's latent_rate {config.latent_rate} does not match the VAE's "
-                         f"{vae_latent_rate}: its beat grid would drift")
-    count = batch_size // num_waveforms_per_prompt
-    if bpm is not None:
-        tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)
-        if tempi.numel() == 1:
-            tempi = tempi.expand(count)
-        if tempi.numel() != count:
-            raise ValueError(f"`bpm` has {tempi.numel()} entries but there are {count} prompts.")
-        if bool((tempi <= 0).any()):
-            raise ValueError(f"`bpm` must be positive (NaN for none), got {tempi.tolist()}.")
-    elif prompt is not None:
-        tempi = prompt_tempi([prompt] if isinstance(prompt, str) else list(prompt))
-    else:
-        tempi = torch.full((count,), float("nan"))
-    return {"bpm": per_waveform(tempi, float("nan"), num_waveforms_per_prompt, do_cfg, device)}
+@dataclass(frozen=True)
+class Stated:
+    """How a global condition of `audiodit.models.conditions` is stated: by the prompts (parsed),
+    or by the pipeline's own argument, which wins."""
+
+    argument: str  # the pipeline's keyword ("bpm", "key")
+    noun: str  # for messages ("tempo")
+    from_prompts: Callable[[list[str]], torch.Tensor]  # prompts -> (P,) values, `absent` where none
+    from_argument: Callable[[object, int], torch.Tensor]  # (argument, P) -> (P,) values; ValueError if bad
+
+
+def _argument_tempi(bpm, count: int) -> torch.Tensor:
+    tempi = torch.as_tensor(bpm, dtype=torch.float32).reshape(-1)
+    if tempi.numel() == 1:
+        tempi = tempi.expand(count)
+    if tempi.numel() != count:
+        raise ValueError(f"`bpm` has {tempi.numel()} entries but there are {count} prompts.")
+    if bool((tempi <= 0).any()):
+        raise ValueError(f"`bpm` must be positive (NaN for none), got {tempi.tolist()}.")
+    return tempi
+
+
+def _argument_keys(key, count: int) -> torch.Tensor:
+    names = [key] if isinstance(key, str) else list(key)
+    names = names * count if len(names) == 1 else names
+    if len(names) != count:
+        raise ValueError(f"`key` has {len(names)} entries but there are {count} prompts.")
+    ids = [NO_KEY if name is None else parse_key(name) for name in names]
+    for name, key_id in zip(names, ids):
+        if name is not None and key_id == NO_KEY:
+            raise ValueError(f"`key` {name!r} is not a key such as 'D minor', 'F# major' or 'B-flat minor'.")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+# Condition name (models.conditions.GLOBAL_CONDITIONS) -> how it is stated. A new global
+# condition needs an entry here; the training stage reads captions with the same `from_prompts`.
+STATED = {
+    "bpm": Stated("bpm", "tempo", prompt_tempi, _argument_tempi),
+    "key_ids": Stated("key", "key", prompt_keys, _argument_keys),
+}
+
+
+def stated_values(name: str, prompt, argument, count: int) -> torch.Tensor:
+    """`(count,)` values of condition `name`: from the pipeline's `argument` (None: not given),
+    else from the prompts, else `absent`."""
+    condition = next(c for c in GLOBAL_CONDITIONS if c.name == name)
+    if argument is not None:
+        return STATED[name].from_argument(argument, count)
+    if prompt is not None:
+        return STATED[name].from_prompts([prompt] if isinstance(prompt, str) else list(prompt))
+    return torch.full((count,), condition.absent, dtype=torch.long if condition.integer else torch.float32)
 
 
 def stated_key_ids(prompt, key, count: int) -> torch.Tensor:
     """`(count,)` key ids of the prompts: `key` (a name or one per prompt, None = none) wins over
     the key each prompt states; NO_KEY where none is stated (or there is no prompt)."""
-    if key is not None:
-        names = [key] if isinstance(key, str) else list(key)
-        names = names * count if len(names) == 1 else names
-        if len(names) != count:
-            raise ValueError(f"`key` has {len(names)} entries but there are {count} prompts.")
-        ids = [NO_KEY if name is None else parse_key(name) for name in names]
-        for name, key_id in zip(names, ids):
-            if name is not None and key_id == NO_KEY:
-                raise ValueError(f"`key` {name!r} is not a key such as 'D minor', 'F# major' or 'B-flat minor'.")
-        return torch.tensor(ids, dtype=torch.long)
-    if prompt is not None:
-        return prompt_keys([prompt] if isinstance(prompt, str) else list(prompt))
-    return torch.full((count,), NO_KEY, dtype=torch.long)
+    return stated_values("key_ids", prompt, key, count)
 
 
-def key_branches(config, prompt, key, batch_size: int, num_waveforms_per_prompt: int, do_cfg: bool,
-                 device) -> dict[str, torch.Tensor]:
-    """`{"key_ids": (2B | B,)}` for a transformer `config` with key conditioning (unconditional half
-    NO_KEY), else {}. `key` (a name or one per prompt, None = none) wins over the prompts' keys."""
-    if not getattr(config, "key_conditioning", False):
-        if key is not None:
-            raise ValueError("`key` was given, but this model has no key conditioning; state the key "
-                             "in the prompt instead.")
-        return {}
-    ids = stated_key_ids(prompt, key, batch_size // num_waveforms_per_prompt)
-    return {"key_ids": per_waveform(ids, NO_KEY, num_waveforms_per_prompt, do_cfg, device)}
+def condition_branches(config, prompt, arguments: dict, batch_size: int, num_waveforms_per_prompt: int,
+                       do_cfg: bool, device) -> dict[str, torch.Tensor]:
+    """`{name: (2B | B,)}` for every global condition a transformer `config` was built with, the
+    unconditional half `absent` (as training drops them with the text). `arguments` holds the
+    pipeline's keywords (`bpm`, `key`; None = not given), which win over what the prompts state; one
+    given for a condition the model lacks is a ValueError."""
+    on = {condition.name for condition in switched_on(config, "global")}
+    count = batch_size // num_waveforms_per_prompt
+    out = {}
+    for condition in GLOBAL_CONDITIONS:
+        stated = STATED[condition.name]
+        given = arguments.get(stated.argument)
+        if condition.name not in on:
+            if given is not None:
+                switch = condition.switch.replace("_", " ")
+                raise ValueError(f"`{stated.argument}` was given, but this model has no {switch}; state the "
+                                 f"{stated.noun} in the prompt instead.")
+            continue
+        values = stated_values(condition.name, prompt, given, count)
+        out[condition.name] = per_waveform(values, condition.absent, num_waveforms_per_prompt, do_cfg, device)
+    return out
+
+
+def check_beat_grid(config, vae_latent_rate: float) -> None:
+    """ValueError when a beat-conditioned transformer counts latent frames at another rate than
+    the VAE makes them: its beat grid would drift."""
+    if getattr(config, "beat_conditioning", False) and abs(config.latent_rate - vae_latent_rate) > 1e-6:
+        raise ValueError(f"the transformer's latent_rate {config.latent_rate} does not match the VAE's "
+                         f"{vae_latent_rate}: its beat grid would drift")
 
 
 def check_key_guidance(config, key_guidance_scale: float) -> None:
@@ -145,13 +179,15 @@ def check_key_guidance(config, key_guidance_scale: float) -> None:
                          "this transformer has no key conditioning.")
 
 
-def add_key_contrast_branch(extra: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per-branch conditioning `(2B,)` = [uncond, cond] -> `(3B,)` = [uncond, cond, cond], where the
-    third copy's `key_ids` is NO_KEY and everything else (e.g. `bpm`) is the conditional value."""
+def add_contrast_branch(extra: dict[str, torch.Tensor], dropped: str) -> dict[str, torch.Tensor]:
+    """Per-branch conditions `(2B,)` = [uncond, cond] -> `(3B,)` = [uncond, cond, cond], where the
+    third copy states nothing for condition `dropped` (key guidance: `key_ids`) and keeps every other
+    condition's conditional value."""
+    absent = next(c.absent for c in GLOBAL_CONDITIONS if c.name == dropped)
     out = {}
     for name, values in extra.items():
         cond = values[values.shape[0] // 2 :]  # (B,)
-        out[name] = torch.cat([values, torch.full_like(cond, NO_KEY) if name == "key_ids" else cond])  # (3B,)
+        out[name] = torch.cat([values, torch.full_like(cond, absent) if name == dropped else cond])  # (3B,)
     return out
 
 

@@ -29,9 +29,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
 from audiodit.diffusion import FlowMatching, next_noise_level, repaint, start_step
 from audiodit.editing import AudioEditingMixin, seam_keep_mask
-from audiodit.guidance import (Conditioning, add_key_contrast_branch, branch_count, check_key_classifier,
-                               check_key_guidance, guided_velocity, key_branches, key_classifier_velocity,
-                               stated_key_ids, tempo_branches)
+from audiodit.guidance import (Conditioning, add_contrast_branch, branch_count, check_beat_grid,
+                               check_key_classifier, check_key_guidance, condition_branches, guided_velocity,
+                               key_classifier_velocity, stated_key_ids)
 from audiodit.inputs import check_edits, check_inpaint_range, check_setting
 from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
@@ -458,11 +458,11 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         text = pad_and_concat([uncond, cond, cond][:branches]) if do_cfg else cond  # the key branch has the text too
         stated = prompt if prompt_embeds is None else None
         config = self.transformer.config
-        extra = {**tempo_branches(config, self.vae.latent_rate, stated, bpm, batch_size, num_waveforms_per_prompt,
-                                  do_cfg, device),
-                 **key_branches(config, stated, key, batch_size, num_waveforms_per_prompt, do_cfg, device)}
+        check_beat_grid(config, self.vae.latent_rate)
+        extra = condition_branches(config, stated, {"bpm": bpm, "key": key}, batch_size, num_waveforms_per_prompt,
+                                   do_cfg, device)
         if key_guidance:
-            extra = add_key_contrast_branch(extra)  # + the conditional branch without its key
+            extra = add_contrast_branch(extra, "key_ids")  # + the conditional branch without its key
         classifier_keys = None  # (B,) the stated keys, for key classifier guidance
         if key_classifier_scale > 0:
             classifier_keys = stated_key_ids(stated, key, batch_size // num_waveforms_per_prompt)

@@ -6,8 +6,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from audiodit.guidance import (MIN_SIGNAL, add_key_contrast_branch, branch_count, check_key_classifier,
-                               guided_velocity, key_branches, key_classifier_velocity, stated_key_ids, tempo_branches)
+from audiodit.guidance import (MIN_SIGNAL, STATED, add_contrast_branch, branch_count, check_beat_grid,
+                               check_key_classifier, condition_branches, guided_velocity, key_classifier_velocity,
+                               stated_key_ids)
+from audiodit.models.conditions import GLOBAL_CONDITIONS
 from audiodit.models.embedders import NO_KEY
 from audiodit.models.key_classifier import LatentKeyClassifier
 
@@ -46,23 +48,39 @@ def test_full_rescale_gives_the_conditional_std_per_sample():
 def test_contrast_branch_copies_the_conditional_half_without_its_key(batch):
     key_ids = torch.tensor([NO_KEY] * batch + list(range(2, 2 + batch)))  # (2B,) = [uncond, cond]
     bpm = torch.tensor([float("nan")] * batch + [60.0 + i for i in range(batch)])
-    extra = add_key_contrast_branch({"key_ids": key_ids, "bpm": bpm})
+    extra = add_contrast_branch({"key_ids": key_ids, "bpm": bpm}, "key_ids")
     assert extra["key_ids"].tolist() == key_ids.tolist() + [NO_KEY] * batch
     torch.testing.assert_close(extra["bpm"][batch:], torch.cat([bpm[batch:], bpm[batch:]]))
     assert extra["bpm"][:batch].isnan().all()
 
 
-def test_tempo_and_key_branches_read_the_prompts_and_leave_the_unconditional_half_empty():
+def test_condition_branches_read_the_prompts_and_leave_the_unconditional_half_empty():
     config = SimpleNamespace(tempo_conditioning=True, beat_conditioning=False, key_conditioning=True)
     prompts = ["a jig in D major, 120 BPM", "a reel"]
-    tempi = tempo_branches(config, 25.0, prompts, None, 4, 2, True, "cpu")["bpm"]  # 2 prompts x 2 waveforms
+    extra = condition_branches(config, prompts, {}, 4, 2, True, "cpu")  # 2 prompts x 2 waveforms
+    tempi = extra["bpm"]
     assert all(math.isnan(v) for v in tempi[:4].tolist()) and tempi[4:6].tolist() == [120.0, 120.0]
     assert tempi[6:].isnan().all()
-    assert key_branches(config, prompts, None, 2, 1, False, "cpu")["key_ids"].tolist() == [2, NO_KEY]
+    assert extra["key_ids"].tolist() == [NO_KEY] * 4 + [2, 2, NO_KEY, NO_KEY]
+    assert condition_branches(config, prompts, {}, 2, 1, False, "cpu")["key_ids"].tolist() == [2, NO_KEY]
+    given = condition_branches(config, prompts, {"bpm": 90, "key": "E minor"}, 2, 1, False, "cpu")
+    assert given["bpm"].tolist() == [90.0, 90.0] and given["key_ids"].tolist() == [16, 16]  # arguments win
+    tempo_only = SimpleNamespace(tempo_conditioning=True, key_conditioning=False)
+    assert set(condition_branches(tempo_only, prompts, {}, 2, 1, True, "cpu")) == {"bpm"}
     plain = SimpleNamespace(tempo_conditioning=False, key_conditioning=False)
-    assert tempo_branches(plain, 25.0, prompts, None, 2, 1, True, "cpu") == {}
-    with pytest.raises(ValueError, match="no key conditioning"):
-        key_branches(plain, prompts, "D major", 2, 1, True, "cpu")
+    assert condition_branches(plain, prompts, {}, 2, 1, True, "cpu") == {}
+    with pytest.raises(ValueError, match="`key` was given, but this model has no key conditioning"):
+        condition_branches(plain, prompts, {"key": "D major"}, 2, 1, True, "cpu")
+    with pytest.raises(ValueError, match="`bpm` must be positive"):
+        condition_branches(config, prompts, {"bpm": -3}, 2, 1, True, "cpu")
+    check_beat_grid(SimpleNamespace(beat_conditioning=True, latent_rate=25.0), 25.0)
+    with pytest.raises(ValueError, match="beat grid would drift"):
+        check_beat_grid(SimpleNamespace(beat_conditioning=True, latent_rate=25.0), 50.0)
+
+
+def test_every_global_condition_says_how_it_is_stated():
+    """A condition in the model's registry must have a way in from prompts and arguments."""
+    assert {condition.name for condition in GLOBAL_CONDITIONS} == set(STATED)
 
 
 def test_stated_keys_come_from_the_key_argument_before_the_prompts():

@@ -22,7 +22,8 @@ def test_rules_accept_their_range_and_refuse_the_rest():
     for name, value in [("num_inference_steps", 1), ("guidance_scale", 0.0), ("guidance_rescale", 1.0),
                         ("key_guidance_scale", 0.0), ("key_classifier_scale", 3.0), ("strength", 1.0)]:
         check_setting(name, value)
-    for name, value, words in [("num_inference_steps", 2.5, "a positive integer"), ("num_inference_steps", True, "finite"),
+    for name, value, words in [("num_inference_steps", 2.5, "a positive integer"),
+                               ("num_inference_steps", True, "finite"),
                                ("guidance_rescale", -0.1, "in [0, 1]"), ("strength", 0.0, "in (0, 1]"),
                                ("key_guidance_scale", -1, ">= 0"), ("guidance_scale", float("nan"), "finite"),
                                ("strength", float("inf"), "finite")]:

@@ -36,9 +36,8 @@ from diffusers.utils import BaseOutput
 from audiodit.configuration import ConfigError
 from audiodit.models.attention import (BlockDiagonalMask, KeyPaddingMask, apply_rotary, attention,
                                        check_backend, prepare_mask, resolve_backend, rotary_cos_sin)
-from audiodit.models.embedders import (BEAT_CYCLES, KEY_FEATURES, NO_KEY, NUM_KEYS, TEMPO_FREQUENCIES,
-                                       TIMING_FREQUENCIES, KeyEmbedder, TempoEmbedder, TimingEmbedder,
-                                       beat_features, mlp, timestep_features)
+from audiodit.models.conditions import CONDITIONS, GLOBAL_CONDITIONS, check_values, switched_on
+from audiodit.models.embedders import TIMING_FREQUENCIES, TimingEmbedder, beat_features, mlp, timestep_features
 from audiodit.models.patches import PatchGrid
 
 
@@ -245,10 +244,12 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
                                     if self.grid.groups > 1 else None)
         self.timestep_embed = mlp(timestep_embed_dim, hidden_size, hidden_size, nn.SiLU())
         self.timing_embed = TimingEmbedder(hidden_size, max_seconds)
-        self.tempo_embed = TempoEmbedder(hidden_size) if tempo_conditioning else None
-        # Beat-grid phase of each token, added to its embedding (zero-initialised, see beat_features).
-        self.beat_embed = nn.Linear(2 * len(BEAT_CYCLES), hidden_size, bias=False) if beat_conditioning else None
-        self.key_embed = KeyEmbedder(hidden_size) if key_conditioning else None
+        # Conditions beside text and timing (audiodit.models.conditions): tempo_embed, beat_embed
+        # (each token's beat-grid phase), key_embed; None where the config switches one off.
+        switches = {"tempo_conditioning": tempo_conditioning, "beat_conditioning": beat_conditioning,
+                    "key_conditioning": key_conditioning}
+        for condition in CONDITIONS:
+            setattr(self, condition.attribute, condition.build(hidden_size) if switches[condition.switch] else None)
         self.pooled_embed = mlp(pooled_dim, hidden_size, hidden_size, nn.SiLU())
         self.text_proj = mlp(cross_attention_dim, hidden_size, hidden_size, nn.GELU())
         # Always-visible text key: a clip with no real text token (unconditional) attends to it
@@ -285,13 +286,15 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         for embedder in (self.timestep_embed, self.timing_embed.mlp, self.pooled_embed):
             nn.init.normal_(embedder[0].weight, std=0.02)
             nn.init.normal_(embedder[2].weight, std=0.02)
-        # Tempo and key: input layer normal(0.02); output layer and null stay zero (added to trained models).
-        for embedder in (self.tempo_embed, self.key_embed):
-            if embedder is not None:
-                nn.init.normal_(embedder.mlp[0].weight, std=0.02)
-                nn.init.zeros_(embedder.mlp[2].weight)
-        if self.beat_embed is not None:
-            nn.init.zeros_(self.beat_embed.weight)
+        # Global conditions: input layer normal(0.02); output layer and null stay zero, and so does
+        # the beat layer (each can be added to a trained model).
+        for condition in switched_on(self.config):
+            layer = getattr(self, condition.attribute)
+            if condition.kind == "global":
+                nn.init.normal_(layer.mlp[0].weight, std=0.02)
+                nn.init.zeros_(layer.mlp[2].weight)
+            else:
+                nn.init.zeros_(layer.weight)
         # Zero-out adaLN modulation and cross-attention outputs: each block starts as the identity.
         for block in self.blocks:
             nn.init.zeros_(block.adaLN_modulation.weight)
@@ -310,23 +313,24 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
             return x
         return x + self.channel_group_embed[group]  # (B, N, D)
 
-    def _conditioning(self, timestep, pooled_text, seconds_start, seconds_total, bpm, key_ids):
-        """SiLU of timestep + timing (+ tempo) (+ key) + pooled-text embeddings `(S, D)`: the adaLN input."""
+    def _conditioning(self, timestep, pooled_text, seconds_start, seconds_total, conditions):
+        """SiLU of timestep + timing + each global condition (tempo, key) + pooled-text embeddings
+        `(S, D)`: the adaLN input. `conditions`: the checked `(S,)` values by name."""
         dtype = self.patch_embed.weight.dtype
         c = self.timestep_embed(timestep_features(timestep, self.config.timestep_embed_dim).to(dtype))
         c = c + self.timing_embed(seconds_start, seconds_total)
-        if self.tempo_embed is not None:
-            c = c + self.tempo_embed(bpm)
-        if self.key_embed is not None:
-            c = c + self.key_embed(key_ids)
+        for condition in switched_on(self.config, "global"):
+            c = c + getattr(self, condition.attribute)(conditions[condition.name])
         c = c + self.pooled_embed(pooled_text.to(dtype))
         return F.silu(c)  # (S, D)
 
-    def _add_beat(self, x, time, seconds_start, bpm, token_clip):
+    def _add_beat(self, x, time, seconds_start, conditions, token_clip):
         """Add each token's beat-grid embedding: `x (B, N, D)` with `time (N,)` in latent frames
-        (patch centres) and per-sequence `seconds_start`, `bpm (S,)`; packed: `token_clip (N,)`."""
+        (patch centres) and per-sequence `seconds_start`, `conditions["bpm"] (S,)`; packed:
+        `token_clip (N,)`."""
         if self.beat_embed is None:
             return x
+        bpm = conditions["bpm"]
         offset = (time + 0.5) / self.config.latent_rate  # (N,) seconds from the crop's start to the token's centre
         if token_clip is None:
             seconds, tempo = seconds_start[:, None] + offset[None], bpm[:, None].expand(-1, offset.shape[0])
@@ -353,8 +357,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     # ---- batched forward ----------------------------------------------------------------------------
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, encoder_attention_mask,
-                pooled_text, seconds_start, seconds_total, frame_mask=None, return_dict=True, bpm=None,
-                key_ids=None):
+                pooled_text, seconds_start, seconds_total, frame_mask=None, return_dict=True, **conditions):
         """Predict the velocity `noise - x0` for a padded batch.
 
         Args:
@@ -368,10 +371,11 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
             frame_mask: optional `(B, T)` bool, True = real latent frame. Padded frames are zeroed
                 before patching and tokens holding only padding are hidden from self-attention, so
                 padding cannot influence real frames; padded output frames are set to 0.
-            bpm: `(B,)` or scalar tempo in BPM, NaN where none is stated (None: none for any item).
-                Only for a model built with `tempo_conditioning=True`.
-            key_ids: `(B,)` or scalar int key ids (tonic pitch class + 12 for minor, NO_KEY = -1 where
-                none is stated; None: none for any item). Only for `key_conditioning=True`.
+            **conditions: the global conditions the model was built with (`models.conditions`), each
+                `(B,)` or a scalar; left out (or None): none stated for any item.
+                bpm: tempo in BPM, NaN where none is stated (`tempo_conditioning=True`).
+                key_ids: int key ids, tonic pitch class + 12 for minor, NO_KEY = -1 where none is
+                stated (`key_conditioning=True`).
         Returns:
             `AudioDiTOutput(sample=(B, C, T))` in the dtype of `hidden_states`.
         """
@@ -380,19 +384,18 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
             batch, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
-        bpm = self._check_bpm(bpm, batch, device)
-        key_ids = self._check_key(key_ids, batch, device)
+        conditions = self._check_conditions(conditions, batch, device)
         # 1. Latent tokens and their positions
         latents = hidden_states
         if frame_mask is not None:
             latents = torch.where(frame_mask[:, None, :], latents, 0.0)  # (B, C, T)
         time, group = self.grid.positions(frames, device)  # (N,), (N,)
         x = self._embed_tokens(self.grid.patchify(latents), group)  # (B, N, D)
-        x = self._add_beat(x, time, seconds_start, bpm, None)
+        x = self._add_beat(x, time, seconds_start, conditions, None)
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = None if frame_mask is None else KeyPaddingMask(self.grid.token_mask(frame_mask))
         # 2. Conditioning vector and text tokens
-        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm, key_ids)  # (B, D)
+        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, conditions)  # (B, D)
         text, keep = self._text_tokens(encoder_hidden_states, encoder_attention_mask)  # (B, 1+L, D)
         # 3. Transformer
         x = self._blocks(x, cond, rope, self_mask, text, KeyPaddingMask(keep), None, backend)
@@ -406,7 +409,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     # ---- packed forward -----------------------------------------------------------------------------
 
     def forward_packed(self, latents, timestep, encoder_hidden_states, encoder_attention_mask,
-                       pooled_text, seconds_start, seconds_total, return_dict=True, bpm=None, key_ids=None):
+                       pooled_text, seconds_start, seconds_total, return_dict=True, **conditions):
         """Predict velocities for clips of different lengths packed into one sequence (no padding).
 
         The tokens of all clips are concatenated and attend only within their own clip (a
@@ -418,7 +421,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
             latents: list of S noisy latents `(C, T_i)`, any lengths `T_i >= 1`.
             timestep, seconds_start, seconds_total: `(S,)` (or scalars), as in `forward`.
             encoder_hidden_states: `(S, L, cross_attention_dim)`; encoder_attention_mask: `(S, L)`
-                bool (None: all real); pooled_text: `(S, pooled_dim)`; bpm, key_ids: `(S,)`, as in `forward`.
+                bool (None: all real); pooled_text: `(S, pooled_dim)`; conditions: `(S,)` each, as in `forward`.
         Returns:
             `AudioDiTOutput(sample=[(C, T_i), ...])`, one velocity per clip.
         """
@@ -432,8 +435,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
             clips, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
-        bpm = self._check_bpm(bpm, clips, device)
-        key_ids = self._check_key(key_ids, clips, device)
+        conditions = self._check_conditions(conditions, clips, device)
         # 1. Pack the clips' tokens into one sequence (1, sum N_i, D)
         frames = [clip.shape[1] for clip in latents]
         seqlens = [self.grid.num_tokens(f) for f in frames]
@@ -442,11 +444,11 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         token_clip = torch.repeat_interleave(torch.arange(clips, device=device),
                                              torch.tensor(seqlens, device=device))  # (N,)
         x = self._embed_tokens(tokens, group)  # (1, N, D)
-        x = self._add_beat(x, time, seconds_start, bpm, token_clip)
+        x = self._add_beat(x, time, seconds_start, conditions, token_clip)
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = prepare_mask(BlockDiagonalMask(seqlens, seqlens), backend, device)
         # 2. Conditioning per clip; each clip's real text tokens, packed (1, sum L_i, D)
-        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, bpm, key_ids)  # (S, D)
+        cond = self._conditioning(timestep, pooled_text, seconds_start, seconds_total, conditions)  # (S, D)
         text, keep = self._text_tokens(encoder_hidden_states, encoder_attention_mask)  # (S, 1+L, D)
         text_mask = prepare_mask(BlockDiagonalMask(seqlens, keep.sum(dim=1).tolist()), backend, device)
         text = text[keep][None]  # (1, sum L_i, D)
@@ -471,38 +473,22 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         encoder_attention_mask = self._check_text(encoder_hidden_states, encoder_attention_mask, pooled_text, batch)
         return backend, timestep, seconds_start, seconds_total, encoder_attention_mask
 
-    def _check_bpm(self, bpm, batch, device):
-        """`(batch,)` fp32 tempi (NaN = none) for a tempo-conditioned model; None otherwise."""
-        if self.tempo_embed is None:
-            if bpm is not None:
-                raise ValueError("bpm was given, but this model has no tempo conditioning "
-                                 "(built with tempo_conditioning=False)")
-            return None
-        if bpm is None:
-            return torch.full((batch,), float("nan"), device=device)
-        return self._per_item(bpm, batch, "bpm", device).float()
-
-    def _check_key(self, key_ids, batch, device):
-        """`(batch,)` long key ids (NO_KEY = none) for a key-conditioned model; None otherwise."""
-        if self.key_embed is None:
-            if key_ids is not None:
-                raise ValueError("key_ids was given, but this model has no key conditioning "
-                                 "(built with key_conditioning=False)")
-            return None
-        if key_ids is None:
-            return torch.full((batch,), NO_KEY, dtype=torch.long, device=device)
-        key_ids = torch.as_tensor(key_ids, device=device)
-        if key_ids.is_floating_point() or key_ids.is_complex():
-            raise ValueError(f"key_ids must be integers (tonic + 12 for minor, {NO_KEY} = none), got {key_ids.dtype}")
-        key_ids = key_ids.reshape(-1).long()
-        if key_ids.numel() == 1:
-            key_ids = key_ids.expand(batch)
-        if key_ids.numel() != batch:
-            raise ValueError(f"key_ids must be a scalar or have {batch} entries, got {key_ids.numel()}")
-        # A value check reads the tensor: eager only, so that torch.compile traces one graph.
-        if not torch.compiler.is_compiling() and ((key_ids < NO_KEY) | (key_ids >= NUM_KEYS)).any():
-            raise ValueError(f"key_ids must lie in [{NO_KEY}, {NUM_KEYS - 1}], got {key_ids.tolist()}")
-        return key_ids
+    def _check_conditions(self, conditions: dict, batch: int, device) -> dict:
+        """`(batch,)` values of every global condition the model was built with (`absent` where
+        none is given); ValueError for a condition it was built without, or an unknown name."""
+        known = {condition.name: condition for condition in GLOBAL_CONDITIONS}
+        unknown = sorted(set(conditions) - set(known))
+        if unknown:
+            raise ValueError(f"unknown condition(s) {unknown}; a transformer takes {sorted(known)}")
+        checked = {}
+        for name, condition in known.items():
+            if getattr(self, condition.attribute) is None:
+                if conditions.get(name) is not None:
+                    raise ValueError(f"{name} was given, but this model has no {condition.switch.replace('_', ' ')} "
+                                     f"(built with {condition.switch}=False)")
+                continue
+            checked[name] = check_values(condition, conditions.get(name), batch, device)
+        return checked
 
     def _check_latents(self, hidden_states, frame_mask):
         if hidden_states.ndim != 3 or hidden_states.shape[1] != self.config.in_channels:
@@ -557,12 +543,8 @@ def dit_flops(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
     timing = 2 * (1 + 2 * TIMING_FREQUENCIES)
     embed = n * token_dim * d + (config.timestep_embed_dim + timing + config.pooled_dim + 3 * d) * d
     embed += text_tokens * (config.cross_attention_dim + d) * d
-    if config.tempo_conditioning:
-        embed += (1 + 2 * TEMPO_FREQUENCIES + d) * d
-    if config.beat_conditioning:
-        embed += n * 2 * len(BEAT_CYCLES) * d
-    if config.key_conditioning:
-        embed += (KEY_FEATURES + d) * d
+    for condition in switched_on(config):
+        embed += (condition.features + d) * d if condition.kind == "global" else n * condition.features * d
     block = 6 * d * d  # adaLN modulation
     block += n * 3 * d * d + 2 * n * n * d + n * d * d  # self-attention: qkv, scores + values, out
     block += 2 * n * d * d + keys * 2 * d * d + 2 * n * keys * d  # cross-attention

@@ -34,8 +34,9 @@ from torch import nn
 
 from audiodit.conditioners import TextEncoderOutput, build_text_encoder
 from audiodit.data.caption_augment import CaptionAugment
-from audiodit.prompt_attributes import NO_KEY, prompt_keys, prompt_tempi
 from audiodit.diffusion import FlowMatching
+from audiodit.guidance import STATED
+from audiodit.models.conditions import CONDITIONS, GLOBAL_CONDITIONS, switched_on
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 from audiodit.training.checkpoints import resolve_vae_dir
@@ -56,13 +57,14 @@ class DiTTrainModule(nn.Module):
         self.transformer.enable_gradient_checkpointing()
 
     def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None,
-                bpm=None, key_ids=None, drop_ids=None):
+                conditions=None, drop_ids=None):
+        """`conditions`: the transformer's global conditions by name (`models.conditions`)."""
         if tokens is not None:
             # condition dropout happens inside (training mode), or where `drop_ids` says
             text = self.text_encoder(tokens, force_drop_ids=drop_ids)
         return self.transformer(
             noisy, timesteps, text.embeddings, text.mask, text.pooled,
-            seconds_start, seconds_total, frame_mask=frame_mask, bpm=bpm, key_ids=key_ids,
+            seconds_start, seconds_total, frame_mask=frame_mask, **(conditions or {}),
         ).sample  # (B, C, T) velocity
 
 
@@ -191,7 +193,7 @@ class DiTStage(Stage):
         check_architecture("dit", dataclasses.asdict(self.cfg.dit), dict(pipe.transformer.config), source,
                            ignore=_added_conditioning(self.cfg.dit, pipe.transformer.config))
         added = load_weights(transformer, pipe.transformer.state_dict(), "transformer",
-                             source / "transformer", new_modules=("tempo_embed.", "beat_embed.", "key_embed."))
+                             source / "transformer", new_modules=tuple(c.attribute + "." for c in CONDITIONS))
         if added and self.cfg.training.lora.enabled:  # frozen and zero, they would never do anything
             raise ValueError(f"training.lora: the config adds {sorted({name.split('.')[0] for name in added})} to "
                              f"{source}, which has none; adapters train only what the model has")
@@ -259,16 +261,16 @@ class DiTStage(Stage):
             "seconds_total": batch["seconds_total"].to(device).float(),
         }
         drop_ids = None
-        if self.cfg.dit.tempo_conditioning or self.cfg.dit.key_conditioning:
-            # Tempo and key are part of the prompt: they are dropped (NaN, NO_KEY) exactly where the
-            # text is, so the unconditional branch of classifier-free guidance has none of them.
+        conditions = switched_on(self.cfg.dit, "global")
+        if conditions:
+            # Global conditions (tempo, key) are part of the prompt: read from the caption as at
+            # sampling (guidance.STATED) and dropped (`absent`) exactly where the text is, so the
+            # unconditional branch of classifier-free guidance has none of them.
             drop_ids = self._drop_ids(len(batch["caption"]))
-            if self.cfg.dit.tempo_conditioning:
-                bpm = prompt_tempi(batch["caption"])
-                inputs["bpm"] = torch.where(drop_ids, torch.full_like(bpm, float("nan")), bpm).to(device)
-            if self.cfg.dit.key_conditioning:
-                key_ids = prompt_keys(batch["caption"])
-                inputs["key_ids"] = torch.where(drop_ids, torch.full_like(key_ids, NO_KEY), key_ids).to(device)
+            for condition in conditions:
+                values = STATED[condition.name].from_prompts(batch["caption"])
+                inputs[condition.name] = torch.where(drop_ids, torch.full_like(values, condition.absent),
+                                                     values).to(device)
             drop_ids = drop_ids.to(device)
             inputs["drop_ids"] = drop_ids
         if self.text_trained:
@@ -296,7 +298,8 @@ class DiTStage(Stage):
         noisy = self.flow.add_noise(x0, noise, timesteps)  # (B, C, T)
         prediction = model(noisy, timesteps, inputs["seconds_start"], inputs["seconds_total"],
                            inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"),
-                           bpm=inputs.get("bpm"), key_ids=inputs.get("key_ids"), drop_ids=inputs.get("drop_ids"))
+                           conditions={c.name: inputs[c.name] for c in GLOBAL_CONDITIONS if c.name in inputs},
+                           drop_ids=inputs.get("drop_ids"))
         loss = self.flow.loss(prediction, x0, noise, inputs["frame_mask"])
         return {"loss": loss}
 
@@ -370,8 +373,7 @@ def _added_conditioning(dit_cfg, saved) -> tuple[str, ...]:
     """Conditioning inputs a config may add to a model trained without them (`training.init_from`):
     their layers start at zero output. Removing one is an architecture mismatch. `latent_rate` only
     matters with beat conditioning, so a model without it may take any."""
-    names = tuple(name for name in ("tempo_conditioning", "beat_conditioning", "key_conditioning")
-                  if getattr(dit_cfg, name))
+    names = tuple(condition.switch for condition in switched_on(dit_cfg))
     return names + (() if saved.get("beat_conditioning", False) else ("latent_rate",))
 
 

@@ -8,6 +8,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from audiodit.configuration import ConfigError
+from audiodit.models.conditions import CONDITIONS, GLOBAL_CONDITIONS
 from audiodit.models.dit import PRESETS, AudioDiTModel, DiTConfig, dit_flops
 
 TEXT_DIM, POOLED_DIM, CHANNELS = 24, 16, 8
@@ -331,6 +332,22 @@ def test_bpm_for_a_model_without_tempo_conditioning_is_an_error():
         model(**kw, bpm=120.0)
     with pytest.raises(ValueError, match="bpm must be a scalar or have 2 entries"):
         tiny(tempo_conditioning=True)(**kw, bpm=torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_conditions_come_from_the_registry():
+    """Each switched-on condition of models.conditions is one layer under its attribute (its weights'
+    prefix), and the transformer takes exactly the registry's global conditions by name."""
+    everything = tiny(tempo_conditioning=True, beat_conditioning=True, key_conditioning=True)
+    plain = set(tiny().state_dict())
+    for condition in CONDITIONS:
+        added = {name for name in set(everything.state_dict()) - plain if name.startswith(condition.attribute + ".")}
+        assert added, condition.attribute
+    assert {name.split(".")[0] for name in set(everything.state_dict()) - plain} == {c.attribute for c in CONDITIONS}
+    kw = inputs(2, 4)
+    with pytest.raises(ValueError, match=r"unknown condition\(s\) \['tempo'\]; a transformer takes "
+                                         r"\['bpm', 'key_ids'\]"):
+        everything(**kw, tempo=120.0)
+    assert {c.name for c in GLOBAL_CONDITIONS} == {"bpm", "key_ids"}
 
 
 def test_beat_conditioning_follows_the_grid_and_packs():
