@@ -86,15 +86,21 @@ def reconstruction_metrics(reference, estimate, sample_rate: int = 48000) -> dic
 #################################################################################
 
 def load_vae(path: str | Path):
-    """An `AudioVAE` from a VAE directory or from a pipeline directory's `vae/` subfolder."""
+    """An `AudioVAE` from a VAE directory, a pipeline directory's `vae/` subfolder, or a vae-stage
+    run or checkpoint (its latest `vae/` export, as `sample.py --vae` takes)."""
     from audiodit.models.vae import AudioVAE
+    from audiodit.training.checkpoints import resolve_vae_dir
 
     path = Path(path)
     if (path / "vae" / "config.json").is_file():
         return AudioVAE.from_pretrained(path, subfolder="vae")
     if (path / "config.json").is_file():
         return AudioVAE.from_pretrained(path)
-    raise FileNotFoundError(f"{path}: neither a VAE directory (config.json) nor a pipeline (vae/config.json)")
+    try:
+        return AudioVAE.from_pretrained(resolve_vae_dir(path, "the VAE", ("vae",)))
+    except (ValueError, OSError) as err:
+        raise FileNotFoundError(f"{path}: neither a VAE directory (config.json), a pipeline (vae/config.json) "
+                                f"nor a vae run with an export ({err})") from None
 
 
 def _audio_files(directory: Path) -> list[Path]:

@@ -71,6 +71,14 @@ def test_command_reports_vae_reconstructions(audio_folder, tmp_path, capsys):
     torch.manual_seed(0)
     AudioVAE.from_preset("tiny").save_pretrained(tmp_path / "pipeline" / "vae")
     assert isinstance(load_vae(tmp_path / "pipeline"), AudioVAE)
+    # A vae-stage run: its latest checkpoint's vae/ export, as sample.py --vae takes it.
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000002"
+    AudioVAE.from_preset("tiny").save_pretrained(checkpoint / "vae")
+    (checkpoint / "trainer_state.json").write_text('{"step": 2}')
+    (tmp_path / "run" / "checkpoints" / "latest").write_text("step-00000002")
+    assert isinstance(load_vae(tmp_path / "run"), AudioVAE)
+    with pytest.raises(FileNotFoundError, match="neither a VAE directory"):
+        load_vae(audio_folder)
     assert main([str(audio_folder), "--vae", str(tmp_path / "pipeline")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["file", "mrstft", "mel_l1_db", "si_sdr_db"]
