@@ -1,0 +1,120 @@
+"""Melody features at the latent frame rate, and synthetic hums to test them with (issue 26).
+
+Melody conditioning gives the DiT, per latent frame, the dominant pitch class of a reference audio:
+the strongest of the 12 chroma bins, as MusicGen's melody model keeps only the dominant bin so that
+the condition carries the tune and not the whole accompaniment. This module makes that feature
+from any audio (a rendered score, a recording, a hum):
+
+    chroma = chromagram(audio)                    # (12, T) pitch-class power per latent frame
+    melody = dominant_pitch_classes(chroma)       # (T,) 0 = C ... 11 = B, NO_PITCH where silent
+    features = melody_one_hot(melody)             # (T, 12) what a conditioner reads
+
+and the measure the issue asks for, `chroma_cosine(reference, output)`: the cosine between the two
+clips' dominant-bin (one-hot) chromagrams averaged over frames where the reference sounds, which
+for one-hots is the share of those frames whose dominant pitch class agrees (MusicGen reports
+0.44 for its melody model, JASCO 0.42). `synth_hum` sings a note list as a person humming would:
+a near-sine voice with weak harmonics, vibrato, a little off pitch, so tests and benchmarks have
+hums although no recording of a person exists here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from audiodit.losses import chroma_filterbank, magnitude_spectrogram
+
+SAMPLE_RATE = 48000
+FRAME_RATE = 25.0  # latent frames per second of the bundled VAE
+N_FFT = 8192  # 5.9 Hz bins at 48 kHz (a semitone is 6 Hz wide at 100 Hz); 170 ms: +-2 frames of smear
+F_MIN, F_MAX = 80.0, 2000.0  # Hz: where tunes (and their first harmonics) lie; bass and hiss left out
+SILENCE_DB = 40.0  # a frame this far below the loudest has no pitch
+NO_PITCH = -1
+DIGITAL_SILENCE = 1e-6  # chroma energy of a frame of zeros is rounding noise below this
+
+
+def chromagram(audio, sample_rate: int = SAMPLE_RATE, frame_rate: float = FRAME_RATE, n_fft: int = N_FFT,
+               f_min: float = F_MIN, f_max: float = F_MAX) -> torch.Tensor:
+    """Pitch-class power `(12, T)` of `audio` (`(S,)` or `(channels, S)`, mixed to mono), one frame
+    per `1 / frame_rate` s (T = ceil(S * frame_rate / sample_rate)), row 0 = C."""
+    audio = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    mono = audio if audio.ndim == 1 else audio.mean(dim=0)  # (S,)
+    hop = sample_rate / frame_rate
+    if abs(hop - round(hop)) > 1e-6:
+        raise ValueError(f"sample_rate / frame_rate must be a whole number of samples, got {hop}")
+    hop = round(hop)
+    frames = max(1, math.ceil(mono.shape[0] / hop))
+    # STFT frames are centred on their sample: start half a hop in, so frame k is centred on latent
+    # frame k's middle, (k + 1/2) hops.
+    shifted = torch.nn.functional.pad(mono[hop // 2:], (0, max(0, frames * hop - mono.shape[0])))
+    power = (magnitude_spectrogram(shifted, n_fft, hop).square() - 1e-8).clamp(min=0.0)  # (bins, >= frames)
+    filters = chroma_filterbank(sample_rate, n_fft, f_min, f_max)  # (12, bins)
+    return (filters @ power)[:, :frames]  # (12, T)
+
+
+def dominant_pitch_classes(chroma: torch.Tensor, silence_db: float = SILENCE_DB) -> torch.Tensor:
+    """`(T,)` long: each frame's strongest pitch class, NO_PITCH where the frame's chroma energy is
+    `silence_db` below the loudest frame's (or the clip is silent)."""
+    energy = chroma.sum(dim=0)  # (T,)
+    loudest = float(energy.max()) if energy.numel() else 0.0
+    ids = chroma.argmax(dim=0)
+    if loudest <= DIGITAL_SILENCE:
+        return torch.full_like(ids, NO_PITCH)
+    return torch.where(energy >= loudest * 10 ** (-silence_db / 10), ids, torch.full_like(ids, NO_PITCH))
+
+
+def melody_one_hot(ids: torch.Tensor) -> torch.Tensor:
+    """`(T,)` pitch classes -> `(T, 12)` one-hot float; NO_PITCH frames are all zero."""
+    out = torch.zeros(ids.shape[0], 12)
+    sounding = ids != NO_PITCH
+    out[sounding, ids[sounding]] = 1.0
+    return out
+
+
+def chroma_cosine(reference, output, sample_rate: int = SAMPLE_RATE) -> float:
+    """Mean cosine between the dominant-bin chromagrams of two clips' audio over the frames where
+    the reference has a pitch (frames where the output is silent count 0); NaN if it never does.
+    The shorter clip sets the length compared."""
+    ref = dominant_pitch_classes(chromagram(reference, sample_rate))
+    out = dominant_pitch_classes(chromagram(output, sample_rate))
+    frames = min(ref.shape[0], out.shape[0])
+    ref, out = ref[:frames], out[:frames]
+    sounding = ref != NO_PITCH
+    if not bool(sounding.any()):
+        return float("nan")
+    return float((out[sounding] == ref[sounding]).float().mean())
+
+
+def synth_hum(notes: list[tuple[float, float]], sample_rate: int = SAMPLE_RATE, vibrato_hz: float = 5.5,
+              vibrato_cents: float = 25.0, detune_cents: float = 0.0, harmonics=(1.0, 0.25, 0.08),
+              gap_seconds: float = 0.04, seed: int = 0) -> np.ndarray:
+    """A hummed line `(S,)` float32 (peak 0.5): `notes` as (MIDI pitch, seconds), each a voice of
+    `harmonics` (amplitudes of partials 1, 2, 3...) gliding in on a 30 ms attack, with vibrato
+    (`vibrato_cents` deep at `vibrato_hz`, random phase per note), off pitch by `detune_cents`,
+    and `gap_seconds` of breath between notes. A pitch of None is a rest."""
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for pitch, seconds in notes:
+        count = round(seconds * sample_rate)
+        if count <= 0:
+            raise ValueError(f"note length must be positive, got {seconds}")
+        if pitch is None:
+            pieces.append(np.zeros(count, np.float32))
+            continue
+        time = np.arange(count) / sample_rate
+        cents = detune_cents + vibrato_cents * np.sin(2 * np.pi * vibrato_hz * time + rng.uniform(0, 2 * np.pi))
+        frequency = 440.0 * 2 ** ((pitch - 69 + cents / 100) / 12)  # (count,)
+        phase = 2 * np.pi * np.cumsum(frequency) / sample_rate
+        voice = sum(weight * np.sin((k + 1) * phase) for k, weight in enumerate(harmonics))
+        ramp = max(1, min(round(0.03 * sample_rate), count // 2))
+        gap = min(round(gap_seconds * sample_rate), count - ramp)
+        envelope = np.ones(count)
+        envelope[:ramp] = np.linspace(0.0, 1.0, ramp)
+        envelope[count - gap - ramp:count - gap] = np.linspace(1.0, 0.0, ramp)
+        envelope[count - gap:] = 0.0
+        pieces.append((voice * envelope).astype(np.float32))
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    peak = np.abs(audio).max() if audio.size else 0.0
+    return (audio * (0.5 / peak) if peak > 0 else audio).astype(np.float32)

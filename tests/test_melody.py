@@ -1,0 +1,58 @@
+"""Tests for audiodit/melody.py: a hummed tune gives its notes' pitch classes at the latent frame
+rate, off-pitch and vibrato included; silence has no pitch; chroma_cosine is 1 for the same tune,
+low for another, and the hum synthesiser sings what it is given."""
+
+import numpy as np
+import pytest
+import torch
+
+from audiodit.melody import (FRAME_RATE, NO_PITCH, SAMPLE_RATE, chroma_cosine, chromagram, dominant_pitch_classes,
+                             melody_one_hot, synth_hum)
+
+TUNE = [(60, 0.4), (64, 0.4), (67, 0.4), (72, 0.8)]  # C4 E4 G4 C5
+
+
+def frames_of(start: float, end: float) -> slice:
+    """Latent frames well inside [start, end) seconds: two frames (80 ms) of margin each side, the
+    half-width of the 170 ms analysis window."""
+    return slice(round(start * FRAME_RATE) + 2, round(end * FRAME_RATE) - 2)
+
+
+@pytest.mark.parametrize("detune_cents", [0.0, 30.0, -30.0])
+def test_a_hum_gives_its_notes_pitch_classes_frame_by_frame(detune_cents):
+    hum = synth_hum(TUNE, detune_cents=detune_cents, seed=1)
+    assert hum.dtype == np.float32 and len(hum) == round(2.0 * SAMPLE_RATE) and np.abs(hum).max() == pytest.approx(0.5)
+    ids = dominant_pitch_classes(chromagram(hum))
+    assert ids.shape == (round(2.0 * FRAME_RATE),)
+    start = 0.0
+    for pitch, seconds in TUNE:
+        inside = ids[frames_of(start, start + seconds - 0.04)]
+        assert (inside == pitch % 12).float().mean() >= 0.9, (pitch, inside.tolist())
+        start += seconds
+
+
+def test_stereo_input_rests_and_silence():
+    hum = synth_hum([(69, 0.5), (None, 0.5), (69, 0.5)])
+    ids = dominant_pitch_classes(chromagram(np.stack([hum, hum])))  # stereo is mixed to mono
+    assert (ids[frames_of(0.0, 0.46)] == 9).all()
+    assert (ids[frames_of(0.5, 1.0)] == NO_PITCH).all()  # the rest
+    assert (dominant_pitch_classes(chromagram(np.zeros(SAMPLE_RATE))) == NO_PITCH).all()
+    one_hot = melody_one_hot(ids)
+    assert one_hot.shape == (len(ids), 12) and torch.equal(one_hot.sum(dim=1), (ids != NO_PITCH).float())
+
+
+def test_chroma_cosine_scores_the_same_tune_high_and_another_low():
+    hum = synth_hum(TUNE, seed=0)
+    assert chroma_cosine(hum, hum) == 1.0
+    again = synth_hum(TUNE, detune_cents=20.0, vibrato_cents=40.0, seed=5)  # the same tune, sung differently
+    assert chroma_cosine(hum, again) >= 0.85
+    other = synth_hum([(62, 0.4), (65, 0.4), (69, 0.4), (71, 0.8)], seed=0)  # D F A B: no note in common
+    assert chroma_cosine(hum, other) <= 0.1
+    assert np.isnan(chroma_cosine(np.zeros(SAMPLE_RATE), hum))
+
+
+def test_bad_settings_are_errors():
+    with pytest.raises(ValueError, match="note length must be positive"):
+        synth_hum([(60, 0.0)])
+    with pytest.raises(ValueError, match="whole number of samples"):
+        chromagram(np.zeros(1000), sample_rate=44100, frame_rate=25.3)
