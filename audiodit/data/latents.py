@@ -62,6 +62,7 @@ class LatentDataset(Dataset):
         if not self.samples:
             raise ValueError(f"{index_path} lists no usable samples ({len(self.report)} skipped)")
         self.caption_dir = self.root / index["captions"] if index.get("captions") else None
+        self.has_melody = bool(index.get("melody", False))  # items carry `melody (frames,)` (preencode --melody)
         self.seed, self.random_crop = seed, random_crop
         self.latent_rate = float(self.vae_info["latent_rate"])
         self.clip_frames = max(1, round(clip_seconds * self.latent_rate))
@@ -136,9 +137,13 @@ class LatentDataset(Dataset):
         start = int(torch.randint(spare + 1, (), generator=generator)) if self.random_crop and spare else 0
         with safe_open(str(self.root / sample["shard"]), framework="pt") as handle:
             latents = handle.get_slice(sample["key"])[:, start:start + crop].float()  # (C, crop)
+            melody = handle.get_slice(f"{sample['key']}.melody")[start:start + crop] if self.has_melody else None
         padded = torch.zeros(latents.shape[0], target)
         padded[:, :crop] = latents
-        return {
+        extra = {}
+        if melody is not None:  # padded frames are masked out of the loss; NO_PITCH (-1) there
+            extra["melody"] = torch.nn.functional.pad(melody.long(), (0, target - crop), value=-1)  # (target,)
+        return {**extra,
             "latents": padded,  # (C, target) zero-padded
             "num_frames": crop,
             "seconds_start": float(sample["seconds_offset"]) + start / self.latent_rate,

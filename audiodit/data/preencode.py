@@ -53,6 +53,16 @@ def load_text_encoder(path: str | None, cfg: Config):
     return cls.from_pretrained(path)
 
 
+def frame_melody(audio: torch.Tensor, sample_rate: int, latent_rate: float, frames: int) -> torch.Tensor:
+    """`(frames,)` int8 dominant pitch class per latent frame of `audio (2, S)` (NO_PITCH where
+    silent), cut or padded to the latents' length."""
+    from audiodit.melody import NO_PITCH, chromagram, dominant_pitch_classes
+
+    ids = dominant_pitch_classes(chromagram(audio.cpu(), sample_rate, latent_rate))[:frames]
+    ids = torch.nn.functional.pad(ids, (0, frames - ids.shape[0]), value=NO_PITCH)
+    return ids.to(torch.int8).contiguous()
+
+
 def _write_shard(out: Path, number: int, tensors: dict[str, torch.Tensor]) -> str:
     name = f"latents-{number:05d}.safetensors"
     tmp = out / f".{name}.tmp"
@@ -75,8 +85,12 @@ def preencode(
     device: str | torch.device = "cpu",
     normalize: str = "none",
     target_db: float = -1.0,
+    melody: bool = False,
 ) -> dict:
-    """Encode every usable file under `data_dir` into `out_dir`; returns the index (also written)."""
+    """Encode every usable file under `data_dir` into `out_dir`; returns the index (also written).
+
+    `melody`: also store each segment's melody, the dominant pitch class of every latent frame
+    (`audiodit.melody`; int8, NO_PITCH where silent) as `<key>.melody`, for melody conditioning."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if (out / INDEX).exists():
@@ -112,6 +126,8 @@ def preencode(
             latents = vae.encode(audio[None].to(device)).latent_dist.mode()[0]  # (C, T)
             key = str(len(pending))
             pending[key] = latents.to(dtype).cpu().contiguous()
+            if melody:
+                pending[f"{key}.melody"] = frame_melody(audio, sample_rate, float(vae.latent_rate), latents.shape[-1])
             samples.append({
                 "id": record.id if segments == 1 else f"{record.id}#{segment}",
                 "shard": None, "key": key, "frames": int(latents.shape[-1]),
@@ -138,6 +154,7 @@ def preencode(
             "scaling_factor": float(vae.config.scaling_factor),
         },
         "captions": captions_dir,
+        "melody": bool(melody),
         "samples": samples,
         "report": report.to_dict(),
     }
@@ -158,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="config whose audio/text/data settings apply (default: built-in)")
     parser.add_argument("--text-encoder", help="saved text conditioner directory (default: the config's text)")
     parser.add_argument("--no-captions", action="store_true", help="do not pre-encode captions")
+    parser.add_argument("--melody", action="store_true",
+                        help="also store each latent frame's dominant pitch class (melody conditioning)")
     parser.add_argument("--shard-size", type=int, default=256, help="samples per safetensors shard")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="longer files are split into segments")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         vae, args.data, args.out, text_encoder, sample_rate=cfg.audio.sample_rate,
         min_seconds=cfg.data.min_seconds, max_seconds=args.max_seconds, shard_size=args.shard_size,
         dtype=getattr(torch, args.dtype), device=args.device,
-        normalize=cfg.audio.normalize, target_db=cfg.audio.target_db,
+        normalize=cfg.audio.normalize, target_db=cfg.audio.target_db, melody=args.melody,
     )
     return 0
 

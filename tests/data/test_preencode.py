@@ -76,3 +76,34 @@ def test_wrong_vae_is_refused(encoded):
                      encoder_latent_blocks=1, decoder_latent_blocks=1, decoder_frame_blocks=1)
     with pytest.raises(ValueError, match="latent_channels"):
         LatentDataset(root / "latents").check_vae(other)
+
+
+def test_melody_is_stored_per_latent_frame_and_cropped_with_the_latents(tmp_path):
+    """preencode --melody: each segment's dominant pitch class per latent frame, read back by the
+    dataset for exactly the frames of its latent crop."""
+    import soundfile as sf
+
+    from audiodit.melody import NO_PITCH, synth_hum
+
+    hum = synth_hum([(62, 0.6), (None, 0.2), (69, 0.8)])  # D, a rest, A: 1.6 s
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "hum.wav", hum, 48000)
+    (tmp_path / "audio" / "hum.txt").write_text("a hummed tune")
+    torch.manual_seed(0)
+    vae = AudioVAE(**dataclasses.asdict(load_config(REPO / "configs" / "vae_tiny.yaml").vae))
+    index = preencode(vae, tmp_path / "audio", tmp_path / "latents", melody=True, min_seconds=0.1)
+    assert index["melody"] is True
+    frames = index["samples"][0]["frames"]
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "latents" / index["samples"][0]["shard"]))["0.melody"]
+    assert stored.dtype == torch.int8 and stored.shape == (frames,)
+    assert (stored[2:12] == 2).all() and (stored[16:18] == NO_PITCH).all() and (stored[22:38] == 9).all()
+    dataset = LatentDataset(tmp_path / "latents", clip_seconds=0.4, seed=3)
+    item = dataset[(0, 1)]
+    start = round(item["seconds_start"] * dataset.latent_rate)
+    assert item["melody"].dtype == torch.long and item["melody"].shape == (dataset.clip_frames,)
+    assert torch.equal(item["melody"], stored[start:start + dataset.clip_frames].long())
+    plain = LatentDataset(tmp_path / "latents", clip_seconds=0.4)
+    plain.has_melody = False  # an index written without --melody
+    assert "melody" not in plain[0]
