@@ -84,6 +84,7 @@ class DataConfig:
     caption_tempo_drop: float = 0.0  # probability of removing a caption's tempo ("120 BPM")
     caption_key_drop: float = 0.0  # probability of removing a caption's key ("in D minor")
     caption_clause_drop: float = 0.0  # probability of removing each clause after a caption's first
+    melody_drop: float = 0.5  # dit.melody_conditioning: probability of training a clip without its melody
 
     def __post_init__(self):
         _require("data", {
@@ -94,7 +95,7 @@ class DataConfig:
             "shuffle_buffer": (self.shuffle_buffer, self.shuffle_buffer >= 1, ">= 1"),
             "num_buckets": (self.num_buckets, self.num_buckets >= 1, ">= 1"),
             **{name: (getattr(self, name), _finite(getattr(self, name)) and 0 <= getattr(self, name) <= 1, "in [0, 1]")
-               for name in ("caption_tempo_drop", "caption_key_drop", "caption_clause_drop")},
+               for name in ("caption_tempo_drop", "caption_key_drop", "caption_clause_drop", "melody_drop")},
         })
 
 

@@ -36,8 +36,9 @@ from diffusers.utils import BaseOutput
 from audiodit.configuration import ConfigError
 from audiodit.models.attention import (BlockDiagonalMask, KeyPaddingMask, apply_rotary, attention,
                                        check_backend, prepare_mask, resolve_backend, rotary_cos_sin)
-from audiodit.models.conditions import CONDITIONS, GLOBAL_CONDITIONS, check_values, switched_on
-from audiodit.models.embedders import TIMING_FREQUENCIES, TimingEmbedder, beat_features, mlp, timestep_features
+from audiodit.models.conditions import CONDITIONS, FRAME_CONDITIONS, GLOBAL_CONDITIONS, check_values, switched_on
+from audiodit.models.embedders import (TIMING_FREQUENCIES, TimingEmbedder, beat_features, melody_features, mlp,
+                                       timestep_features)
 from audiodit.models.patches import PatchGrid
 
 
@@ -61,6 +62,7 @@ class DiTConfig:
     beat_conditioning: bool = False  # each token also sees its phase on the tempo's beat grid (needs tempo)
     latent_rate: float = 25.0  # latent frames per second of the VAE (beat conditioning: frames -> seconds)
     key_conditioning: bool = False  # the prompt's key (tonic and mode) beside the text (see KeyEmbedder)
+    melody_conditioning: bool = False  # a dominant pitch class per latent frame (see melody_features)
 
     def __post_init__(self):
         if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
@@ -231,7 +233,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
                  cross_attention_dim: int = 128, pooled_dim: int = 128, max_seconds: float = 30.0,
                  qk_norm: bool = True, rope_theta: float = 10000.0, timestep_embed_dim: int = 256,
                  attention_backend: str = "auto", tempo_conditioning: bool = False,
-                 beat_conditioning: bool = False, latent_rate: float = 25.0, key_conditioning: bool = False):
+                 beat_conditioning: bool = False, latent_rate: float = 25.0, key_conditioning: bool = False,
+                 melody_conditioning: bool = False):
         super().__init__()
         self.dit_config  # validates the arguments (ConfigError names the bad field)
         check_backend(attention_backend)
@@ -245,9 +248,9 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.timestep_embed = mlp(timestep_embed_dim, hidden_size, hidden_size, nn.SiLU())
         self.timing_embed = TimingEmbedder(hidden_size, max_seconds)
         # Conditions beside text and timing (audiodit.models.conditions): tempo_embed, beat_embed
-        # (each token's beat-grid phase), key_embed; None where the config switches one off.
+        # (each token's beat-grid phase), key_embed, melody_embed; None where the config switches one off.
         switches = {"tempo_conditioning": tempo_conditioning, "beat_conditioning": beat_conditioning,
-                    "key_conditioning": key_conditioning}
+                    "key_conditioning": key_conditioning, "melody_conditioning": melody_conditioning}
         for condition in CONDITIONS:
             setattr(self, condition.attribute, condition.build(hidden_size) if switches[condition.switch] else None)
         self.pooled_embed = mlp(pooled_dim, hidden_size, hidden_size, nn.SiLU())
@@ -338,6 +341,16 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
             seconds, tempo = (seconds_start[token_clip] + offset)[None], bpm[token_clip][None]
         return x + self.beat_embed(beat_features(seconds, tempo).to(x.dtype))  # (B, N, D)
 
+    def _add_frame_conditions(self, x, conditions, frames):
+        """Add each per-frame condition's embedding to the tokens `x (B, N, D)`: the time patch's mean
+        features, the same for every channel group of the patch."""
+        for condition in switched_on(self.config, "frames"):
+            patches = self.grid.time_patches(frames)
+            features = melody_features(conditions[condition.name], self.config.patch_frames, patches)  # (B, P, F)
+            embedded = getattr(self, condition.attribute)(features.to(x.dtype))  # (B, P, D)
+            x = x + embedded.repeat_interleave(self.grid.groups, dim=1)  # (B, N, D)
+        return x
+
     def _text_tokens(self, encoder_hidden_states, encoder_attention_mask):
         """Projected text with the null key first `(S, 1 + L, D)` and its keep mask `(S, 1 + L)`."""
         text = self.text_proj(encoder_hidden_states.to(self.patch_embed.weight.dtype))  # (S, L, D)
@@ -376,6 +389,8 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
                 bpm: tempo in BPM, NaN where none is stated (`tempo_conditioning=True`).
                 key_ids: int key ids, tonic pitch class + 12 for minor, NO_KEY = -1 where none is
                 stated (`key_conditioning=True`).
+                melody: `(T,)` or `(B, T)` int per latent frame, a pitch class 0-11, -1 a rest, -2 none
+                (`melody_conditioning=True`; `forward_packed` takes none).
         Returns:
             `AudioDiTOutput(sample=(B, C, T))` in the dtype of `hidden_states`.
         """
@@ -384,7 +399,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
             batch, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
-        conditions = self._check_conditions(conditions, batch, device)
+        conditions = self._check_conditions(conditions, batch, device, frames)
         # 1. Latent tokens and their positions
         latents = hidden_states
         if frame_mask is not None:
@@ -392,6 +407,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         time, group = self.grid.positions(frames, device)  # (N,), (N,)
         x = self._embed_tokens(self.grid.patchify(latents), group)  # (B, N, D)
         x = self._add_beat(x, time, seconds_start, conditions, None)
+        x = self._add_frame_conditions(x, conditions, frames)
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = None if frame_mask is None else KeyPaddingMask(self.grid.token_mask(frame_mask))
         # 2. Conditioning vector and text tokens
@@ -435,7 +451,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         backend, timestep, seconds_start, seconds_total, encoder_attention_mask = self._check_conditioning(
             clips, device, timestep, seconds_start, seconds_total, encoder_hidden_states, encoder_attention_mask,
             pooled_text)
-        conditions = self._check_conditions(conditions, clips, device)
+        conditions = self._check_conditions(conditions, clips, device, packed=True)
         # 1. Pack the clips' tokens into one sequence (1, sum N_i, D)
         frames = [clip.shape[1] for clip in latents]
         seqlens = [self.grid.num_tokens(f) for f in frames]
@@ -445,6 +461,9 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
                                              torch.tensor(seqlens, device=device))  # (N,)
         x = self._embed_tokens(tokens, group)  # (1, N, D)
         x = self._add_beat(x, time, seconds_start, conditions, token_clip)
+        for condition in switched_on(self.config, "frames"):  # packed clips state none: each its "absent"
+            absent = torch.full((1, 1), condition.absent, dtype=torch.long, device=device)
+            x = x + getattr(self, condition.attribute)(melody_features(absent, 1, 1).to(x.dtype))  # (1, 1, D)
         rope = rotary_cos_sin(time, self.head_dim, self.config.rope_theta)  # (N, 1, K) x 2
         self_mask = prepare_mask(BlockDiagonalMask(seqlens, seqlens), backend, device)
         # 2. Conditioning per clip; each clip's real text tokens, packed (1, sum L_i, D)
@@ -473,10 +492,12 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         encoder_attention_mask = self._check_text(encoder_hidden_states, encoder_attention_mask, pooled_text, batch)
         return backend, timestep, seconds_start, seconds_total, encoder_attention_mask
 
-    def _check_conditions(self, conditions: dict, batch: int, device) -> dict:
-        """`(batch,)` values of every global condition the model was built with (`absent` where
-        none is given); ValueError for a condition it was built without, or an unknown name."""
-        known = {condition.name: condition for condition in GLOBAL_CONDITIONS}
+    def _check_conditions(self, conditions: dict, batch: int, device, frames: int | None = None,
+                          packed: bool = False) -> dict:
+        """`(batch,)` values of every global condition the model was built with, `(batch, frames)` of
+        every per-frame one (`absent` where none is given); ValueError for a condition it was built
+        without, an unknown name, or a per-frame condition given to `forward_packed`."""
+        known = {condition.name: condition for condition in GLOBAL_CONDITIONS + FRAME_CONDITIONS}
         unknown = sorted(set(conditions) - set(known))
         if unknown:
             raise ValueError(f"unknown condition(s) {unknown}; a transformer takes {sorted(known)}")
@@ -487,7 +508,13 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
                     raise ValueError(f"{name} was given, but this model has no {condition.switch.replace('_', ' ')} "
                                      f"(built with {condition.switch}=False)")
                 continue
-            checked[name] = check_values(condition, conditions.get(name), batch, device)
+            if condition.kind == "frames":
+                if packed:
+                    if conditions.get(name) is not None:
+                        raise ValueError(f"forward_packed takes no {name}: per-frame conditions need the "
+                                         "batched forward")
+                    continue
+            checked[name] = check_values(condition, conditions.get(name), batch, device, frames)
         return checked
 
     def _check_latents(self, hidden_states, frame_mask):
@@ -544,6 +571,7 @@ def dit_flops(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
     embed = n * token_dim * d + (config.timestep_embed_dim + timing + config.pooled_dim + 3 * d) * d
     embed += text_tokens * (config.cross_attention_dim + d) * d
     for condition in switched_on(config):
+        # per token (beat) or per time patch (frames: counted per token, an upper bound)
         embed += (condition.features + d) * d if condition.kind == "global" else n * condition.features * d
     block = 6 * d * d  # adaLN modulation
     block += n * 3 * d * d + 2 * n * n * d + n * d * d  # self-attention: qkv, scores + values, out

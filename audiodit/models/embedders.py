@@ -169,3 +169,24 @@ class KeyEmbedder(nn.Module):
         features, known = key_features(key_ids)
         embedded = self.mlp(features.to(self.mlp[0].weight.dtype))  # (B, D)
         return torch.where(known[:, None], embedded, self.null.to(embedded.dtype))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Melody (dominant pitch class per latent frame)
+# ----------------------------------------------------------------------------------------------------
+
+MELODY_REST = -1  # a frame of the reference melody with no pitch (audiodit.melody.NO_PITCH)
+MELODY_ABSENT = -2  # no melody given for the frame (none at all, past its end, or dropped for guidance)
+MELODY_FEATURES = 12 + 2  # pitch-class one-hot, rest, absent
+
+
+def melody_features(ids: torch.Tensor, patch_frames: int, patches: int) -> torch.Tensor:
+    """`ids (B, T)` per latent frame (0-11 a pitch class, MELODY_REST, MELODY_ABSENT) -> `(B, patches,
+    MELODY_FEATURES)`: each time patch's mean of its frames' one-hot pitch class, rest and absent
+    flags; frames past T count as absent."""
+    batch, frames = ids.shape
+    ids = F.pad(ids.long(), (0, patches * patch_frames - frames), value=MELODY_ABSENT)  # (B, P * pf)
+    slot = torch.where(ids >= 0, ids, torch.where(ids == MELODY_REST, torch.full_like(ids, 12),
+                                                  torch.full_like(ids, 13)))  # (B, P * pf) in [0, 14)
+    one_hot = F.one_hot(slot, MELODY_FEATURES).float()  # (B, P * pf, 14)
+    return one_hot.view(batch, patches, patch_frames, MELODY_FEATURES).mean(dim=2)  # (B, P, 14)

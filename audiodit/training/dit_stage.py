@@ -36,7 +36,8 @@ from audiodit.conditioners import TextEncoderOutput, build_text_encoder
 from audiodit.data.caption_augment import CaptionAugment
 from audiodit.diffusion import FlowMatching
 from audiodit.guidance import STATED
-from audiodit.models.conditions import CONDITIONS, GLOBAL_CONDITIONS, switched_on
+from audiodit.models.conditions import CONDITIONS, FRAME_CONDITIONS, GLOBAL_CONDITIONS, switched_on
+from audiodit.models.embedders import MELODY_ABSENT
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 from audiodit.training.checkpoints import resolve_vae_dir
@@ -262,7 +263,7 @@ class DiTStage(Stage):
         }
         drop_ids = None
         conditions = switched_on(self.cfg.dit, "global")
-        if conditions:
+        if conditions or self.cfg.dit.melody_conditioning:
             # Global conditions (tempo, key) are part of the prompt: read from the caption as at
             # sampling (guidance.STATED) and dropped (`absent`) exactly where the text is, so the
             # unconditional branch of classifier-free guidance has none of them.
@@ -273,6 +274,8 @@ class DiTStage(Stage):
                                                      values).to(device)
             drop_ids = drop_ids.to(device)
             inputs["drop_ids"] = drop_ids
+        if self.cfg.dit.melody_conditioning:
+            inputs["melody"] = self._melody(batch, latents.shape[-1], drop_ids)
         if self.text_trained:
             inputs["tokens"] = {k: v.to(device) for k, v in self.text_encoder.tokenize(batch["caption"]).items()}
         else:
@@ -284,6 +287,29 @@ class DiTStage(Stage):
                 else:
                     inputs["text"] = self.text_encoder.encode(batch["caption"], device, force_drop_ids=drop_ids)
         return inputs
+
+    def _melody(self, batch: dict, frames: int, drop_ids: torch.Tensor) -> torch.Tensor:
+        """`(B, frames)` melody per latent frame: pre-encoded (`preencode --melody`) or taken from the
+        batch's audio (`audiodit.melody`), absent where the text is dropped (guidance's unconditional
+        branch) and for a `data.melody_drop` share of clips while training, so the model learns to
+        work without one and a melody guidance branch has something to contrast with."""
+        if "melody" in batch:
+            melody = batch["melody"].long()  # (B, T)
+        elif "audio" in batch:
+            from audiodit.melody import NO_PITCH, chromagram, dominant_pitch_classes
+
+            found = [dominant_pitch_classes(chromagram(audio.cpu(), self.vae.sampling_rate, self.vae.latent_rate))
+                     for audio in batch["audio"]]  # (T_i,) each: zero padding has no pitch
+            melody = torch.stack([torch.nn.functional.pad(ids, (0, max(0, frames - len(ids))), value=NO_PITCH)[:frames]
+                                  for ids in found])
+        else:
+            raise ValueError("dit.melody_conditioning: the training data has no melody; pre-encode it with "
+                             "python -m audiodit.data.preencode --melody")
+        melody = torch.nn.functional.pad(melody, (0, frames - melody.shape[-1]), value=-1)[:, :frames]
+        dropped = drop_ids.cpu().clone()
+        if self.model.training and self.cfg.data.melody_drop > 0:
+            dropped |= torch.rand(len(dropped)) < self.cfg.data.melody_drop
+        return torch.where(dropped[:, None], torch.full_like(melody, MELODY_ABSENT), melody).to(self.accelerator.device)
 
     def _drop_ids(self, batch_size: int) -> torch.Tensor:
         """`(B,)` bool: which items lose their condition (text, tempo and key) this step."""
@@ -298,7 +324,8 @@ class DiTStage(Stage):
         noisy = self.flow.add_noise(x0, noise, timesteps)  # (B, C, T)
         prediction = model(noisy, timesteps, inputs["seconds_start"], inputs["seconds_total"],
                            inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"),
-                           conditions={c.name: inputs[c.name] for c in GLOBAL_CONDITIONS if c.name in inputs},
+                           conditions={c.name: inputs[c.name] for c in GLOBAL_CONDITIONS + FRAME_CONDITIONS
+                                       if c.name in inputs},
                            drop_ids=inputs.get("drop_ids"))
         loss = self.flow.loss(prediction, x0, noise, inputs["frame_mask"])
         return {"loss": loss}

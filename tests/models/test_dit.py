@@ -337,7 +337,7 @@ def test_bpm_for_a_model_without_tempo_conditioning_is_an_error():
 def test_conditions_come_from_the_registry():
     """Each switched-on condition of models.conditions is one layer under its attribute (its weights'
     prefix), and the transformer takes exactly the registry's global conditions by name."""
-    everything = tiny(tempo_conditioning=True, beat_conditioning=True, key_conditioning=True)
+    everything = tiny(tempo_conditioning=True, beat_conditioning=True, key_conditioning=True, melody_conditioning=True)
     plain = set(tiny().state_dict())
     for condition in CONDITIONS:
         added = {name for name in set(everything.state_dict()) - plain if name.startswith(condition.attribute + ".")}
@@ -345,7 +345,7 @@ def test_conditions_come_from_the_registry():
     assert {name.split(".")[0] for name in set(everything.state_dict()) - plain} == {c.attribute for c in CONDITIONS}
     kw = inputs(2, 4)
     with pytest.raises(ValueError, match=r"unknown condition\(s\) \['tempo'\]; a transformer takes "
-                                         r"\['bpm', 'key_ids'\]"):
+                                         r"\['bpm', 'key_ids', 'melody'\]"):
         everything(**kw, tempo=120.0)
     assert {c.name for c in GLOBAL_CONDITIONS} == {"bpm", "key_ids"}
 
@@ -435,3 +435,53 @@ def test_batched_forward_traces_as_one_graph():
         torch._dynamo.reset()
     assert explanation.graph_break_count == 0, [str(b.reason) for b in explanation.break_reasons]
     assert explanation.graph_count == 1
+
+
+# ---- melody (a per-frame condition) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("patch", [dict(patch_frames=1), dict(patch_frames=3, patch_channels=4)])
+def test_melody_condition_is_per_frame_and_local(patch):
+    """The melody changes the output; one melody for the batch equals it repeated per item; no
+    melody equals an all-"absent" one; each time patch's features are the mean of its frames'."""
+    from audiodit.models.embedders import MELODY_ABSENT, melody_features
+
+    model, kw = tiny(melody_conditioning=True, **patch), inputs(2, 7, seed=3)
+    melody = torch.tensor([[0, 0, 4, 4, 7, -1, -2], [2, 2, 2, 9, 9, 9, 9]])
+    out = model(**kw, melody=melody).sample
+    assert out.shape == (2, CHANNELS, 7)
+    none = model(**kw).sample
+    torch.testing.assert_close(none, model(**kw, melody=torch.full((7,), MELODY_ABSENT)).sample, atol=0, rtol=0)
+    assert not torch.allclose(out, none)
+    torch.testing.assert_close(model(**kw, melody=melody[0]).sample,
+                               model(**kw, melody=melody[:1].expand(2, -1)).sample)
+    features = melody_features(melody, patch_frames=3, patches=3)  # 7 frames -> 3 patches of 3, 2 padded
+    assert features[0, 0, 0] == pytest.approx(2 / 3) and features[0, 0, 4] == pytest.approx(1 / 3)  # C C E
+    assert features[0, 1, 4] == pytest.approx(1 / 3) and features[0, 1, 7] == pytest.approx(1 / 3)  # E G rest
+    assert features[0, 1, 12] == pytest.approx(1 / 3) and features[0, 2, 13] == pytest.approx(1.0)  # -2, 2 pads
+    torch.testing.assert_close(features.sum(dim=2), torch.ones(2, 3))
+
+
+def test_melody_errors_and_zero_start():
+    model, kw = tiny(melody_conditioning=True), inputs(2, 5)
+    with pytest.raises(ValueError, match=r"melody must be \(5,\) or \(2, 5\)"):
+        model(**kw, melody=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"melody must lie in \[-2, 11\]"):
+        model(**kw, melody=torch.full((5,), 12))
+    with pytest.raises(ValueError, match="no melody conditioning"):
+        tiny()(**kw, melody=torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="forward_packed takes no melody"):
+        model.forward_packed(**packed_args(kw, [5, 3]), melody=torch.zeros(5, dtype=torch.long))
+    # Freshly built, the melody layer is zero: adding melody conditioning to a trained model
+    # leaves its outputs unchanged until it learns.
+    torch.manual_seed(0)
+    fresh = AudioDiTModel.from_preset("tiny", in_channels=CHANNELS, patch_channels=CHANNELS,
+                                      cross_attention_dim=TEXT_DIM, pooled_dim=POOLED_DIM, melody_conditioning=True)
+    assert not fresh.melody_embed.weight.any()
+
+
+def test_packed_forward_of_a_melody_model_without_melody_matches_batched():
+    model, kw = tiny(melody_conditioning=True), inputs(2, 6, seed=1)
+    packed = model.forward_packed(**packed_args(kw, [6, 6])).sample
+    batched = model(**kw).sample
+    for i in range(2):
+        torch.testing.assert_close(packed[i], batched[i], atol=1e-5, rtol=1e-5)

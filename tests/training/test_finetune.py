@@ -236,6 +236,39 @@ def test_tempo_and_key_are_dropped_exactly_where_the_text_is(toy_data, tiny_vae_
     assert not torch.isnan(inputs["bpm"]).any() and (inputs["key_ids"] >= 0).all()  # no dropout outside training
 
 
+def test_melody_comes_from_the_audio_and_is_dropped_with_the_text_and_on_its_own(toy_data, tiny_vae_dir, tmp_path,
+                                                                                  dit_config):
+    """dit.melody_conditioning (issue 26): each clip's dominant pitch class per latent frame, absent
+    (-2) wherever the text is dropped and for about data.melody_drop of the rest; a step trains."""
+    from audiodit.melody import chromagram, dominant_pitch_classes
+
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "dit.melody_conditioning=true", "text.dropout_prob=0.3",
+                     "data.melody_drop=0.5", "training.max_steps=2")
+    trainer = Trainer(cfg)
+    stage = trainer.stage
+    stage.set_training(True)
+    batch = next(trainer._early_batches())
+    torch.manual_seed(0)
+    text_drops, melody_drops = [], []
+    for _ in range(8):
+        inputs = stage.prepare_batch(batch)
+        melody, frames = inputs["melody"], inputs["x0"].shape[-1]
+        assert melody.shape == (len(batch["caption"]), frames)
+        absent = (melody == -2).all(dim=1)
+        dropped = inputs["drop_ids"].cpu()
+        assert bool(absent[dropped].all())  # no melody where there is no text
+        for row in torch.nonzero(~absent).flatten().tolist():
+            ids = dominant_pitch_classes(chromagram(batch["audio"][row], 48000, stage.vae.latent_rate))[:frames]
+            assert torch.equal(melody[row, :len(ids)].cpu(), ids)
+        text_drops.append(dropped)
+        melody_drops.append(absent[~dropped])
+    assert 0.2 < torch.cat(melody_drops).float().mean() < 0.8  # melody_drop 0.5 on the kept clips
+    stage.set_training(False)
+    assert not (stage.prepare_batch(batch)["melody"] == -2).all(dim=1).any()  # no dropout outside training
+    result = Trainer(cfg).train()
+    assert result.last_checkpoint is not None
+
+
 def test_vae_fine_tune_into_interpolate_upsampling(toy_data, trained_vae_dir, tmp_path, vae_config):
     # VAE v2's recipe (issue 24): a VAE trained with transposed upsampling is fine-tuned with the
     # interpolating one; every other weight starts as trained, the new convolution from the old one
