@@ -56,6 +56,7 @@ FLAG_NAMES = {
     "`key_guidance_scale`": "--key-guidance",
     "`key_classifier_scale`": "--key-classifier-scale", "`audio_start_in_s`": "--start",
     "`audio_end_in_s`": "--start + --duration", "`num_inference_steps`": "--steps",
+    "`melody_guidance_scale`": "--melody-scale", "`melody`": "--melody",
     "`negative_prompt`": "--negative-prompt", "`num_points`": "--interpolation-steps",
     "`num_waveforms_per_prompt`": "--variations", "overwrite=True": "--overwrite", "`prompt`": "--prompt",
 }
@@ -109,6 +110,10 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     gen.add_argument("--seed", type=int, default=0, help="seed of the first variation")
     gen.add_argument("--variations", type=int, default=1, help="waveforms per prompt (seeds seed, seed+1, ...)")
     gen.add_argument("--scheduler", default=None, help="diffusers scheduler class (flow matching)")
+    tune = parser.add_argument_group("melody (a model with melody conditioning)")
+    tune.add_argument("--melody", type=Path, help="audio whose tune the clip follows (a hum, whistle or line played)")
+    tune.add_argument("--melody-scale", type=float, default=0.0,
+                      help="melody guidance scale: more of what the melody alone changes (0 = off)")
     edit = parser.add_argument_group("editing")
     edit.add_argument("--init-audio", type=Path, help="audio to edit (audio-to-audio, inpaint, continue)")
     edit.add_argument("--strength", type=float, default=None, help="audio-to-audio noise level in (0, 1]")
@@ -215,7 +220,8 @@ def validate(args) -> None:
         raise UsageError(f"--variations must be >= 1, got {args.variations}")
     settings = {"num_inference_steps": args.steps, "guidance_scale": args.guidance,
                 "guidance_rescale": args.guidance_rescale, "key_guidance_scale": args.key_guidance,
-                "key_classifier_scale": args.key_classifier_scale, "strength": args.strength}
+                "key_classifier_scale": args.key_classifier_scale, "strength": args.strength,
+                "melody_guidance_scale": args.melody_scale}
     try:  # the pipeline's own rules (audiodit.inputs), in flag terms
         for name, value in settings.items():
             if value is not None:
@@ -231,6 +237,13 @@ def validate(args) -> None:
     if args.continue_s is not None and not 0 < args.continue_s <= MAX_LONG_SECONDS:
         raise UsageError(f"--continue must be in (0, {MAX_LONG_SECONDS:g}] seconds, got {args.continue_s}")
     interpolating = args.interpolate_to is not None or args.interpolate_seed is not None
+    if args.melody_scale and args.melody is None:
+        raise UsageError("--melody-scale needs --melody")
+    if args.melody is not None:
+        if not args.melody.is_file():
+            raise UsageError(f"--melody file not found: {_shown(args.melody)}")
+        if args.continue_s is not None or interpolating:
+            raise UsageError("--melody works within one window: not with --continue or interpolation yet")
     if interpolating and (args.init_audio is not None):
         raise UsageError("interpolation cannot be combined with --init-audio")
     if interpolating and args.interpolation_steps < 2:
@@ -243,6 +256,8 @@ def validate(args) -> None:
     max_seconds = _model_limits(model).get("max_seconds")
     args.long_form = (isinstance(max_seconds, (int, float)) and args.init_audio is None
                       and args.duration is not None and args.duration > max_seconds + 1e-6)
+    if args.long_form and args.melody is not None:
+        raise UsageError(f"--melody works within one window: --duration at most {max_seconds:g} s for now")
     validate_long_form(args, max_seconds)
 
 
@@ -542,6 +557,16 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
                   key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
                   negative_prompt=args.negative_prompt, audio_start_in_s=args.start)
+    melody = None
+    if getattr(args, "melody", None) is not None:
+        from audiodit.audio import load_audio
+
+        try:
+            melody = pipe.melody_ids(load_audio(args.melody, pipe.sampling_rate))  # (T,): decoded once
+        except Exception as err:  # noqa: BLE001 - any decoder failure is the file's
+            raise UsageError(f"--melody {_shown(args.melody)} is not readable audio: "
+                             f"{str(err).splitlines()[0]}") from None
+        common.update(melody=melody, melody_guidance_scale=args.melody_scale)
     if getattr(args, "long_form", False):
         yield from generate_long_form(args, jobs, pipe, common, steps)
         return
@@ -578,6 +603,8 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
             audios = pipe(prompt, audio_end_in_s=end, num_waveforms_per_prompt=len(prompt_jobs),
                           generator=generators, **common, **edit).audios
         seconds = time.perf_counter() - started
+        if melody is not None:  # the sidecar names the file, not the ids
+            params.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale)
         for index, (job, audio) in enumerate(zip(prompt_jobs, audios)):
             sidecar = sidecar_for(args, pipe, job, audio.shape[-1] / pipe.sampling_rate, seconds, **params)
             if interpolating:

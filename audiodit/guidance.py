@@ -36,8 +36,8 @@ import torch
 from audiodit.conditioners import TextEncoderOutput
 from audiodit.inputs import check_setting
 from audiodit.prompt_attributes import parse_key, prompt_keys, prompt_tempi
-from audiodit.models.conditions import GLOBAL_CONDITIONS, switched_on
-from audiodit.models.embedders import NO_KEY
+from audiodit.models.conditions import FRAME_CONDITIONS, GLOBAL_CONDITIONS, switched_on
+from audiodit.models.embedders import MELODY_ABSENT, NO_KEY
 
 # Floor of 1 - t in classifier guidance: t / (1 - t) grows without bound towards pure noise, where
 # the classifier knows least (it is trained on t <= 0.9).
@@ -61,16 +61,18 @@ class Conditioning:
     guidance_rescale: float = 0.0
     classifier_keys: torch.Tensor | None = None  # (B,) stated keys for key classifier guidance, or None
     key_classifier_scale: float = 0.0
+    contrast_scales: tuple[float, ...] = ()  # scale of each branch after the conditional one (key, melody)
 
     @property
     def batch_size(self) -> int:
         return self.text.pooled.shape[0] // self.branches
 
 
-def branch_count(do_cfg: bool, key_guidance: bool) -> int:
-    """Conditions per sample in the transformer batch: [cond], [uncond, cond] or
-    [uncond, cond, cond without key]."""
-    return 1 + int(do_cfg) + int(key_guidance)
+def branch_count(do_cfg: bool, key_guidance: bool, melody_guidance: bool = False) -> int:
+    """Conditions per sample in the transformer batch: [cond], [uncond, cond], then with guidance
+    a contrast branch for each of key guidance (cond without key) and melody guidance (cond
+    without melody), in that order."""
+    return 1 + int(do_cfg) + int(do_cfg and key_guidance) + int(do_cfg and melody_guidance)
 
 
 def per_waveform(values: torch.Tensor, none, num_waveforms_per_prompt: int, do_cfg: bool, device) -> torch.Tensor:
@@ -78,6 +80,13 @@ def per_waveform(values: torch.Tensor, none, num_waveforms_per_prompt: int, do_c
     (first) set to `none`: guidance's unconditional branch states no tempo or key, as in training."""
     values = values.repeat_interleave(num_waveforms_per_prompt).to(device)  # (B,)
     return torch.cat([torch.full_like(values, none), values]) if do_cfg else values
+
+
+def per_waveform_rows(values: torch.Tensor, batch_size: int, do_cfg: bool) -> torch.Tensor:
+    """One per-frame condition `(T,)` for every waveform: `(B, T)`, or `(2B, T)` with the
+    unconditional half (first) "absent" (MELODY_ABSENT), as training drops it with the text."""
+    rows = values[None].expand(batch_size, -1)  # (B, T)
+    return torch.cat([torch.full_like(rows, MELODY_ABSENT), rows]) if do_cfg else rows
 
 
 @dataclass(frozen=True)
@@ -179,21 +188,28 @@ def check_key_guidance(config, key_guidance_scale: float) -> None:
                          "this transformer has no key conditioning.")
 
 
-def add_contrast_branch(extra: dict[str, torch.Tensor], dropped: str) -> dict[str, torch.Tensor]:
-    """Per-branch conditions `(2B,)` = [uncond, cond] -> `(3B,)` = [uncond, cond, cond], where the
-    third copy states nothing for condition `dropped` (key guidance: `key_ids`) and keeps every other
-    condition's conditional value."""
-    absent = next(c.absent for c in GLOBAL_CONDITIONS if c.name == dropped)
+def add_contrast_branch(extra: dict[str, torch.Tensor], dropped: str, batch_size: int | None = None
+                        ) -> dict[str, torch.Tensor]:
+    """Per-branch conditions `(kB, ...)` = [uncond, cond, ...] -> `((k + 1) B, ...)` with one more
+    copy of the conditional block (the second, of `batch_size` rows; default: half of them) that
+    states nothing for condition `dropped` (key guidance: `key_ids`; melody guidance: `melody`) and
+    keeps every other condition's conditional value."""
+    absent = next(c.absent for c in GLOBAL_CONDITIONS + FRAME_CONDITIONS if c.name == dropped)
     out = {}
     for name, values in extra.items():
-        cond = values[values.shape[0] // 2 :]  # (B,)
-        out[name] = torch.cat([values, torch.full_like(cond, absent) if name == dropped else cond])  # (3B,)
+        batch = batch_size or values.shape[0] // 2
+        cond = values[batch:2 * batch]  # (B, ...)
+        out[name] = torch.cat([values, torch.full_like(cond, absent) if name == dropped else cond])
     return out
 
 
 def guided_velocity(velocity: torch.Tensor, branches: int, guidance_scale: float,
-                    key_guidance_scale: float = 0.0, guidance_rescale: float = 0.0) -> torch.Tensor:
-    """`(branches * B, C, T)` velocities in `branch_count` order -> the guided `(B, C, T)`.
+                    key_guidance_scale: float = 0.0, guidance_rescale: float = 0.0,
+                    contrast_scales: tuple[float, ...] | None = None) -> torch.Tensor:
+    """`(branches * B, C, T)` velocities in `branch_count` order -> the guided `(B, C, T)`:
+    `v_uncond + g (v_cond - v_uncond) + sum_i s_i (v_cond - v_contrast_i)` over the contrast branches
+    after the conditional one, with scales `contrast_scales` (default: `key_guidance_scale` for a
+    third branch, the key's).
 
     `guidance_rescale` (Lin et al. 2023, "Common Diffusion Noise Schedules are Flawed", §3.4) pulls
     the guided velocity's std back towards the conditional one; 0 disables it."""
@@ -202,8 +218,12 @@ def guided_velocity(velocity: torch.Tensor, branches: int, guidance_scale: float
     parts = velocity.chunk(branches)  # each (B, C, T)
     v_uncond, v_cond = parts[0], parts[1]
     guided = v_uncond + guidance_scale * (v_cond - v_uncond)
-    if branches == 3:
-        guided = guided + key_guidance_scale * (v_cond - parts[2])
+    if contrast_scales is None:
+        contrast_scales = (key_guidance_scale,) * (branches - 2)
+    if len(contrast_scales) != branches - 2:
+        raise ValueError(f"{branches} branches need {branches - 2} contrast scales, got {len(contrast_scales)}")
+    for scale, v_without in zip(contrast_scales, parts[2:]):
+        guided = guided + scale * (v_cond - v_without)
     if guidance_rescale > 0:
         ratio = v_cond.std(dim=(1, 2), keepdim=True) / guided.std(dim=(1, 2), keepdim=True)
         guided = guidance_rescale * guided * ratio + (1 - guidance_rescale) * guided

@@ -18,6 +18,7 @@ RULES = {
     "guidance_rescale": (lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
     "key_guidance_scale": (lambda v: v >= 0, ">= 0"),
     "key_classifier_scale": (lambda v: v >= 0, ">= 0"),
+    "melody_guidance_scale": (lambda v: v >= 0, ">= 0"),
     "strength": (lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
 }
 EDITS = ("strength", "inpaint_range", "continuation_in_s")  # the modes that edit `initial_audio`

@@ -31,7 +31,7 @@ from audiodit.diffusion import FlowMatching, next_noise_level, repaint, start_st
 from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (Conditioning, add_contrast_branch, branch_count, check_beat_grid,
                                check_key_classifier, check_key_guidance, condition_branches, guided_velocity,
-                               key_classifier_velocity, stated_key_ids)
+                               key_classifier_velocity, per_waveform_rows, stated_key_ids)
 from audiodit.inputs import check_edits, check_inpaint_range, check_setting
 from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
@@ -286,6 +286,30 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
     def _frames(self, seconds: float) -> int:
         return self.vae.latent_frames(int(round(seconds * self.sampling_rate)))
 
+    def melody_ids(self, audio, sample_rate: int | None = None) -> torch.Tensor:
+        """`(T,)` long: the dominant pitch class of each latent frame of a reference `audio` ((S,) or
+        (channels, S) at `sample_rate`, default the pipeline's), NO_PITCH (-1) where it is silent:
+        what a melody-conditioned model follows (`audiodit.melody`)."""
+        from audiodit.melody import chromagram, dominant_pitch_classes
+
+        audio = torch.as_tensor(audio).float().cpu()
+        return dominant_pitch_classes(chromagram(audio, sample_rate or self.sampling_rate, self.vae.latent_rate))
+
+    def _fit_melody(self, melody, frames: int) -> torch.Tensor:
+        """A `melody` argument (audio or ids) as `(frames,)` ids: cut, or padded with "none" (-2)."""
+        melody = torch.as_tensor(melody)
+        if melody.is_floating_point():
+            if melody.dim() not in (1, 2) or melody.shape[-1] == 0:
+                raise ValueError(f"`melody` audio must be (S,) or (channels, S), got {tuple(melody.shape)}.")
+            ids = self.melody_ids(melody)
+        elif melody.dim() == 1:
+            ids = melody.long()
+            if bool(((ids < -2) | (ids > 11)).any()):
+                raise ValueError("`melody` ids must lie in [-2, 11] (a pitch class, -1 a rest, -2 none).")
+        else:
+            raise ValueError(f"`melody` ids must be (T,), got {tuple(melody.shape)}.")
+        return torch.nn.functional.pad(ids[:frames].cpu(), (0, max(0, frames - ids.shape[0])), value=-2)
+
     # ------------------------------------------------------------------ __call__
     @torch.no_grad()
     def __call__(
@@ -309,6 +333,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         key: str | list[str | None] | None = None,
         key_guidance_scale: float | None = None,
         key_classifier_scale: float | None = None,
+        melody: torch.Tensor | None = None,
+        melody_guidance_scale: float = 0.0,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -346,6 +372,12 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             key_classifier_scale: with a `key_classifier`, moves every step towards the stated key by
                 the classifier's gradient (`audiodit.guidance.key_classifier_velocity`); None takes
                 the model's `default_key_classifier_scale`, 0 disables.
+            melody: for a model with melody conditioning, the tune to follow: a reference waveform
+                ((S,) or (2, S) float at the pipeline's rate; its dominant pitch class per latent
+                frame, `melody_ids`) or those ids ((T,) int). Frame 0 is the clip's start; frames past
+                the melody's end are free. One window only: not with continuation or long inputs.
+            melody_guidance_scale: scales what the melody alone changes (one more branch without it),
+                as `key_guidance_scale` does for the key; 0 disables.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -367,6 +399,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         if continuation_in_s is not None and initial_audio is not None:
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
 
+        if melody is not None and (continuation_in_s is not None or self._long_edit(initial_audio, continuation_in_s)):
+            raise ValueError("`melody` works within one window (text-to-audio, audio-to-audio, inpainting up to "
+                             f"{self.max_audio_length_s:g} s), not with continuation or longer inputs yet.")
         if self._long_edit(initial_audio, continuation_in_s):  # window by window (editing.py)
             return self._edit_long(
                 prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s, generator,
@@ -394,6 +429,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         conditioning = self.prepare_conditioning(
             prompt, device, num_waveforms_per_prompt, guidance_scale, negative_prompt, prompt_embeds,
             audio_start_in_s, audio_end_in_s, bpm, key, key_guidance_scale, key_classifier_scale, guidance_rescale,
+            melody, melody_guidance_scale,
         )
         batch_size = conditioning.batch_size
         dtype = self.transformer.dtype
@@ -441,14 +477,22 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         self, prompt, device, num_waveforms_per_prompt: int = 1, guidance_scale: float = 1.0,
         negative_prompt=None, prompt_embeds: TextEncoderOutput | None = None, audio_start_in_s: float = 0.0,
         audio_end_in_s: float = 10.0, bpm=None, key=None, key_guidance_scale: float = 0.0,
-        key_classifier_scale: float = 0.0, guidance_rescale: float = 0.0,
+        key_classifier_scale: float = 0.0, guidance_rescale: float = 0.0, melody=None,
+        melody_guidance_scale: float = 0.0,
     ) -> Conditioning:
         """The `Conditioning` of one call: the text of every guidance branch (the unconditional one
         the null embedding or the negative prompt), its timing, and the tempo and key the model
         reads (given, or stated in the prompts; never in the unconditional branch)."""
         do_cfg = guidance_scale > 1.0
         key_guidance = do_cfg and key_guidance_scale > 0
-        branches = branch_count(do_cfg, key_guidance)  # conditions per sample in the transformer batch
+        check_setting("melody_guidance_scale", melody_guidance_scale)
+        if melody is not None and not getattr(self.transformer.config, "melody_conditioning", False):
+            raise ValueError("`melody` was given, but this model has no melody conditioning.")
+        if melody_guidance_scale > 0 and (melody is None or not do_cfg):
+            raise ValueError("`melody_guidance_scale` > 0 needs a `melody` and classifier-free guidance "
+                             "(`guidance_scale` > 1).")
+        melody_guidance = melody_guidance_scale > 0
+        branches = branch_count(do_cfg, key_guidance, melody_guidance)  # conditions per sample in the batch
         if prompt_embeds is None:
             cond, uncond = self.encode_prompt(prompt, device, num_waveforms_per_prompt, do_cfg, negative_prompt)
         else:
@@ -461,16 +505,23 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         check_beat_grid(config, self.vae.latent_rate)
         extra = condition_branches(config, stated, {"bpm": bpm, "key": key}, batch_size, num_waveforms_per_prompt,
                                    do_cfg, device)
+        if melody is not None:
+            frames = self._frames(audio_end_in_s - audio_start_in_s)
+            ids = self._fit_melody(melody, frames).to(device)  # (T,)
+            extra["melody"] = per_waveform_rows(ids, batch_size, do_cfg)  # (2B | B, T), uncond absent
         if key_guidance:
-            extra = add_contrast_branch(extra, "key_ids")  # + the conditional branch without its key
+            extra = add_contrast_branch(extra, "key_ids", batch_size)  # + the conditional branch without its key
+        if melody_guidance:
+            extra = add_contrast_branch(extra, "melody", batch_size)  # + the conditional branch without its melody
         classifier_keys = None  # (B,) the stated keys, for key classifier guidance
         if key_classifier_scale > 0:
             classifier_keys = stated_key_ids(stated, key, batch_size // num_waveforms_per_prompt)
             classifier_keys = classifier_keys.repeat_interleave(num_waveforms_per_prompt).to(device)
         seconds_start = torch.full((batch_size,), float(audio_start_in_s), device=device).repeat(branches)
         seconds_total = torch.full((batch_size,), float(audio_end_in_s), device=device).repeat(branches)
+        contrasts = (key_guidance_scale,) * key_guidance + (melody_guidance_scale,) * melody_guidance
         return Conditioning(text, seconds_start, seconds_total, extra, branches, guidance_scale, key_guidance_scale,
-                            guidance_rescale, classifier_keys, key_classifier_scale)
+                            guidance_rescale, classifier_keys, key_classifier_scale, contrasts)
 
     def velocity(self, latents: torch.Tensor, timestep: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
         """The guided velocity (B, C, T) at `latents` (B, C, T) and scheduler `timestep`: one
@@ -492,7 +543,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             **c.extra,
         ).sample  # (branches * B, C, T)
         velocity = guided_velocity(velocity, c.branches, c.guidance_scale, c.key_guidance_scale,
-                                   c.guidance_rescale)  # (B, C, T)
+                                   c.guidance_rescale, c.contrast_scales)  # (B, C, T)
         if c.classifier_keys is not None:
             velocity = key_classifier_velocity(self.key_classifier, latents, velocity, float(timestep / t_scale),
                                                c.classifier_keys, c.key_classifier_scale)  # (B, C, T)
