@@ -35,6 +35,7 @@ from audiodit.guidance import (Conditioning, add_contrast_branch, branch_count, 
 from audiodit.inputs import check_edits, check_inpaint_range, check_setting
 from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
+from audiodit.models.embedders import MELODY_ABSENT
 from audiodit.models.key_classifier import LatentKeyClassifier
 from audiodit.models.vae import AudioVAE
 
@@ -296,7 +297,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         return dominant_pitch_classes(chromagram(audio, sample_rate or self.sampling_rate, self.vae.latent_rate))
 
     def _fit_melody(self, melody, frames: int) -> torch.Tensor:
-        """A `melody` argument (audio or ids) as `(frames,)` ids: cut, or padded with "none" (-2)."""
+        """A `melody` argument (audio or ids) as `(frames,)` ids: cut, or padded with "none"
+        (MELODY_ABSENT, -2)."""
         melody = torch.as_tensor(melody)
         if melody.is_floating_point():
             if melody.dim() not in (1, 2) or melody.shape[-1] == 0:
@@ -304,11 +306,11 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             ids = self.melody_ids(melody)
         elif melody.dim() == 1:
             ids = melody.long()
-            if bool(((ids < -2) | (ids > 11)).any()):
+            if bool(((ids < MELODY_ABSENT) | (ids > 11)).any()):
                 raise ValueError("`melody` ids must lie in [-2, 11] (a pitch class, -1 a rest, -2 none).")
         else:
             raise ValueError(f"`melody` ids must be (T,), got {tuple(melody.shape)}.")
-        return torch.nn.functional.pad(ids[:frames].cpu(), (0, max(0, frames - ids.shape[0])), value=-2)
+        return torch.nn.functional.pad(ids[:frames].cpu(), (0, max(0, frames - ids.shape[0])), value=MELODY_ABSENT)
 
     # ------------------------------------------------------------------ __call__
     @torch.no_grad()
