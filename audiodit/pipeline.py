@@ -501,7 +501,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             cond = prompt_embeds
             uncond = self.text_encoder.null_output(cond.pooled.shape[0], device=device) if do_cfg else None
         batch_size = cond.pooled.shape[0]
-        text = pad_and_concat([uncond, cond, cond][:branches]) if do_cfg else cond  # the key branch has the text too
+        # every branch after the unconditional one (conditional, key and melody contrasts) has the text
+        text = pad_and_concat([uncond] + [cond] * (branches - 1)) if do_cfg else cond
         stated = prompt if prompt_embeds is None else None
         config = self.transformer.config
         check_beat_grid(config, self.vae.latent_rate)

@@ -51,6 +51,17 @@ def test_melody_guidance_is_a_contrast_branch(pipe, hum):
     expected = (v[0] + 3.0 * (v[1] - v[0]) + 2.0 * (v[1] - v[2]))[None]
     torch.testing.assert_close(guided_velocity(v, 3, 3.0, contrast_scales=(2.0,)), expected)
     assert not torch.allclose(run(pipe, melody=hum, melody_guidance_scale=2.0), run(pipe, melody=hum))
+    # With key guidance too: [uncond, cond, cond without key, cond without melody], every one but the
+    # first with the text.
+    key_pipe = tiny_pipeline(seed=0, melody_conditioning=True, key_conditioning=True)
+    both = key_pipe.prepare_conditioning("a tune in D minor", "cpu", 2, 3.0, audio_end_in_s=2.0, melody=hum,
+                                         key_guidance_scale=1.0, melody_guidance_scale=2.0)
+    assert both.branches == 4 and both.contrast_scales == (1.0, 2.0) and both.text.pooled.shape[0] == 8
+    assert both.extra["key_ids"].tolist() == [-1, -1, 14, 14, -1, -1, 14, 14]
+    assert [(row == -2).all().item() for row in both.extra["melody"]] == [True, True, False, False, False, False,
+                                                                           True, True]
+    assert key_pipe("a tune in D minor", audio_end_in_s=2.0, num_inference_steps=2, guidance_scale=3.0, melody=hum,
+                    key_guidance_scale=1.0, melody_guidance_scale=2.0).audios.shape == (1, 2, 2 * SR)
 
 
 def test_misuse_is_one_clear_error(pipe, hum):
