@@ -25,13 +25,14 @@ import numpy as np
 import torch
 
 from audiodit.losses import chroma_filterbank, magnitude_spectrogram
+from audiodit.models.embedders import MELODY_REST
 
 SAMPLE_RATE = 48000
 FRAME_RATE = 25.0  # latent frames per second of the bundled VAE
 N_FFT = 8192  # 5.9 Hz bins at 48 kHz (a semitone is 6 Hz wide at 100 Hz); 170 ms: +-2 frames of smear
 F_MIN, F_MAX = 80.0, 2000.0  # Hz: where tunes (and their first harmonics) lie; bass and hiss left out
 SILENCE_DB = 40.0  # a frame this far below the loudest has no pitch
-NO_PITCH = -1
+NO_PITCH = MELODY_REST  # the DiT's melody input reads it as a rest
 DIGITAL_SILENCE = 1e-6  # chroma energy of a frame of zeros is rounding noise below this
 
 
@@ -65,6 +66,16 @@ def dominant_pitch_classes(chroma: torch.Tensor, silence_db: float = SILENCE_DB)
     return torch.where(energy >= loudest * 10 ** (-silence_db / 10), ids, torch.full_like(ids, NO_PITCH))
 
 
+def melody_ids(audio, sample_rate: int = SAMPLE_RATE, frame_rate: float = FRAME_RATE,
+               frames: int | None = None) -> torch.Tensor:
+    """`(T,)` long dominant pitch class per frame of `audio` (NO_PITCH where silent); with `frames`,
+    cut or padded with NO_PITCH to that many (a clip's latent length)."""
+    ids = dominant_pitch_classes(chromagram(audio, sample_rate, frame_rate))
+    if frames is None:
+        return ids
+    return torch.nn.functional.pad(ids[:frames], (0, max(0, frames - ids.shape[0])), value=NO_PITCH)
+
+
 def melody_one_hot(ids: torch.Tensor) -> torch.Tensor:
     """`(T,)` pitch classes -> `(T, 12)` one-hot float; NO_PITCH frames are all zero."""
     out = torch.zeros(ids.shape[0], 12)
@@ -77,8 +88,7 @@ def chroma_cosine(reference, output, sample_rate: int = SAMPLE_RATE) -> float:
     """Mean cosine between the dominant-bin chromagrams of two clips' audio over the frames where
     the reference has a pitch (frames where the output is silent count 0); NaN if it never does.
     The shorter clip sets the length compared."""
-    ref = dominant_pitch_classes(chromagram(reference, sample_rate))
-    out = dominant_pitch_classes(chromagram(output, sample_rate))
+    ref, out = melody_ids(reference, sample_rate), melody_ids(output, sample_rate)
     frames = min(ref.shape[0], out.shape[0])
     ref, out = ref[:frames], out[:frames]
     sounding = ref != NO_PITCH

@@ -291,10 +291,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         """`(T,)` long: the dominant pitch class of each latent frame of a reference `audio` ((S,) or
         (channels, S) at `sample_rate`, default the pipeline's), NO_PITCH (-1) where it is silent:
         what a melody-conditioned model follows (`audiodit.melody`)."""
-        from audiodit.melody import chromagram, dominant_pitch_classes
+        from audiodit.melody import melody_ids
 
-        audio = torch.as_tensor(audio).float().cpu()
-        return dominant_pitch_classes(chromagram(audio, sample_rate or self.sampling_rate, self.vae.latent_rate))
+        return melody_ids(torch.as_tensor(audio).float().cpu(), sample_rate or self.sampling_rate, self.vae.latent_rate)
 
     def _fit_melody(self, melody, frames: int) -> torch.Tensor:
         """A `melody` argument (audio or ids) as `(frames,)` ids: cut, or padded with "none"

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from audiodit.data.folder import collate, item_generator
 from audiodit.data.report import SkipReport
+from audiodit.models.embedders import MELODY_REST
 
 # The pre-encoded layout this reader takes (written by `audiodit.data.preencode`, which imports
 # these: the tool depends on the format, not the format on the tool).
@@ -141,8 +142,8 @@ class LatentDataset(Dataset):
         padded = torch.zeros(latents.shape[0], target)
         padded[:, :crop] = latents
         extra = {}
-        if melody is not None:  # padded frames are masked out of the loss; NO_PITCH (-1) there
-            extra["melody"] = torch.nn.functional.pad(melody.long(), (0, target - crop), value=-1)  # (target,)
+        if melody is not None:  # padded frames are masked out of the loss; rests there
+            extra["melody"] = torch.nn.functional.pad(melody.long(), (0, target - crop), value=MELODY_REST)  # (target,)
         return {**extra,
             "latents": padded,  # (C, target) zero-padded
             "num_frames": crop,

@@ -38,6 +38,7 @@ from audiodit.configuration import atomic_write_text
 from audiodit.data.folder import scan_audio_folder
 from audiodit.data.latents import INDEX, INDEX_VERSION
 from audiodit.data.report import SkipReport
+from audiodit.melody import melody_ids
 
 
 def load_text_encoder(path: str | None, cfg: Config):
@@ -51,16 +52,6 @@ def load_text_encoder(path: str | None, cfg: Config):
     if cls is None or not issubclass(cls, conditioners.TextConditioner):
         raise ValueError(f"{path}: config.json names {class_name!r}, not an audiodit text conditioner")
     return cls.from_pretrained(path)
-
-
-def frame_melody(audio: torch.Tensor, sample_rate: int, latent_rate: float, frames: int) -> torch.Tensor:
-    """`(frames,)` int8 dominant pitch class per latent frame of `audio (2, S)` (NO_PITCH where
-    silent), cut or padded to the latents' length."""
-    from audiodit.melody import NO_PITCH, chromagram, dominant_pitch_classes
-
-    ids = dominant_pitch_classes(chromagram(audio.cpu(), sample_rate, latent_rate))[:frames]
-    ids = torch.nn.functional.pad(ids, (0, frames - ids.shape[0]), value=NO_PITCH)
-    return ids.to(torch.int8).contiguous()
 
 
 def _write_shard(out: Path, number: int, tensors: dict[str, torch.Tensor]) -> str:
@@ -126,8 +117,9 @@ def preencode(
             latents = vae.encode(audio[None].to(device)).latent_dist.mode()[0]  # (C, T)
             key = str(len(pending))
             pending[key] = latents.to(dtype).cpu().contiguous()
-            if melody:
-                pending[f"{key}.melody"] = frame_melody(audio, sample_rate, float(vae.latent_rate), latents.shape[-1])
+            if melody:  # (T,) int8, fitted to the latents' length
+                ids = melody_ids(audio.cpu(), sample_rate, float(vae.latent_rate), latents.shape[-1])
+                pending[f"{key}.melody"] = ids.to(torch.int8).contiguous()
             samples.append({
                 "id": record.id if segments == 1 else f"{record.id}#{segment}",
                 "shard": None, "key": key, "frames": int(latents.shape[-1]),

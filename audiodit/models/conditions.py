@@ -68,7 +68,6 @@ CONDITIONS = (
 )
 FRAME_CONDITIONS = tuple(condition for condition in CONDITIONS if condition.kind == "frames")
 GLOBAL_CONDITIONS = tuple(condition for condition in CONDITIONS if condition.kind == "global")
-SWITCHES = tuple(condition.switch for condition in CONDITIONS)
 
 
 def switched_on(config, kind: str | None = None) -> tuple[Condition, ...]:

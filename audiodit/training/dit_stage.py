@@ -37,7 +37,7 @@ from audiodit.data.caption_augment import CaptionAugment
 from audiodit.diffusion import FlowMatching
 from audiodit.guidance import STATED
 from audiodit.models.conditions import CONDITIONS, FRAME_CONDITIONS, GLOBAL_CONDITIONS, switched_on
-from audiodit.models.embedders import MELODY_ABSENT
+from audiodit.models.embedders import MELODY_ABSENT, MELODY_REST
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.vae import AudioVAE
 from audiodit.training.checkpoints import resolve_vae_dir
@@ -295,17 +295,15 @@ class DiTStage(Stage):
         work without one and a melody guidance branch has something to contrast with."""
         if "melody" in batch:
             melody = batch["melody"].long()  # (B, T)
+            melody = torch.nn.functional.pad(melody, (0, frames - melody.shape[-1]), value=MELODY_REST)[:, :frames]
         elif "audio" in batch:
-            from audiodit.melody import NO_PITCH, chromagram, dominant_pitch_classes
+            from audiodit.melody import melody_ids
 
-            found = [dominant_pitch_classes(chromagram(audio.cpu(), self.vae.sampling_rate, self.vae.latent_rate))
-                     for audio in batch["audio"]]  # (T_i,) each: zero padding has no pitch
-            melody = torch.stack([torch.nn.functional.pad(ids, (0, max(0, frames - len(ids))), value=NO_PITCH)[:frames]
-                                  for ids in found])
+            melody = torch.stack([melody_ids(audio.cpu(), self.vae.sampling_rate, self.vae.latent_rate, frames)
+                                  for audio in batch["audio"]])  # zero padding has no pitch
         else:
             raise ValueError("dit.melody_conditioning: the training data has no melody; pre-encode it with "
                              "python -m audiodit.data.preencode --melody")
-        melody = torch.nn.functional.pad(melody, (0, frames - melody.shape[-1]), value=-1)[:, :frames]
         dropped = drop_ids.cpu().clone()
         if self.model.training and self.cfg.data.melody_drop > 0:
             dropped |= torch.rand(len(dropped)) < self.cfg.data.melody_drop
