@@ -84,6 +84,9 @@ class TextEncoderConfig:
     layers: int | None = 3  # override: transformer layers (None: model's own)
     heads: int | None = 2  # override: attention heads (None: model's own)
     embed_dim: int | None = 128  # override: pooled (projected) width (None: model's own)
+    # kind clip: a word-vector table (audiodit.word_vectors) added to the token embedding through a
+    # learned map that starts at zero; "none": without
+    word_vectors: str = "none"
 
     def __post_init__(self):
         if not 0.0 <= self.dropout_prob < 1.0:
@@ -270,13 +273,38 @@ class TextConditioner(ModelMixin, ConfigMixin, PeftAdapterMixin):
 # ----------------------------------------------------------------------------
 
 
+WORD_VECTOR_PREFIX = "text_model.token_embedding.word_"  # the conditioner's word-vector tensors
+
+
+class WordVectorEmbedding(torch.nn.Embedding):
+    """The tower's token embedding plus `word_proj(word_table[id])`: a frozen pretrained word vector
+    per token (zero for word pieces and unknown words, `audiodit.word_vectors`) through a learned
+    linear map. The map starts at zero, so a trained tower given word vectors (`training.init_from`)
+    computes what it did; `weight` keeps its name, so such a tower's weights load unchanged."""
+
+    def __init__(self, embedding: torch.nn.Embedding, word_dim: int):
+        super().__init__(embedding.num_embeddings, embedding.embedding_dim)
+        self.weight = embedding.weight
+        self.register_buffer("word_table", torch.zeros(embedding.num_embeddings, word_dim))
+        self.word_proj = torch.nn.Linear(word_dim, embedding.embedding_dim)
+        torch.nn.init.zeros_(self.word_proj.weight)
+        torch.nn.init.zeros_(self.word_proj.bias)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        words = self.word_table[ids].to(self.word_proj.weight.dtype)  # (B, L, d)
+        return super().forward(ids) + self.word_proj(words)
+
+
 class CLIPTextConditioner(TextConditioner):
-    """The text tower of an open_clip model; the vision tower is never built."""
+    """The text tower of an open_clip model; the vision tower is never built. With `word_vectors`,
+    its token embedding is a `WordVectorEmbedding` (the table is saved with the weights;
+    `word_vector_dim` records its width so a saved conditioner rebuilds without the file)."""
 
     @register_to_config
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str = "none", trainable: bool = False,
                  dropout_prob: float = 0.1, context_length: int | None = None, width: int | None = None,
-                 layers: int | None = None, heads: int | None = None, embed_dim: int | None = None):
+                 layers: int | None = None, heads: int | None = None, embed_dim: int | None = None,
+                 word_vectors: str = "none", word_vector_dim: int = 0):
         super().__init__()
         import open_clip
         from open_clip.model import _build_text_tower
@@ -310,8 +338,24 @@ class CLIPTextConditioner(TextConditioner):
 
         if not _REBUILDING_FROM_SAVED.get():
             self._load_pretrained(model_name, pretrained)
+        if word_vectors != "none" and not _REBUILDING_FROM_SAVED.get():
+            from audiodit.word_vectors import load_table
+
+            if not trainable:
+                raise ValueError("text.word_vectors needs text.trainable: true (the map from the vectors starts "
+                                 "at zero and learns with the tower)")
+            table, known = load_table(word_vectors, self.text_model.token_embedding.num_embeddings)
+            self._add_word_vectors(table.shape[1])
+            self.text_model.token_embedding.word_table.copy_(table)
+            self.register_to_config(word_vector_dim=int(table.shape[1]))
+            logger.info("CLIP text tower: word vectors from %s (%d tokens known)", word_vectors, int(known.sum()))
+        elif word_vector_dim:
+            self._add_word_vectors(word_vector_dim)
         self._apply_trainable()
         self.eval()  # like `from_pretrained`: condition dropout only after an explicit `.train()`
+
+    def _add_word_vectors(self, dim: int) -> None:
+        self.text_model.token_embedding = WordVectorEmbedding(self.text_model.token_embedding, dim)
 
     def _load_pretrained(self, model_name: str, pretrained: str) -> None:
         import open_clip
@@ -543,4 +587,7 @@ def build_text_encoder(cfg: TextEncoderConfig) -> TextConditioner:
     if cfg.kind not in TEXT_ENCODERS:
         raise ValueError(f"unknown text encoder kind {cfg.kind!r}; choose from {sorted(TEXT_ENCODERS)}")
     kwargs = {key: value for key, value in dataclasses.asdict(cfg).items() if key != "kind"}
+    if cfg.kind != "clip":
+        if kwargs.pop("word_vectors") != "none":
+            raise ValueError(f"text.word_vectors works with kind: clip (its BPE vocabulary), not {cfg.kind!r}")
     return TEXT_ENCODERS[cfg.kind](**kwargs)

@@ -29,7 +29,7 @@ import numpy as np
 
 from audiodit.audio import AUDIO_EXTENSIONS
 from audiodit.data import hydrogen_kits
-from audiodit.data.debian_copyright import (RESERVED_PACKAGES, is_machine_readable, match_file, parse_copyright,
+from audiodit.data.debian_copyright import (RESERVED_PACKAGES, Match, is_machine_readable, match_file, parse_copyright,
                                             usable_for_training)
 from audiodit.data.music21_works import split_of
 from audiodit.data.sound_names import CONTEXTS, Description, describe, words_of
@@ -47,6 +47,9 @@ class Package:
     root: str  # installed folder searched for audio files
     folders: tuple[tuple[str, str], ...]  # (glob over the path under root, sound_names context or SKIP + why)
     copyright_file: str | None = None  # default /usr/share/doc/<name>/copyright
+    # (licence, copyright) of a package whose copyright file is free-form, read by hand: it then
+    # governs every file (FREEFORM_NOTES says where it was read)
+    freeform: tuple[str, str] | None = None
 
     @property
     def copyright_path(self) -> Path:
@@ -84,7 +87,17 @@ PACKAGES = {package.name: package for package in [
     Package("hedgewars-data", "/usr/share/games/hedgewars/Data/Sounds", (
         ("voices/*", _SPEECH), ("[0-9][A-G].ogg", SKIP + "piano notes named only by their pitch"),
         ("*", "game effects"))),
+    Package("widelands-data", "/usr/share/games/widelands/data", (
+        ("sound/animals/*", "animals"), ("world/critters/*", "animals"), ("sound/*", "game effects"),
+        ("music/*", _MUSIC))),
+    Package("wesnoth-1.16-data", "/usr/share/games/wesnoth/1.16", (
+        ("data/core/sounds/ambient/*", "ambience"), ("data/core/sounds/*", "game effects"),
+        ("sounds/*", "game effects"), ("data/campaigns/*", "game effects")),
+        freeform=("GPL-2+", "2003-2009 David White and the Battle for Wesnoth contributors")),
 ]}
+# wesnoth-1.16-data: its copyright file is free-form; its one statement covering the game's data is
+# the project-wide "GNU General Public License version 2 or at your option any later version" (the
+# same reading as audiodit.data.recordings.FREEFORM_LICENSES for wesnoth-1.16-music).
 # Hydrogen kit folder -> the .h2drumkit archive debian/copyright names, where they differ.
 KIT_ARCHIVES = {"circAfrique v4": "circAfrique"}
 # What each kit is, from its drumkit.xml <info> (instrument makers, "synthesised", ...).
@@ -154,16 +167,17 @@ def list_package(package: Package, seed: int = 0, patterns_per_kit: int = 6) -> 
     root = Path(package.root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     text = package.copyright_path.read_text(errors="replace") if package.copyright_path.is_file() else ""
-    if not is_machine_readable(text):
+    if package.freeform is None and not is_machine_readable(text):
         why = f"{package.copyright_path} is missing or not machine-readable (DEP-5)"
         return [], [_row(package, path, None, why) for path in files]
-    parsed = parse_copyright(text)
+    parsed = None if package.freeform else parse_copyright(text)
     if package.folders == (("*", "hydrogen"),):
         return _list_hydrogen(package, files, parsed, seed, patterns_per_kit)
     jobs, rows, ids = [], [], set()
     for path in files:
         relative = path.relative_to(root).as_posix()
-        match = match_file(parsed, str(path))
+        match = (Match(*package.freeform, None, "free-form copyright file, read by hand", None)
+                 if package.freeform else match_file(parsed, str(path)))
         usable, verdict = usable_for_training(match.license, match.copyright)
         context = next((c for glob, c in package.folders if fnmatch.fnmatch(relative, glob)), None)
         description = describe(path.name, context) if context in CONTEXTS else None

@@ -32,7 +32,7 @@ import diffusers
 import torch
 from torch import nn
 
-from audiodit.conditioners import TextEncoderOutput, build_text_encoder
+from audiodit.conditioners import WORD_VECTOR_PREFIX, TextEncoderOutput, build_text_encoder
 from audiodit.data.caption_augment import CaptionAugment
 from audiodit.diffusion import FlowMatching
 from audiodit.guidance import STATED
@@ -201,7 +201,12 @@ class DiTStage(Stage):
         if added:
             self.accelerator.print(f"dit: {source} lacks {sorted({name.split('.')[0] for name in added})}; the "
                                    f"config adds them ({len(added)} new tensors, zero output at first)")
-        load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder", source / "text_encoder")
+        # Word vectors may be added to a tower trained without them (their map starts at zero).
+        added_text = load_weights(self.text_encoder, pipe.text_encoder.state_dict(), "text encoder",
+                                  source / "text_encoder", new_modules=(WORD_VECTOR_PREFIX,))
+        if added_text:
+            self.accelerator.print(f"text encoder: {source} lacks word vectors; the config adds them "
+                                   f"({len(added_text)} new tensors, zero output at first)")
         pipe.source = source
         return pipe
 

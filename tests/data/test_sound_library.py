@@ -5,6 +5,7 @@ layout, licence manifest, attribution, splits, resume and refusals. No Debian pa
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +285,29 @@ def test_reserved_and_bad_packages_are_refused(tmp_path, capsys):
     assert sl.main(["--out", str(tmp_path / "out"), "--packages", "no-such-package"]) == 2
     assert capsys.readouterr().err.count("\n") == 1  # one clear line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_free_form_copyright_file_is_used_only_as_read_by_hand(tmp_path):
+    sounds = tmp_path / "sounds"
+    (sounds / "animals").mkdir(parents=True)
+    (sounds / "music").mkdir()
+    sf.write(sounds / "animals/Dog1.wav", burst(0.6), RATE)
+    sf.write(sounds / "music/theme.wav", burst(0.6, seed=1), RATE)
+    (tmp_path / "copyright").write_text("This game is free software under the GNU GPL, version 2 or later.\n")
+    folders = (("animals/*", "animals"), ("music/*", sp.SKIP + "music folder: songs, not sounds"))
+    unread = sp.Package("free-form", str(sounds), folders, str(tmp_path / "copyright"))
+    jobs, rows = sp.list_package(unread)
+    assert jobs == [] and all("not machine-readable" in row["reason"] for row in rows) and len(rows) == 2
+
+    read = sp.Package("free-form", str(sounds), folders, str(tmp_path / "copyright"),
+                      freeform=("GPL-2+", "2003 The Game's Authors"))
+    jobs, rows = sp.list_package(read)
+    assert [job.id for job in jobs] == ["free-form__animals__Dog1"]
+    assert (jobs[0].license, jobs[0].copyright) == ("GPL-2+", "2003 The Game's Authors")
+    assert {Path(row["path"]).name: row["reason"] for row in rows} == {
+        "Dog1.wav": "used", "theme.wav": "music folder: songs, not sounds"}
+
+    refused = sp.Package("free-form", str(sounds), folders, str(tmp_path / "copyright"),
+                         freeform=("CC-BY-NC-3.0", "2003 The Game's Authors"))
+    jobs, rows = sp.list_package(refused)
+    assert jobs == [] and "used" not in {row["reason"] for row in rows}

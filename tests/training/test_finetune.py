@@ -372,3 +372,33 @@ def test_caption_augmentation_drops_tempo_and_key_with_their_words(toy_data, tin
     stage.set_training(False)
     inputs = stage.prepare_batch(batch)
     assert not torch.isnan(inputs["bpm"]).any() and (inputs["key_ids"] == 14).all()  # never while evaluating
+
+
+def test_dit_init_from_a_tower_without_word_vectors_adds_them_at_zero_output(toy_data, tiny_vae_dir, dit_run,
+                                                                             tmp_path, dit_config):
+    """text.word_vectors on a model trained without them (model v2 phase 5): the trained tower's
+    weights load, the new map starts at zero, so the conditioning is unchanged at step 0."""
+    import numpy as np
+
+    from audiodit.word_vectors import bpe_vocabulary, save_table
+
+    tokens = bpe_vocabulary()
+    vectors = np.zeros((len(tokens), 3), np.float32)
+    known = np.zeros(len(tokens), bool)
+    for row, token in enumerate(tokens):
+        if token in ("tone</w>", "noise</w>"):
+            vectors[row], known[row] = np.random.default_rng(row).normal(size=3), True
+    save_table(tmp_path / "words.safetensors", vectors, known, "test")
+
+    base = AudioDiTPipeline.from_pretrained(str(resolve_resume("latest", dit_run) / "pipeline"))
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", f"training.init_from={dit_run}",
+                     "text.trainable=true", f"text.word_vectors={tmp_path / 'words.safetensors'}",
+                     "training.max_steps=1", "training.ema_decay=0")
+    trainer = Trainer(cfg)
+    encoder = trainer.stage.text_encoder.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.encode(["a tone and noise"]).embeddings,
+                                   base.text_encoder.encode(["a tone and noise"]).embeddings, rtol=0, atol=0)
+    tuned = AudioDiTPipeline.from_pretrained(str(trainer.train().last_checkpoint / "pipeline"))
+    assert tuned.text_encoder.config.word_vector_dim == 3
+    assert tuned.text_encoder.text_model.token_embedding.word_proj.weight.abs().sum() > 0  # it trained
