@@ -55,6 +55,7 @@ RULES = [
     ("covered", r"^python -m audiodit\.data\.sound_library ",
      "tests/data/test_sound_library.py::test_layout_audio_and_records"),
     ("covered", r"^python -m audiodit\.evaluate ", "tests/test_evaluate.py::test_command_end_to_end_on_tiny_pipeline"),
+    ("covered", r"^python -m audiodit\.word_vectors --glove ", "tests/test_word_vectors.py::test_table_round_trip_and_refusals"),
     ("covered", r"^python -m audiodit\.app", "tests/test_app.py::test_the_page_generates_shows_edits_and_answers_bad_input"),
     ("covered", r"^python sample\.py --vae runs/my_decoder ",
      "tests/test_cli_hardening.py::test_vae_swaps_in_a_decoder_with_the_models_encoder_and_refuses_another"),
