@@ -64,6 +64,14 @@ class Match:
 RESERVED_PACKAGES = frozenset({"singularity-music", "nexuiz-music", "fretsonfire-songs-muldjord"})
 RESERVED_CREDITS = re.compile(r"nexuiz|singularity|frets\s*on\s*fire|fretsonfire", re.IGNORECASE)
 
+# Packages whose copyright file is free-form, read by hand: package -> (licence, copyright), for
+# every builder (recordings, sound library). Both Wesnoth files' only statement covering the game's
+# data is the project-wide "GNU General Public License version 2 or at your option any later
+# version"; wesnoth-1.16-music's own Vorbis tags agree (license=GPL, copyright=<composer> (C) <year>),
+# and the composers are credited per track.
+_WESNOTH = ("GPL-2+", "2003-2009 David White and the Battle for Wesnoth contributors")
+FREEFORM_LICENSES = {"wesnoth-1.16-music": _WESNOTH, "wesnoth-1.16-data": _WESNOTH}
+
 
 def _paragraphs(text: str) -> list[dict[str, str]]:
     """Paragraphs as field name (lower case) -> value; continuation lines joined with newlines."""

@@ -54,8 +54,8 @@ import soundfile as sf
 from audiodit.audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from audiodit.data import recordings_manifest
 from audiodit.data.builder import claim_output, exit_status, run_tasks, write_index
-from audiodit.data.debian_copyright import (RESERVED_PACKAGES, is_machine_readable, match_file, parse_copyright,
-                                            usable_for_training)
+from audiodit.data.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, is_machine_readable, match_file,
+                                            parse_copyright, usable_for_training)
 from audiodit.data.music21_works import split_of
 from audiodit.data.recordings_captions import analyse, describe_track, make_caption
 
@@ -76,14 +76,6 @@ GAME_NAMES = {
     "supertux-data": "SuperTux",
     "freedroidrpg-data": "FreedroidRPG",
     "naev-data": "Naev",
-}
-
-# Packages whose copyright file is free-form, read by hand: package -> (licence, copyright).
-# wesnoth-1.16-music: the file's only statement covering data/ is the project-wide "GNU General
-# Public License version 2 or at your option any later version"; every music file's own Vorbis
-# tags agree (license=GPL, copyright=<composer> (C) <year>); the composers are credited per track.
-FREEFORM_LICENSES = {
-    "wesnoth-1.16-music": ("GPL-2+", "2003-2009 David White and the Battle for Wesnoth contributors"),
 }
 
 

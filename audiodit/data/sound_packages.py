@@ -29,8 +29,8 @@ import numpy as np
 
 from audiodit.audio import AUDIO_EXTENSIONS
 from audiodit.data import hydrogen_kits
-from audiodit.data.debian_copyright import (RESERVED_PACKAGES, Match, is_machine_readable, match_file, parse_copyright,
-                                            usable_for_training)
+from audiodit.data.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, Match, is_machine_readable,
+                                            match_file, parse_copyright, usable_for_training)
 from audiodit.data.music21_works import split_of
 from audiodit.data.sound_names import CONTEXTS, Description, describe, words_of
 
@@ -47,8 +47,8 @@ class Package:
     root: str  # installed folder searched for audio files
     folders: tuple[tuple[str, str], ...]  # (glob over the path under root, sound_names context or SKIP + why)
     copyright_file: str | None = None  # default /usr/share/doc/<name>/copyright
-    # (licence, copyright) of a package whose copyright file is free-form, read by hand: it then
-    # governs every file (FREEFORM_NOTES says where it was read)
+    # (licence, copyright) of a package whose copyright file is free-form, read by hand
+    # (debian_copyright.FREEFORM_LICENSES): it then governs every file
     freeform: tuple[str, str] | None = None
 
     @property
@@ -93,11 +93,8 @@ PACKAGES = {package.name: package for package in [
     Package("wesnoth-1.16-data", "/usr/share/games/wesnoth/1.16", (
         ("data/core/sounds/ambient/*", "ambience"), ("data/core/sounds/*", "game effects"),
         ("sounds/*", "game effects"), ("data/campaigns/*", "game effects")),
-        freeform=("GPL-2+", "2003-2009 David White and the Battle for Wesnoth contributors")),
+        freeform=FREEFORM_LICENSES["wesnoth-1.16-data"]),
 ]}
-# wesnoth-1.16-data: its copyright file is free-form; its one statement covering the game's data is
-# the project-wide "GNU General Public License version 2 or at your option any later version" (the
-# same reading as audiodit.data.recordings.FREEFORM_LICENSES for wesnoth-1.16-music).
 # Hydrogen kit folder -> the .h2drumkit archive debian/copyright names, where they differ.
 KIT_ARCHIVES = {"circAfrique v4": "circAfrique"}
 # What each kit is, from its drumkit.xml <info> (instrument makers, "synthesised", ...).
@@ -171,13 +168,14 @@ def list_package(package: Package, seed: int = 0, patterns_per_kit: int = 6) -> 
         why = f"{package.copyright_path} is missing or not machine-readable (DEP-5)"
         return [], [_row(package, path, None, why) for path in files]
     parsed = None if package.freeform else parse_copyright(text)
+    freeform = (Match(*package.freeform, None, "free-form copyright file, read by hand", None)
+                if package.freeform else None)
     if package.folders == (("*", "hydrogen"),):
         return _list_hydrogen(package, files, parsed, seed, patterns_per_kit)
     jobs, rows, ids = [], [], set()
     for path in files:
         relative = path.relative_to(root).as_posix()
-        match = (Match(*package.freeform, None, "free-form copyright file, read by hand", None)
-                 if package.freeform else match_file(parsed, str(path)))
+        match = freeform or match_file(parsed, str(path))
         usable, verdict = usable_for_training(match.license, match.copyright)
         context = next((c for glob, c in package.folders if fnmatch.fnmatch(relative, glob)), None)
         description = describe(path.name, context) if context in CONTEXTS else None
