@@ -54,6 +54,7 @@ RULES = [
      "tests/data/test_recordings.py::test_layout_and_audio_format"),
     ("covered", r"^python -m audiodit\.data\.sound_library ",
      "tests/data/test_sound_library.py::test_layout_audio_and_records"),
+    ("covered", r"^python -m audiodit\.data\.sound_scenes ", "tests/data/test_sound_scenes.py::test_the_command_builds_scenes"),
     ("covered", r"^python -m audiodit\.evaluate ", "tests/test_evaluate.py::test_command_end_to_end_on_tiny_pipeline"),
     ("covered", r"^python -m audiodit\.word_vectors --glove ", "tests/test_word_vectors.py::test_table_round_trip_and_refusals"),
     ("covered", r"^python -m audiodit\.app", "tests/test_app.py::test_the_page_generates_shows_edits_and_answers_bad_input"),

@@ -13,7 +13,8 @@ Output:
                                 unscaled posterior means (the trainer multiplies by scaling_factor)
     captions/                   `audiodit.caption_cache.CaptionCache` of the frozen text encoder
 
-Files longer than `--max-seconds` are split into consecutive segments; each keeps its offset so
+Files that are links to one audio file (a weighted mix's copies, `audiodit.data.mix`) are encoded
+once and their index rows share the tensor. Files longer than `--max-seconds` are split into consecutive segments; each keeps its offset so
 the timing conditioning (`seconds_start`, `seconds_total`) stays true to the original file. Bad
 files are skipped and reported exactly as by the folder dataset. Every file is written through a
 temporary name and renamed, and `index.json` is written last: an interrupted run leaves no index,
@@ -91,6 +92,7 @@ def preencode(
     report = SkipReport()
     records = scan_audio_folder(data_dir, min_seconds, report)
     samples, pending, shard_number = [], {}, 0
+    encoded = {}  # (resolved file, offset, duration) -> its first sample: a mix's weighted copies are links to one file
 
     def flush():
         nonlocal pending, shard_number
@@ -108,6 +110,11 @@ def preencode(
             duration = min(max_seconds, record.seconds - offset)
             if duration <= 0:
                 break
+            first = encoded.get((os.path.realpath(record.path), offset, duration))
+            if first is not None:  # the same audio again: the same tensor, no second encoding
+                samples.append({**first, "id": record.id if segments == 1 else f"{record.id}#{segment}",
+                                "caption": record.caption})
+                continue
             try:
                 audio = load_audio(record.path, sample_rate, 2, duration=duration, offset=offset,
                                    normalize=normalize, target_db=target_db)  # (2, S)
@@ -125,6 +132,7 @@ def preencode(
                 "shard": None, "key": key, "frames": int(latents.shape[-1]),
                 "seconds_offset": offset, "seconds_total": record.seconds, "caption": record.caption,
             })
+            encoded[(os.path.realpath(record.path), offset, duration)] = samples[-1]
             if len(pending) >= shard_size:
                 flush()
     flush()

@@ -107,3 +107,35 @@ def test_melody_is_stored_per_latent_frame_and_cropped_with_the_latents(tmp_path
     plain = LatentDataset(tmp_path / "latents", clip_seconds=0.4)
     plain.has_melody = False  # an index written without --melody
     assert "melody" not in plain[0]
+
+
+def test_links_to_one_file_are_encoded_once_and_read_back_alike(tmp_path):
+    """A weighted mix lists a clip twice as two links to one file: one tensor, two index rows with
+    their own ids and captions, and the dataset reads the same latents for both."""
+    import os
+
+    write_synthetic_dataset(tmp_path / "source", num_files=2, seconds=0.5, seed=2)
+    (tmp_path / "mix").mkdir()
+    source = sorted((tmp_path / "source").glob("*.wav"))[0]
+    for copy, caption in enumerate(["first caption", "second caption"]):
+        os.symlink(source, tmp_path / "mix" / f"clip__{copy}.wav")
+        (tmp_path / "mix" / f"clip__{copy}.txt").write_text(caption)
+    other = sorted((tmp_path / "source").glob("*.wav"))[1]
+    os.symlink(other, tmp_path / "mix" / "other__0.wav")
+    torch.manual_seed(0)
+    vae = AudioVAE(**dataclasses.asdict(load_config(REPO / "configs" / "vae_tiny.yaml").vae))
+    index = preencode(vae, tmp_path / "mix", tmp_path / "latents", min_seconds=0.1)
+    rows = {sample["id"]: sample for sample in index["samples"]}
+    assert sorted(rows) == ["clip__0.wav", "clip__1.wav", "other__0.wav"]
+    first, second = rows["clip__0.wav"], rows["clip__1.wav"]
+    assert (first["shard"], first["key"]) == (second["shard"], second["key"])
+    assert rows["other__0.wav"]["key"] != first["key"]
+    assert (first["caption"], second["caption"]) == ("first caption", "second caption")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "latents" / first["shard"]), framework="pt") as handle:
+        assert len(list(handle.keys())) == 2  # two files encoded, not three
+    dataset = LatentDataset(tmp_path / "latents", clip_seconds=2.0, seed=0)  # whole clips: no crop
+    by_id = {dataset[i]["id"]: dataset[i] for i in range(len(dataset))}
+    assert torch.equal(by_id["clip__0.wav"]["latents"], by_id["clip__1.wav"]["latents"])
+    assert by_id["clip__1.wav"]["caption"] == "second caption"

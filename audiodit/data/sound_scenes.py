@@ -1,0 +1,252 @@
+"""Sound scenes: several takes of one kind of sound spread over seconds, made from a sound library.
+
+    python -m audiodit.data.sound_scenes --out data/scenes --source data/sounds_v4 --source data/sounds_extra
+        [--seed 0] [--workers 2] [--categories animal,human,effect,ambience] [--max-event-seconds 3]
+
+Why: the sound library's effects are one-shots of about 1.4 s (the median), and the only sounds
+there that last ten seconds are drum hits repeated at a tempo. Asked for ten seconds of "a dog
+barking", model v2 phase 5 therefore made evenly repeated bursts (docs/evaluation.md): the loss
+ignores frames past a clip's end, so nothing showed it what ten seconds of a bark are. A scene is
+that: takes of one sound at irregular times, with short pauses.
+
+Each one-shot of a chosen category (`--categories`; drum hits, loops and instruments are music
+material, not scenes) that lasts at most `--max-event-seconds` anchors one scene, seeded by
+`--seed` and the scene's id (`scene-<anchor id>`), so resumed or parallel runs agree:
+  * its group: the clips of the same split, package, licence and phrase ("a horse sound from a
+    video game"); a scene never mixes splits (no held-out clip leaks into training) or licences;
+  * a length drawn from SCENE_SECONDS; the anchor first, near the start, then takes drawn from
+    the group, each played at a drawn speed (SPEED_RANGE: pitch and length change together, so a
+    group of one still varies) and gain (GAIN_DB), separated by pauses drawn from PAUSE_SECONDS
+    (under one second: long silences inside a clip taught an earlier model to fall silent inside
+    music); a take that runs past the end is faded out;
+  * a peak drawn between -6 and -1 dBFS, as the library's clips;
+  * the caption: the anchor's phrase and how many takes ("A horse sound from a video game, heard
+    5 times."); training's clause dropout leaves the phrase alone, which is what users type.
+
+Layout as the other builders (`audiodit.data.builder`): `OUT/{train,valid,test}/<id>.{flac,txt,json}`
+(the record, with every take's source clip, onset, speed and gain, written last), `metadata.jsonl`,
+`failures.jsonl`, `render_config.json` (same settings resume; others need a new OUT) and
+`ATTRIBUTION.md` (every original file a scene uses, with its package, licence and copyright, as the
+source library's records state them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from audiodit.audio import load_audio, normalize_audio, save_audio
+from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
+from audiodit.data.sound_packages import RESERVED_PACKAGES, clip_rng
+
+SAMPLE_RATE = 48000
+SPLITS = ("train", "valid", "test")
+DEFAULT_CATEGORIES = ("animal", "human", "effect", "ambience")
+SCENE_SECONDS = (6.0, 10.0)  # a scene's length is drawn in this range
+PAUSE_SECONDS = (0.1, 0.9)  # silence between the end of one take and the next
+LEAD_SECONDS = (0.0, 0.3)  # before the first take
+SPEED_RANGE = (0.93, 1.07)  # playback speed of a take (resampled: pitch and length together)
+GAIN_DB = (-5.0, 0.0)  # gain of a take against its source clip
+FADE_SECONDS = 0.05  # fade-out of a take the scene's end cuts
+MIN_TAKES = 2  # an anchor too long for this many takes in the shortest scene makes none
+
+
+def read_library(source: Path) -> list[dict]:
+    """The finished clips of a sound library folder (`metadata.jsonl` rows whose record and audio
+    exist), each with `audio_path`."""
+    index = source / "metadata.jsonl"
+    if not index.is_file():
+        raise FileNotFoundError(f"{source}: no metadata.jsonl (is it a sound library folder?)")
+    clips = []
+    for line in index.read_text().splitlines():
+        record = json.loads(line)
+        audio = source / record["split"] / f"{record['id']}.flac"
+        if audio.is_file():
+            clips.append({**record, "audio_path": str(audio)})
+    return clips
+
+
+def plan_scenes(clips: list[dict], categories: tuple[str, ...], max_event_seconds: float) -> list[dict]:
+    """One job per anchor: a one-shot of a chosen category no longer than `max_event_seconds`,
+    with its group (same split, package, licence and phrase), anchor first. Sorted by id."""
+    reserved = sorted({clip["source_package"] for clip in clips} & set(RESERVED_PACKAGES))
+    if reserved:
+        raise ValueError(f"the sources hold clips of {reserved}, reserved for evaluation")
+    groups = defaultdict(list)
+    for clip in clips:
+        if clip.get("category") in categories and clip.get("treatment") == "single" \
+                and float(clip["duration_s"]) <= max_event_seconds:
+            groups[(clip["split"], clip["source_package"], clip["license"], clip["phrase"])].append(clip)
+    jobs = []
+    for members in groups.values():
+        members.sort(key=lambda clip: clip["id"])
+        for anchor in members:
+            jobs.append({"id": f"scene-{anchor['id']}", "anchor": anchor,
+                         "others": [clip for clip in members if clip is not anchor]})
+    return sorted(jobs, key=lambda job: job["id"])
+
+
+def take(audio: np.ndarray, speed: float, gain_db: float) -> np.ndarray:
+    """`audio` (2, S) played at `speed` (resampled) with `gain_db`: (2, S')."""
+    if abs(speed - 1.0) > 1e-6:
+        audio = soxr.resample(audio.T, SAMPLE_RATE * speed, SAMPLE_RATE).T
+    return (audio * 10 ** (gain_db / 20)).astype(np.float32)
+
+
+def make_scene(job: dict, rng: np.random.Generator, load) -> tuple[np.ndarray, list[dict]]:
+    """The scene's audio (2, S) and its takes (source id, onset, speed, gain), drawn from `rng`;
+    `load(clip)` gives a clip's audio (2, S). Raises ValueError when fewer than MIN_TAKES fit."""
+    seconds = float(rng.uniform(*SCENE_SECONDS))
+    total = round(seconds * SAMPLE_RATE)
+    out = np.zeros((2, total), dtype=np.float32)
+    takes, onset = [], float(rng.uniform(*LEAD_SECONDS))
+    clip = job["anchor"]
+    while round(onset * SAMPLE_RATE) < total:
+        speed, gain = float(rng.uniform(*SPEED_RANGE)), float(rng.uniform(*GAIN_DB))
+        audio = take(load(clip), speed, gain)
+        start = round(onset * SAMPLE_RATE)
+        length = min(audio.shape[1], total - start)
+        piece = audio[:, :length].copy()
+        if length < audio.shape[1]:  # cut by the scene's end
+            fade = min(length, round(FADE_SECONDS * SAMPLE_RATE))
+            piece[:, length - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        out[:, start:start + length] += piece
+        takes.append({"id": clip["id"], "onset_s": round(onset, 3), "speed": round(speed, 4),
+                      "gain_db": round(gain, 2)})
+        onset += audio.shape[1] / SAMPLE_RATE + float(rng.uniform(*PAUSE_SECONDS))
+        others = job["others"]
+        clip = others[int(rng.integers(len(others)))] if others and rng.random() < 0.7 else job["anchor"]
+    if len(takes) < MIN_TAKES:
+        raise ValueError(f"only {len(takes)} take(s) of {job['anchor']['id']} fit in {seconds:.1f} s")
+    return out, takes
+
+
+def make_caption(phrase: str, count: int) -> str:
+    caption = f"{phrase}, heard {count} times."
+    return caption[0].upper() + caption[1:]
+
+
+def render_scene(job: dict, out_dir: Path, seed: int) -> tuple[dict | None, dict | None]:
+    """Make, caption and write one scene; returns (record, None) or (None, failure record)."""
+    anchor = job["anchor"]
+    target = out_dir / anchor["split"]
+    done = target / f"{job['id']}.json"
+    if done.exists():  # resumed run
+        return json.loads(done.read_text()), None
+    try:
+        cache = {}
+
+        def load(clip):
+            if clip["id"] not in cache:
+                cache[clip["id"]] = load_audio(clip["audio_path"], SAMPLE_RATE).numpy()
+            return cache[clip["id"]]
+
+        rng = clip_rng(seed, job["id"])
+        audio, takes = make_scene(job, rng, load)
+        peak_db = round(float(rng.uniform(-6.0, -1.0)), 1)
+        audio = normalize_audio(audio, "peak", peak_db)
+        caption = make_caption(anchor["phrase"], len(takes))
+        by_id = {clip["id"]: clip for clip in [anchor, *job["others"]]}
+        source_paths = sorted({path for t in takes for path in by_id[t["id"]].get("source_paths", [])})
+        record = {
+            "id": job["id"], "split": anchor["split"], "caption": caption, "domain": "sound",
+            "category": anchor["category"], "phrase": anchor["phrase"], "named": anchor.get("named"),
+            "treatment": "scene", "takes": takes, "source_package": anchor["source_package"],
+            "source_paths": source_paths, "license": anchor["license"], "copyright": anchor["copyright"],
+            "peak_db": peak_db, "duration_s": round(audio.shape[1] / SAMPLE_RATE, 3), "sample_rate": SAMPLE_RATE,
+        }
+        save_audio(target / f"{job['id']}.flac", audio, SAMPLE_RATE, "PCM_16", overwrite=True)
+        (target / f"{job['id']}.txt").write_text(caption + "\n")
+        done.write_text(json.dumps(record, indent=1) + "\n")  # last: marks the scene finished
+        return record, None
+    except Exception as error:  # one bad clip must not stop the set
+        return None, {"id": job["id"], "error": f"{type(error).__name__}: {error}"[:1000]}
+
+
+def _render_task(arguments):
+    return render_scene(*arguments)
+
+
+def write_attribution(out_dir: Path, records: list[dict]) -> None:
+    groups = defaultdict(set)
+    for record in records:
+        groups[(record["source_package"], record["license"], record["copyright"] or "")].update(record["source_paths"])
+    lines = ["# Attribution", "",
+             "Scenes in this folder are made from the files below (Debian packages, licence and copyright as",
+             "each package's /usr/share/doc/<package>/copyright states them), through the sound library's clips",
+             "of them. Changes: decoded, resampled to 48 kHz stereo, silence trimmed, panned, played at a drawn",
+             "speed and gain, several takes placed in sequence with pauses, level-normalised. Captions were",
+             "written from the file and folder names.", ""]
+    for package in sorted({key[0] for key in groups}):
+        lines += [f"## {package}", ""]
+        for (_, licence, holders), paths in sorted((k, v) for k, v in groups.items() if k[0] == package):
+            lines.append(f"- {licence}, copyright {'; '.join(holders.splitlines())}: {len(paths)} files")
+            lines += [f"  - {path}" for path in sorted(paths)]
+        lines.append("")
+    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines))
+
+
+def build_scenes(out_dir, sources: list[Path], *, seed: int = 0, workers: int = 1,
+                 categories: tuple[str, ...] = DEFAULT_CATEGORIES, max_event_seconds: float = 3.0,
+                 verbose: bool = True) -> dict:
+    """Make every scene of `sources` under `out_dir`; returns a summary. Layout: module docstring."""
+    if not categories:
+        raise ValueError("--categories names no category")
+    if not 0 < max_event_seconds <= SCENE_SECONDS[0] / MIN_TAKES:
+        raise ValueError(f"--max-event-seconds must be in (0, {SCENE_SECONDS[0] / MIN_TAKES:g}], got {max_event_seconds}")
+    clips = [clip for source in sources for clip in read_library(Path(source))]
+    ids = [clip["id"] for clip in clips]
+    if len(set(ids)) != len(ids):
+        raise ValueError("two sources hold clips with the same id; give each library once")
+    jobs = plan_scenes(clips, tuple(categories), max_event_seconds)
+    out_dir = claim_output(out_dir, {"seed": seed, "sources": sorted(str(Path(s).resolve()) for s in sources),
+                                     "categories": sorted(categories), "max_event_seconds": max_event_seconds,
+                                     "sample_rate": SAMPLE_RATE})
+    results = run_tasks(_render_task, [(job, out_dir, seed) for job in jobs], workers, chunksize=4)
+    records = [record for record, _ in results if record]
+    failures = [failure for _, failure in results if failure]
+    if verbose:
+        for failure in failures:
+            print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
+    index = write_index(out_dir, failures)
+    write_attribution(out_dir, index)
+    per_split = defaultdict(lambda: [0, 0.0])
+    for record in index:
+        per_split[record["split"]][0] += 1
+        per_split[record["split"]][1] += record["duration_s"] / 60
+    summary = {"clips": len(records), "failed": len(failures),
+               "splits": {split: {"scenes": n, "minutes": round(m, 1)} for split, (n, m) in sorted(per_split.items())}}
+    if verbose:
+        print(json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--source", action="append", required=True, help="sound library folder (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for every per-scene choice")
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument("--categories", default=",".join(DEFAULT_CATEGORIES),
+                        help="comma-separated sound categories whose one-shots anchor scenes")
+    parser.add_argument("--max-event-seconds", type=float, default=3.0, help="longest one-shot used as a take")
+    args = parser.parse_args(argv)
+    try:
+        if args.workers < 1:
+            raise ValueError("--workers must be >= 1")
+        categories = tuple(name.strip() for name in args.categories.split(",") if name.strip())
+        summary = build_scenes(args.out, [Path(s) for s in args.source], seed=args.seed, workers=args.workers,
+                               categories=categories, max_event_seconds=args.max_event_seconds)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return exit_status(summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
