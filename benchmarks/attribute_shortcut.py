@@ -22,7 +22,7 @@ Reported per model:
   drum grooves lie);
 * every clip's numbers and top tags in the JSON.
 
-    python benchmarks/attribute_shortcut.py --model runs/v2_candidate/audiodit-small-v2 \\
+    python -m benchmarks.attribute_shortcut --model runs/v2_candidate/audiodit-small-v2 \\
         --model runs/v2_phase2_candidate/audiodit-small-v2 --report benchmarks/results/attribute_shortcut_cpu
 """
 
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import cpu_model, emit_report
+from benchmarks.machine import cpu_model, emit_report
 
-import prompt_breadth
+from benchmarks import prompt_breadth
 from audiodit.analysis import SAMPLE_RATE
 from audiodit.configuration import atomic_write_text
 

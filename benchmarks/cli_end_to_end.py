@@ -1,6 +1,6 @@
 """The CLI end to end: process start to audio file written, against the generation inside it.
 
-    python benchmarks/cli_end_to_end.py [--model DIR] [--seconds 10] [--repeats 3] [--out FILE.json]
+    python -m benchmarks.cli_end_to_end [--model DIR] [--seconds 10] [--repeats 3] [--out FILE.json]
 
 Each repeat runs `python sample.py --prompt ... --duration SECONDS` as a fresh process (what a user
 waits for) and reads the generation time the CLI itself recorded in the clip's sidecar
@@ -23,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from audiodit.configuration import atomic_write_text
+from benchmarks.machine import cpu_model
 
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from benchmarks.machine import cpu_model  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PROMPT = "A Bach chorale in D minor for church organ, 80 BPM"
 # imported alone, each in a fresh process: the CLI's model stack and the layers under it

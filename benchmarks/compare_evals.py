@@ -1,6 +1,6 @@
 """Clip-by-clip comparison of two `audiodit.evaluate` reports on the same prompts.
 
-    python benchmarks/compare_evals.py NEW_REPORT.json OLD_REPORT.json [--out FILE]
+    python -m benchmarks.compare_evals NEW_REPORT.json OLD_REPORT.json [--out FILE]
 
 For key (tonic and mode), mode and instrument family: how many clips each model gets right, how
 many the new one gains and loses, and an exact two-sided sign test on gained against lost (ties
@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from audiodit.analysis import pitch_class  # noqa: E402
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from audiodit.evaluate import key_relation  # noqa: E402
+from audiodit.analysis import pitch_class
+from audiodit.configuration import atomic_write_text
+from audiodit.evaluate import key_relation
 
 
 def key_right(row: dict) -> bool:

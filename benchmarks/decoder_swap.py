@@ -1,7 +1,7 @@
 """The same generated latents through different VAE decoders: what a decoder fine-tune (encoder
 frozen, so the DiT's latent space is unchanged) changes in what the model makes.
 
-    python benchmarks/decoder_swap.py --model models/audiodit-small --lora runs/lora_bench/run \\
+    python -m benchmarks.decoder_swap --model models/audiodit-small --lora runs/lora_bench/run \\
         --vae models/audiodit-small/vae --vae runs/decoder_lows/checkpoints/step-00001000/vae \\
         --heldout data/lora_funk_heldout --report benchmarks/results/decoder_swap_cpu
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import cpu_model, emit_report
-from prompt_breadth import clip_measures, save_spectrogram_grid
+from benchmarks.machine import cpu_model, emit_report
+from benchmarks.prompt_breadth import clip_measures, save_spectrogram_grid
 
-from lora import DRUM_MEASURES, heldout_clips, spectral_distance
+from benchmarks.lora import DRUM_MEASURES, heldout_clips, spectral_distance
 
 from audiodit.configuration import atomic_write_text
 

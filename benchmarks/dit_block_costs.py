@@ -16,7 +16,7 @@ weights. Our variants reuse the weights of one `DiTBlock` and drop, cumulatively
 Each variant runs forward (no grad) and forward+backward (gradients for the block's parameters and
 its inputs, as in training), in a shuffled order with diffusers' block; ratios are to diffusers' time.
 
-    python benchmarks/dit_block_costs.py --out benchmarks/results/dit_block_costs_cpu.md
+    python -m benchmarks.dit_block_costs --out benchmarks/results/dit_block_costs_cpu.md
 """
 
 from __future__ import annotations
@@ -26,19 +26,17 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 import warnings
 
 import torch
 import torch.nn.functional as F
-from dit_speed import build_pair, diffusers_version, perturb_
-from machine import cpu_model, emit_report
+from benchmarks.dit_speed import build_pair, diffusers_version, perturb_
+from benchmarks.machine import cpu_model, emit_report
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from audiodit.models.attention import KeyPaddingMask, apply_rotary, attention, rotary_cos_sin  # noqa: E402
-from audiodit.models.dit import modulate  # noqa: E402
+from audiodit.models.attention import KeyPaddingMask, apply_rotary, attention, rotary_cos_sin
+from audiodit.models.dit import modulate
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -11,8 +11,8 @@ GPU (`--gpu`): bf16 (autocast) training steps (forward + backward + AdamW) at th
 1024 tokens per clip against diffusers' Stable Audio Open-sized DiT with 1024 frames: throughput and
 model FLOP utilisation (MFU = 3 x forward FLOPs / step time / peak bf16 FLOP/s).
 
-    python benchmarks/dit_speed.py --out benchmarks/results/dit_speed_cpu.md --compile-check
-    python benchmarks/dit_speed.py --gpu --out benchmarks/results/dit_speed_gpu.md
+    python -m benchmarks.dit_speed --out benchmarks/results/dit_speed_cpu.md --compile-check
+    python -m benchmarks.dit_speed --gpu --out benchmarks/results/dit_speed_gpu.md
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 
 import torch
-from machine import cpu_model, emit_report
+from benchmarks.machine import cpu_model, emit_report
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from audiodit.models.dit import AudioDiTModel, DiTConfig, PRESETS, dit_flops  # noqa: E402
+from audiodit.models.dit import AudioDiTModel, DiTConfig, PRESETS, dit_flops
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -1,6 +1,6 @@
 """Held-out text-to-audio evaluation per domain, judged by musicnn: models side by side.
 
-    .venv/bin/python benchmarks/domain_eval.py --model v1=models/audiodit-small --model v2=runs/v2 \\
+    .venv/bin/python -m benchmarks.domain_eval --model v1=models/audiodit-small --model v2=runs/v2 \\
         --data arrangement=data/grooves --data recording=data/recordings --data sound=data/sounds \\
         --data score=data/music21_v3 [--num-prompts 48] [--split test] [--seconds 10] [--steps K] \\
         [--judge-python PATH] [--audio-out DIR] [--out benchmarks/results/domain_eval_cpu.md]
@@ -54,16 +54,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from audiodit import judge  # noqa: E402
-from audiodit.analysis import SAMPLE_RATE  # noqa: E402
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from audiodit.evaluate import generate, vae_reconstruction  # noqa: E402
-from benchmarks.domain_facts import (FACTS, MSD, MTT, BinaryFact, ClassFact, domain_separation,  # noqa: E402
+from audiodit import judge
+from audiodit.analysis import SAMPLE_RATE
+from audiodit.configuration import atomic_write_text
+from audiodit.evaluate import generate, vae_reconstruction
+from benchmarks.domain_facts import (FACTS, MSD, MTT, BinaryFact, ClassFact, domain_separation,
                                      fact_tags, fast_frechet, other_domain_floor, shuffled_floor, value_aucs)
-from benchmarks.machine import cpu_model, emit_report  # noqa: E402
+from benchmarks.machine import cpu_model, emit_report
+
+REPO = Path(__file__).resolve().parents[1]
 
 EMBEDDING = MTT  # the embedding of the report's tables; the JSON has both
 

@@ -5,9 +5,9 @@ classifier-free guidance, VAE decode) and, in the same run, each part alone, so 
 where the time goes. A pipeline with key classifier guidance on by default is also timed with it
 off, in the same run. Default: the bundled model.
 
-    python benchmarks/generation_speed.py [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
-    python benchmarks/generation_speed.py --device cuda     # bf16 there, as sample.py uses
-    python benchmarks/generation_speed.py --compile         # first_call_s then includes the compile
+    python -m benchmarks.generation_speed [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
+    python -m benchmarks.generation_speed --device cuda     # bf16 there, as sample.py uses
+    python -m benchmarks.generation_speed --compile         # first_call_s then includes the compile
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_model
+from benchmarks.machine import cpu_model
 
 from audiodit.cli import default_model_dir, load_pipeline, pick_device_and_dtype
 from audiodit.guidance import branch_count

@@ -63,13 +63,13 @@ run() {
         tests/models/test_attention.py tests/models/test_dit.py tests/test_conditioners.py \
         >"$out/gpu_pytest.txt" 2>&1 || failed=1
     tail -3 "$out/gpu_pytest.txt"
-    timeout 240 "$python" benchmarks/dit_speed.py --gpu --device "$device" --gpu-preset "$preset" \
+    timeout 240 "$python" -m benchmarks.dit_speed --gpu --device "$device" --gpu-preset "$preset" \
         --gpu-batch "$batch" --gpu-tokens "$tokens" --reps 10 --out "$out/dit_speed_gpu.md" \
         >"$out/dit_speed_gpu.log" 2>&1 || { failed=1; tail -20 "$out/dit_speed_gpu.log"; }
-    timeout 120 "$python" benchmarks/generation_speed.py --device "$device" --repeats 3 \
+    timeout 120 "$python" -m benchmarks.generation_speed --device "$device" --repeats 3 \
         --out "$out/generation_speed_gpu.json" >"$out/generation_speed_gpu.log" 2>&1 \
         || { failed=1; tail -20 "$out/generation_speed_gpu.log"; }
-    timeout 180 "$python" benchmarks/generation_speed.py --device "$device" --repeats 3 --compile \
+    timeout 180 "$python" -m benchmarks.generation_speed --device "$device" --repeats 3 --compile \
         --out "$out/generation_speed_gpu_compiled.json" >>"$out/generation_speed_gpu.log" 2>&1 \
         || { failed=1; tail -20 "$out/generation_speed_gpu.log"; }
     cat "$out/dit_speed_gpu.md" 2>/dev/null || true

@@ -1,8 +1,8 @@
 """Prompt adherence against a guidance scale, side by side in one run.
 
-    python benchmarks/guidance_sweep.py --model models/audiodit-small --data data/music21_v3 \\
+    python -m benchmarks.guidance_sweep --model models/audiodit-small --data data/music21_v3 \\
         --split train --num-prompts 64 --scales 4,2.5,6,9 --out benchmarks/results/guidance_sweep_cpu.json
-    python benchmarks/guidance_sweep.py ... --parameter key_classifier_scale --scales 0,3,10,30
+    python -m benchmarks.guidance_sweep ... --parameter key_classifier_scale --scales 0,3,10,30
 
 `--parameter` is the pipeline argument swept: `guidance_scale` (classifier-free guidance) or
 `key_classifier_scale` (key classifier guidance; the other scales stay the model's defaults).
@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from audiodit import evaluate as ev  # noqa: E402
-from audiodit.analysis import analyse_clip, clip_features  # noqa: E402
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from compare_evals import compare  # noqa: E402
+from audiodit import evaluate as ev
+from audiodit.analysis import analyse_clip, clip_features
+from audiodit.configuration import atomic_write_text
+from benchmarks.compare_evals import compare
 
 
 def parse_scales(text: str) -> list[float]:

@@ -15,7 +15,7 @@ clip's key. Reported:
 The keys are three major and three minor keys a major third apart within each mode, so no two are
 a fifth, relative or parallel pair and the MIREX floor is not inflated by partial credit.
 
-    python benchmarks/key_response.py --model models/audiodit-small --out benchmarks/results/key_response_cpu.json
+    python -m benchmarks.key_response --model models/audiodit-small --out benchmarks/results/key_response_cpu.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from response import generate_responses, parse_args, report
+from benchmarks.response import generate_responses, parse_args, report
 
 from audiodit.analysis import estimate_key
 from audiodit.prompt_attributes import parse_key

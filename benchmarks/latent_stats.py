@@ -1,6 +1,6 @@
 """Where generated latents sit, per domain: per-channel statistics of generated against real latents.
 
-    .venv/bin/python benchmarks/latent_stats.py --model v2p5=runs/v5_candidate/audiodit-small-v5 \\
+    .venv/bin/python -m benchmarks.latent_stats --model v2p5=runs/v5_candidate/audiodit-small-v5 \\
         --data arrangement=data/grooves --data recording=data/recordings --data sound=data/sounds_v4 \\
         --data score=data/music21 [--num-prompts 16] [--guidance 4,8] [--length fixed|clip] \\
         [--steps 25] [--out benchmarks/results/latent_stats_cpu.md]
@@ -45,14 +45,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from audiodit.analysis import SAMPLE_RATE
+from audiodit.audio import audio_info
+from audiodit.configuration import atomic_write_text
+from benchmarks.domain_eval import load_clip, parse_data_argument, parse_model_argument, select_captions
+from benchmarks.machine import cpu_model, emit_report
 
-from audiodit.analysis import SAMPLE_RATE  # noqa: E402
-from audiodit.audio import audio_info  # noqa: E402
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from benchmarks.domain_eval import load_clip, parse_data_argument, parse_model_argument, select_captions  # noqa: E402
-from benchmarks.machine import cpu_model, emit_report  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def log(message: str) -> None:

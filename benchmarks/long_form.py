@@ -1,6 +1,6 @@
 """Long-form generation against the naive way, side by side, and its cost against length.
 
-    python benchmarks/long_form.py [--model DIR] [--minutes 3] [--steps N] [--prompts 10]
+    python -m benchmarks.long_form [--model DIR] [--minutes 3] [--steps N] [--prompts 10]
                                    [--cost-minutes 1 3 10] [--out FILE.json]
 
 For each prompt (typed as a user would, not taken from training captions), one piece of `--minutes`
@@ -33,11 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):
-    sys.path.insert(0, str(REPO))
+from benchmarks.machine import cpu_model
 
-from benchmarks.machine import cpu_model  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PROMPTS = [  # typed as a user would; tempo and key where a musician would state them
     "Upbeat funk with slap bass and drums in E minor, 110 BPM",

@@ -1,6 +1,6 @@
 """LoRA fine-tuning: what it costs and what it teaches the bundled model, side by side in one run.
 
-    python benchmarks/lora.py --clips data/lora_funk/train --heldout data/lora_funk_heldout \\
+    python -m benchmarks.lora --clips data/lora_funk/train --heldout data/lora_funk_heldout \\
         --work runs/lora_bench --report benchmarks/results/lora_cpu
 
 1. The recipe (docs/lora.md), timed as a user runs it: `audiodit.data.preencode` of `--clips`,
@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import cpu_model, emit_report
-from prompt_breadth import N_MELS, clip_measures, save_spectrogram_grid
+from benchmarks.machine import cpu_model, emit_report
+from benchmarks.prompt_breadth import N_MELS, clip_measures, save_spectrogram_grid
 
 from audiodit.configuration import atomic_write_text
 from audiodit.evaluate import frechet_distance

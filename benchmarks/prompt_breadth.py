@@ -42,7 +42,7 @@ Reported per model:
 `--reference-clips` files each, cropped to `--seconds`): what real audio scores, and how far the
 separation of its sets goes.
 
-    python benchmarks/prompt_breadth.py --model models/audiodit-small --out outputs/prompt_breadth \\
+    python -m benchmarks.prompt_breadth --model models/audiodit-small --out outputs/prompt_breadth \\
         --report benchmarks/results/prompt_breadth_cpu
 """
 
@@ -60,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import cpu_model, emit_report
+from benchmarks.machine import cpu_model, emit_report
 
 from audiodit.analysis import FEATURE_RATE, SAMPLE_RATE, to_mono
 from audiodit.configuration import atomic_write_text

@@ -12,7 +12,7 @@ tempo. Reported:
 * the median relative error of the estimate against the nearest of x1, x2, x1/2 the stated
   tempo, and the same against the other stated tempi (floor).
 
-    python benchmarks/tempo_response.py --model models/audiodit-small --out benchmarks/results/tempo_response_cpu.json
+    python -m benchmarks.tempo_response --model models/audiodit-small --out benchmarks/results/tempo_response_cpu.json
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from response import generate_responses, parse_args, report
+from benchmarks.response import generate_responses, parse_args, report
 
 from audiodit.analysis import estimate_bpm
 from audiodit.evaluate import TEMPO_TOLERANCE, tempo_hits

@@ -1,7 +1,7 @@
 """Which frequency bands does a VAE give back? Energy of the reconstruction over the original, per
 octave-wide band, side by side for every `--vae`, on real clips and on synthetic tones.
 
-    python benchmarks/vae_bands.py --vae models/audiodit-small/vae [--vae runs/vae_v2/...] \\
+    python -m benchmarks.vae_bands --vae models/audiodit-small/vae [--vae runs/vae_v2/...] \\
         --clips data/lora_funk_heldout --report benchmarks/results/vae_bands_cpu
 
 A band's number is 10 log10(reconstruction energy / original energy) in dB (0 = kept, -20 = a
@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):
-    sys.path.insert(0, str(REPO))
+from benchmarks.machine import cpu_model, emit_report
 
-from benchmarks.machine import cpu_model, emit_report  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 RATE = 48000
 EDGES = (20, 80, 150, 300, 600, 1200, 2400, 4800, 9600, 20000)  # Hz

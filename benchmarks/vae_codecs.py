@@ -1,6 +1,6 @@
 """Our VAE's reconstructions side by side with Opus and MP3, and its 40 ms frame-rate artefact.
 
-    .venv/bin/python benchmarks/vae_codecs.py --vae models/audiodit-small --data DIR [DIR ...] \\
+    .venv/bin/python -m benchmarks.vae_codecs --vae models/audiodit-small --data DIR [DIR ...] \\
         [--vae v2=runs/vae_v2] [--num-clips 12] [--seconds 10] [--judge-python PATH | --no-judge] \\
         [--spectrograms DIR] [--out benchmarks/results/vae_codecs_cpu.md]
 
@@ -43,15 +43,14 @@ import numpy as np
 import soundfile as sf
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from audiodit import judge
+from audiodit.audio import AUDIO_EXTENSIONS, audio_info, load_audio
+from audiodit.configuration import atomic_write_text
+from audiodit.metrics import load_vae, reconstruction_metrics
+from audiodit.periodicity import frame_periodicity
+from benchmarks.machine import cpu_model, emit_report
 
-from audiodit import judge  # noqa: E402
-from audiodit.audio import AUDIO_EXTENSIONS, audio_info, load_audio  # noqa: E402
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from audiodit.metrics import load_vae, reconstruction_metrics  # noqa: E402
-from audiodit.periodicity import frame_periodicity  # noqa: E402
-from benchmarks.machine import cpu_model, emit_report  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SAMPLE_RATE = 48000
 CODECS = {  # name -> (ffmpeg encoder, kbps, container)

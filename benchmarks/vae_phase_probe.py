@@ -1,7 +1,7 @@
 """Where does the VAE lose the key: in its magnitudes or in its phase?
 
-    python benchmarks/vae_phase_probe.py VAE_OR_PIPELINE_DIR CORPUS_DIR [--num-clips 64] [--out FILE.json]
-    python benchmarks/vae_phase_probe.py VAE_OR_PIPELINE_DIR CORPUS_DIR --split train --bands 250,425,500,750,1000,24000
+    python -m benchmarks.vae_phase_probe VAE_OR_PIPELINE_DIR CORPUS_DIR [--num-clips 64] [--out FILE.json]
+    python -m benchmarks.vae_phase_probe VAE_OR_PIPELINE_DIR CORPUS_DIR --split train --bands 250,425,500,750,1000,24000
 
 On the evaluation's held-out clips (`audiodit.evaluate.select_prompts`, the first 10 s of each),
 essentia's key (the evaluation's `estimate_key`) of six signals, each scored against the clip's
@@ -35,17 +35,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from audiodit import analysis
+from audiodit import evaluate as ev
+from audiodit.configuration import atomic_write_text
+from audiodit.models.stft import istft_same, stft_same
+from audiodit.models.vae import AudioVAE
+from audiodit.periodicity import frame_periodicity
+from audiodit.phase_reconstruction import magnitude_phase
+from benchmarks.machine import cpu_model
 
-from audiodit import analysis  # noqa: E402
-from audiodit import evaluate as ev  # noqa: E402
-from audiodit.configuration import atomic_write_text  # noqa: E402
-from audiodit.models.stft import istft_same, stft_same  # noqa: E402
-from audiodit.models.vae import AudioVAE  # noqa: E402
-from audiodit.periodicity import frame_periodicity  # noqa: E402
-from audiodit.phase_reconstruction import magnitude_phase  # noqa: E402
-from benchmarks.machine import cpu_model  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SECONDS = 10.0
 

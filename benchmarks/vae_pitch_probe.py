@@ -1,6 +1,6 @@
 """Does a VAE keep pitch? Two measurements on a rendered music21 corpus.
 
-    python benchmarks/vae_pitch_probe.py VAE_OR_PIPELINE_DIR CORPUS_DIR [--train-clips 60] [--test-clips 20]
+    python -m benchmarks.vae_pitch_probe VAE_OR_PIPELINE_DIR CORPUS_DIR [--train-clips 60] [--test-clips 20]
 
 1. Linear probe: ridge regression from the posterior means (5 latent frames of context) to the
    chroma of the same audio (librosa `chroma_cqt` at the latent rate, 25 Hz), fitted on train-split
@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from audiodit import analysis
+from audiodit import evaluate as ev
+from audiodit.audio import load_audio
+from audiodit.models.vae import AudioVAE
 
-from audiodit import analysis  # noqa: E402
-from audiodit import evaluate as ev  # noqa: E402
-from audiodit.audio import load_audio  # noqa: E402
-from audiodit.models.vae import AudioVAE  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SECONDS = 10.0
 CONTEXT = 5  # latent frames per probe input (2 either side)

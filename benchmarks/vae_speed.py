@@ -6,7 +6,7 @@ random weights, in one process with torch's default thread count: one warm-up, t
 `--repeats` runs, interleaved across models. Then, in a fresh subprocess so the number is not inflated by the other models, a
 tiled decode of 10 minutes of audio with `small`, reporting time and peak resident memory.
 
-    .venv/bin/python benchmarks/vae_speed.py                # writes benchmarks/results/vae_speed_cpu.{json,md}
+    .venv/bin/python -m benchmarks.vae_speed                # writes benchmarks/results/vae_speed_cpu.{json,md}
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_model
+from benchmarks.machine import cpu_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from audiodit.models.vae import PHASE_BLOCK_FRAMES, AudioVAE  # noqa: E402
+from audiodit.models.vae import PHASE_BLOCK_FRAMES, AudioVAE
 
 SAMPLE_RATE = 48000
 SECONDS = 10

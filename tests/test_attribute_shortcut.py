@@ -2,16 +2,12 @@
 drums-from-tempo count, and a smoke run of the script with a tiny random pipeline."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import attribute_shortcut  # noqa: E402  (a script beside machine.py, which it imports as a sibling)
-
-from audiodit.testing import tiny_pipeline  # noqa: E402
+from audiodit.testing import tiny_pipeline
+from benchmarks import attribute_shortcut
 
 
 def _grid(prompts: int, suffixes: int):

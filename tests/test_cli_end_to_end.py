@@ -14,7 +14,7 @@ def test_cli_end_to_end_benchmark_reports_its_ratio(tmp_path):
     model = tmp_path / "tiny"
     tiny_pipeline(seed=0).save_pretrained(model)
     out = tmp_path / "result.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cli_end_to_end.py"), "--model", str(model),
+    result = subprocess.run([sys.executable, "-m", "benchmarks.cli_end_to_end", "--model", str(model),
                              "--seconds", "0.5", "--repeats", "1", "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr

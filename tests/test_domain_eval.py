@@ -7,13 +7,11 @@ import subprocess
 import sys
 import textwrap
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import domain_eval, domain_facts  # noqa: E402
+from benchmarks import domain_eval, domain_facts
 
 from audiodit import judge  # noqa: E402
 from audiodit.evaluate import frechet_distance  # noqa: E402

@@ -62,3 +62,50 @@ def test_models_import_only_models_and_their_helpers():
         outside = {target for target in audiodit_imports(path, module_level_only=False)
                    if not target.startswith("audiodit.models") and target not in MODEL_MAY_IMPORT}
         assert not outside, f"{name} imports {sorted(outside)}"
+
+
+BENCHMARKS = PACKAGE.parent / "benchmarks"
+
+
+def test_benchmarks_are_modules_that_import_each_other_as_a_package():
+    """`python -m benchmarks.<name>` from the repository root, no `sys.path` edits (issue 23): a
+    benchmark imports a sibling as `benchmarks.<sibling>`, never as a top-level module."""
+    siblings = {path.stem for path in BENCHMARKS.glob("*.py")}
+    assert (BENCHMARKS / "__init__.py").is_file()
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+                raise AssertionError(f"{path.name}:{node.lineno}: edits or reads sys.path")
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for name in names:
+                assert name.split(".")[0] not in siblings, \
+                    f"{path.name}:{node.lineno}: imports {name}; write benchmarks.{name}"
+
+
+def test_every_benchmark_script_answers_help_as_a_module():
+    """Each script with a `__main__` block runs as `python -m benchmarks.<name> --help` (one
+    interpreter for all of them: the imports are the slow part)."""
+    import subprocess
+    import sys
+
+    scripts = sorted(path.stem for path in BENCHMARKS.glob("*.py")
+                     if 'if __name__ == "__main__"' in path.read_text(encoding="utf-8"))
+    assert len(scripts) >= 20
+    program = (
+        "import runpy, sys\n"
+        "failed = []\n"
+        f"for name in {scripts!r}:\n"
+        "    sys.argv = [name, '--help']\n"
+        "    try:\n"
+        "        runpy.run_module('benchmarks.' + name, run_name='__main__', alter_sys=True)\n"
+        "        failed.append(name + ': no exit')\n"
+        "    except SystemExit as stop:\n"
+        "        if stop.code not in (0, None):\n"
+        "            failed.append(f'{name}: exit {stop.code}')\n"
+        "print('FAILED', failed) if failed else print('OK')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], cwd=PACKAGE.parent, capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.strip().splitlines()[-1:] == ["OK"], result.stdout[-2000:] + result.stderr[-2000:]

@@ -2,15 +2,12 @@
 script with a tiny random pipeline on two made-up domains."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import latent_stats  # noqa: E402
+from benchmarks import latent_stats
 
 from synthetic_audio import write_dataset  # noqa: E402
 

@@ -1,15 +1,11 @@
 """benchmarks/lora.py: its parameter arithmetic against peft's real adapters, and its statistics."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import lora as lora_benchmark  # noqa: E402  (a script beside machine.py and prompt_breadth.py)
-
-from audiodit import lora  # noqa: E402
-from audiodit.testing import tiny_pipeline  # noqa: E402
+from audiodit import lora
+from audiodit.testing import tiny_pipeline
+from benchmarks import lora as lora_benchmark
 
 
 def test_projected_adapter_size_is_what_peft_adds():

@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, the benchmarks' machine name)
+from benchmarks.machine import cpu_model  # the benchmarks' machine name
 
 RECORD = Path(__file__).with_name("output_digests.json")
 SR = 48000

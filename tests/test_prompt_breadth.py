@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import prompt_breadth  # noqa: E402  (a script beside machine.py, which it imports as a sibling)
-
-from audiodit.audio import save_audio  # noqa: E402
-from audiodit.testing import tiny_pipeline  # noqa: E402
+from audiodit.audio import save_audio
+from audiodit.testing import tiny_pipeline
+from benchmarks import prompt_breadth
 
 SR = 48000
 

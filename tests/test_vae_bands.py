@@ -1,12 +1,9 @@
 """benchmarks/vae_bands.py: the per-band measure sees what a filter removes, and nothing else."""
 
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import vae_bands  # noqa: E402
+from benchmarks import vae_bands
 
 
 def test_kept_db_is_zero_for_a_copy_and_shows_a_high_pass():
@@ -29,8 +26,7 @@ def test_decoder_swap_and_the_latent_probe_run_end_to_end_on_tiny_models(tmp_pat
 
     from audiodit.testing import tiny_pipeline
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import decoder_swap  # noqa: E402  (a script beside machine.py, lora.py and prompt_breadth.py)
+    from benchmarks import decoder_swap
 
     model = tmp_path / "model"
     tiny_pipeline(seed=0).save_pretrained(model)

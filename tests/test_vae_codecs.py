@@ -3,15 +3,13 @@ tiny end-to-end run (a random tiny VAE, two short synthetic clips, no judge)."""
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import vae_codecs  # noqa: E402
+from benchmarks import vae_codecs
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
