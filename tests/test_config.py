@@ -9,6 +9,7 @@ from audiodit.config import Config, load_config
 from audiodit.configuration import ConfigError, apply_overrides, from_dict, save_yaml, to_dict
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+EXPERIMENT_CONFIG_DIR = CONFIG_DIR.parent / "experiments" / "configs"  # the bundled model's phases
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -95,7 +96,8 @@ def test_caption_drop_probabilities_are_validated(value):
         load_config(None, [f"data.caption_key_drop={value}"])
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted([*CONFIG_DIR.glob("*.yaml"), *EXPERIMENT_CONFIG_DIR.glob("*.yaml")]),
+                         ids=lambda p: p.name)
 def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
     cfg = load_config(path)
     out = tmp_path / "again.yaml"

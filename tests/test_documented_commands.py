@@ -193,6 +193,7 @@ def workspace(tmp_path, monkeypatch):
     import dataclasses
 
     (tmp_path / "configs").symlink_to(REPO / "configs")
+    (tmp_path / "experiments").symlink_to(REPO / "experiments")
     shutil.copytree(REPO / "models" / "audiodit-small", tmp_path / "models" / "audiodit-small")
     (tmp_path / "runs" / "phase7" / "models").mkdir(parents=True)
     (tmp_path / "runs" / "phase7" / "models" / "audiodit-small").symlink_to(tmp_path / "models" / "audiodit-small")
@@ -218,7 +219,7 @@ def _prepare_workspace_for(doc: str, root: Path) -> None:
 
     if doc == "training.md":  # key_classifier --train reads latents the document made in an earlier phase
         assert preencode(["--vae", "models/audiodit-small/vae", "--data", "data/music21_v3/train",
-                          "--out", "data/music21_v3_latents_v4", "--config", "configs/dit_small_cpu_v7.yaml",
+                          "--out", "data/music21_v3_latents_v4", "--config", "experiments/configs/dit_small_cpu_v7.yaml",
                           "--no-captions"]) == 0
     if doc == "data.md":  # its mma_grooves line makes data/grooves, which its mix line then reads
         shutil.rmtree(root / "data" / "grooves")
