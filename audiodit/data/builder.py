@@ -61,3 +61,18 @@ def write_index(out_dir: Path, failures: Iterable[dict]) -> list[dict]:
     index = sorted((json.loads(path.read_text()) for path in out_dir.glob("*/*.json")), key=lambda r: r["id"])
     atomic_write_text(out_dir / "metadata.jsonl", "".join(json.dumps(record) + "\n" for record in index))
     return index
+
+
+def write_attribution(out_dir: Path, intro: list[str], groups: dict[tuple[str, str, str], Iterable[str]]) -> None:
+    """OUT/ATTRIBUTION.md: `intro` (what was done to the files), then per package every (licence,
+    copyright holders) with the source files it covers. `groups` maps (package, licence, holders) to
+    file paths."""
+    lines = ["# Attribution", "", *intro, ""]
+    for package in sorted({key[0] for key in groups}):
+        lines += [f"## {package}", ""]
+        for (_, licence, holders), paths in sorted((k, sorted(v)) for k, v in groups.items() if k[0] == package):
+            lines.append(f"- {licence}, copyright {'; '.join((holders or '').splitlines())}: {len(paths)} files")
+            lines += [f"  - {path}" for path in paths]
+        lines.append("")
+    atomic_write_text(out_dir / "ATTRIBUTION.md", "\n".join(lines))
+

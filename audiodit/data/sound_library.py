@@ -47,7 +47,8 @@ import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
 from audiodit.data import hydrogen_kits
-from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
+from audiodit.data.builder import (OneLineParser, claim_output, exit_status, run_tasks, write_attribution,
+                                   write_index)
 from audiodit.data.sound_names import Description
 from audiodit.data.sound_packages import (
     PACKAGES,
@@ -262,19 +263,12 @@ def write_licences(out_dir: Path, rows: list[dict], records: dict[str, dict],
     for row in rows:
         if row["used"]:
             groups[(row["package"], row["license"], row["copyright"])].append(row["path"])
-    lines = ["# Attribution", "",
-             "Clips in this folder are made from the files below (Debian packages, licence and copyright",
-             "as each package's /usr/share/doc/<package>/copyright states them). Changes: decoded, resampled",
-             "to 48 kHz stereo, silence trimmed, panned, level-normalised; one-shots kept alone (at least 0.5 s) or",
-             "repeated at a tempo, loops repeated, long sounds cut with a fade-out, Hydrogen kit samples",
-             "arranged into drum patterns. Captions were written from the file and folder names.", ""]
-    for package in sorted({key[0] for key in groups}):
-        lines += [f"## {package}", ""]
-        for (_, licence, holders), paths in sorted((k, v) for k, v in groups.items() if k[0] == package):
-            lines.append(f"- {licence}, copyright {'; '.join((holders or '').splitlines())}: {len(paths)} files")
-            lines += [f"  - {path}" for path in sorted(paths)]
-        lines.append("")
-    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines))
+    write_attribution(out_dir, [
+        "Clips in this folder are made from the files below (Debian packages, licence and copyright",
+        "as each package's /usr/share/doc/<package>/copyright states them). Changes: decoded, resampled",
+        "to 48 kHz stereo, silence trimmed, panned, level-normalised; one-shots kept alone (at least 0.5 s) or",
+        "repeated at a tempo, loops repeated, long sounds cut with a fade-out, Hydrogen kit samples",
+        "arranged into drum patterns. Captions were written from the file and folder names."], groups)
     return rows
 
 

@@ -41,7 +41,8 @@ import numpy as np
 import soxr
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
-from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
+from audiodit.data.builder import (OneLineParser, claim_output, exit_status, run_tasks, write_attribution,
+                                   write_index)
 from audiodit.data.sound_packages import RESERVED_PACKAGES, clip_rng
 
 SAMPLE_RATE = 48000
@@ -172,23 +173,17 @@ def _render_task(arguments):
     return render_scene(*arguments)
 
 
-def write_attribution(out_dir: Path, records: list[dict]) -> None:
+def credit(out_dir: Path, records: list[dict]) -> None:
+    """OUT/ATTRIBUTION.md: every original file the scenes use, per package, licence and holders."""
     groups = defaultdict(set)
     for record in records:
         groups[(record["source_package"], record["license"], record["copyright"] or "")].update(record["source_paths"])
-    lines = ["# Attribution", "",
-             "Scenes in this folder are made from the files below (Debian packages, licence and copyright as",
-             "each package's /usr/share/doc/<package>/copyright states them), through the sound library's clips",
-             "of them. Changes: decoded, resampled to 48 kHz stereo, silence trimmed, panned, played at a drawn",
-             "speed and gain, several takes placed in sequence with pauses, level-normalised. Captions were",
-             "written from the file and folder names.", ""]
-    for package in sorted({key[0] for key in groups}):
-        lines += [f"## {package}", ""]
-        for (_, licence, holders), paths in sorted((k, v) for k, v in groups.items() if k[0] == package):
-            lines.append(f"- {licence}, copyright {'; '.join(holders.splitlines())}: {len(paths)} files")
-            lines += [f"  - {path}" for path in sorted(paths)]
-        lines.append("")
-    (out_dir / "ATTRIBUTION.md").write_text("\n".join(lines))
+    write_attribution(out_dir, [
+        "Scenes in this folder are made from the files below (Debian packages, licence and copyright as",
+        "each package's /usr/share/doc/<package>/copyright states them), through the sound library's clips",
+        "of them. Changes: decoded, resampled to 48 kHz stereo, silence trimmed, panned, played at a drawn",
+        "speed and gain, several takes placed in sequence with pauses, level-normalised. Captions were",
+        "written from the file and folder names."], groups)
 
 
 def build_scenes(out_dir, sources: list[Path], *, seed: int = 0, workers: int = 1,
@@ -214,7 +209,7 @@ def build_scenes(out_dir, sources: list[Path], *, seed: int = 0, workers: int = 
         for failure in failures:
             print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
     index = write_index(out_dir, failures)
-    write_attribution(out_dir, index)
+    credit(out_dir, index)
     per_split = defaultdict(lambda: [0, 0.0])
     for record in index:
         per_split[record["split"]][0] += 1
