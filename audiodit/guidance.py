@@ -18,7 +18,7 @@ key replaced by the "no key" vector (same text, tempo, timing and noise). The di
 
 scales it on its own, as compositional guidance does for several conditions (Liu et al. 2022,
 "Compositional Visual Generation with Composable Diffusion Models"). It costs one more branch per
-step (3 instead of 2). `benchmarks/key_response.py --key-guidance` measures what it does.
+step (3 instead of 2). `python -m benchmarks.key_response --key-guidance` measures what it does.
 
 Key classifier guidance is another way to the stated key: a small classifier of the key of noisy
 latents (`audiodit.models.key_classifier`) is a pipeline component, and the gradient of its

@@ -15,9 +15,9 @@
 # `run` does, each under its own time limit so one hang cannot eat the lease:
 #   1. the `gpu`-marked tests (xformers vs sdpa, packed and padded, fp32/bf16; auto backend on CUDA;
 #      text encoders on CUDA = CPU);
-#   2. benchmarks/dit_speed.py --gpu: bf16 training steps of the `base` preset at 1024 tokens, ours
+#   2. python -m benchmarks.dit_speed --gpu: bf16 training steps of the `base` preset at 1024 tokens, ours
 #      with xformers and with sdpa, against diffusers' StableAudioDiTModel at the same size (MFU);
-#   3. benchmarks/generation_speed.py --device cuda: the bundled model, 10 s of audio, bf16, eager and
+#   3. python -m benchmarks.generation_speed --device cuda: the bundled model, 10 s of audio, bf16, eager and
 #      with --compile (the first call's time includes the compile).
 # Dry run on a CPU with this project's Python 3.11 (tiny sizes; the gpu tests skip):
 #   GPU_KIT_DIR=/tmp/kit311 GPU_KIT_PYTHON=3.11 bash benchmarks/gpu_kit.sh fetch

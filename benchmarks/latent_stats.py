@@ -22,12 +22,14 @@ Per domain, model and scale, over the counted frames of all clips:
 - `rms`: root mean square of the latents (real: the same for the real clips);
 - `std_ratio`: mean over channels of the generated per-channel standard deviation over that of the
   real latents of the domain (1: as varied as real; below: flatter);
-- `offset_own`: root mean square over channels of (generated channel mean - real channel mean) / real
-  channel std, against the domain's own real latents; `offset_<domain>` the same against each other
-  domain's real latents; `nearest`: the domain whose real channel means are closest;
+- `offset_own`: root mean square over channels of (generated channel mean - real channel mean) / the
+  pooled per-channel std (the root mean of every domain's real per-channel variance, one unit for
+  all domains, so distances to different domains compare), against the domain's own real latents;
+  `offset_<domain>` the same against each other domain's real latents; `nearest`: the domain whose
+  real channel means are closest;
 - `flux_ratio`: mean absolute frame-to-frame change, generated over real (transients);
-- `level_db`: RMS of the decoded audio over the counted samples, dB full scale; real: the real clip
-  through the VAE.
+- `level_db`: the decoded audio's mean power over the counted samples of each clip, averaged over
+  clips (each clip weighs the same), in dB full scale; real: the real clips through the VAE.
 
 Writes the markdown report to `--out` (`benchmarks.machine.emit_report`) and the numbers, per channel
 means and stds too, to the JSON beside it.
@@ -74,20 +76,27 @@ def clip_frames(num_samples: int, seconds: float, latent_rate: float) -> int:
 
 
 def summarise(latents: list[torch.Tensor]) -> dict:
-    """Per-channel mean and std, RMS and mean absolute frame-to-frame change of (C, T_i) latents."""
-    frames = torch.cat([x.double() for x in latents], dim=1)  # (C, sum T)
-    flux = torch.cat([(x[:, 1:] - x[:, :-1]).abs().double().flatten() for x in latents if x.shape[1] > 1])
+    """Per-channel mean and std, RMS and mean absolute frame-to-frame change of (C, T_i) latents
+    (change 0 when no clip has two frames)."""
+    frames = torch.cat([clip.double() for clip in latents], dim=1)  # (C, sum T)
+    changes = [(clip[:, 1:] - clip[:, :-1]).abs().double().flatten() for clip in latents if clip.shape[1] > 1]
     return {"mean": frames.mean(dim=1).numpy(), "std": frames.std(dim=1).numpy(),
-            "rms": float(frames.pow(2).mean().sqrt()), "flux": float(flux.mean()) if flux.numel() else 0.0}
+            "rms": float(frames.pow(2).mean().sqrt()), "flux": float(torch.cat(changes).mean()) if changes else 0.0}
 
 
-def offset(stats: dict, reference: dict) -> float:
-    """RMS over channels of the mean difference in units of the reference's per-channel std."""
-    return float(np.sqrt(np.mean(((stats["mean"] - reference["mean"]) / np.maximum(reference["std"], 1e-6)) ** 2)))
+def pooled_std(references: list[dict]) -> np.ndarray:
+    """Per channel, the root mean of the references' variances: one unit for distances to any of them."""
+    return np.sqrt(np.mean([reference["std"] ** 2 for reference in references], axis=0))
+
+
+def offset(stats: dict, reference: dict, unit: np.ndarray) -> float:
+    """RMS over channels of the channel-mean difference in units of `unit` (a per-channel std)."""
+    return float(np.sqrt(np.mean(((stats["mean"] - reference["mean"]) / np.maximum(unit, 1e-6)) ** 2)))
 
 
 def level_db(audios: list[np.ndarray]) -> float:
-    power = np.mean([float(np.mean(np.square(a, dtype=np.float64))) for a in audios])
+    """Each (2, S) clip's mean power, averaged over clips (each clip weighs the same), in dBFS."""
+    power = np.mean([float(np.mean(np.square(audio, dtype=np.float64))) for audio in audios])
     return float(10 * np.log10(max(power, 1e-12)))
 
 
@@ -171,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     pipes, models = {}, []
     for text in args.model:
         label, path = parse_model_argument(text)
+        if label in pipes:
+            parser.error(f"two models are labelled {label!r}; give each its own LABEL=")
         pipe = load_pipeline(path, "cpu", torch.float32)
         pipe.set_progress_bar_config(disable=True)
         if args.seconds > pipe.max_audio_length_s + 1e-6:
@@ -183,17 +194,18 @@ def main(argv: list[str] | None = None) -> int:
         prompts = select_captions(folder, args.split, args.num_prompts, args.seed)
         clips = [load_clip(record, args.seconds) for record in prompts]
         durations = [audio_info(record["audio_path"]).duration for record in prompts]
-        lengths = [min(d, args.seconds) if args.length == "clip" else args.seconds for d in durations]
+        lengths = [min(duration, args.seconds) if args.length == "clip" else args.seconds for duration in durations]
         for label, pipe in pipes.items():
             rate = float(pipe.transformer.config.latent_rate)
-            frames = [clip_frames(int(d * SAMPLE_RATE), length, rate) for d, length in zip(durations, lengths)]
+            frames = [clip_frames(int(duration * SAMPLE_RATE), length, rate)
+                      for duration, length in zip(durations, lengths)]
             log(f"{domain}: {label} encodes {len(clips)} real clips")
             latents, decoded = real_latents(pipe, clips, frames)
             real[domain, label] = summarise(latents)
             levels[domain, label, "real"] = level_db(decoded)
             for scale in args.guidance:
                 log(f"{domain}: {label} generates {len(prompts)} at guidance {scale:g}")
-                latents, decoded = generated_latents(pipe, [r["caption"] for r in prompts], lengths, frames,
+                latents, decoded = generated_latents(pipe, [record["caption"] for record in prompts], lengths, frames,
                                                      args.steps, scale, args.seed)
                 generated[domain, label, scale] = summarise(latents)
                 levels[domain, label, f"guidance {scale:g}"] = level_db(decoded)
@@ -203,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         results[domain] = {}
         for label in pipes:
             own, rows = real[domain, label], {}
-            sets = {"real": own, **{f"guidance {s:g}": generated[domain, label, s] for s in args.guidance}}
+            unit = pooled_std([real[other, label] for other in datasets])
+            sets = {"real": own, **{f"guidance {scale:g}": generated[domain, label, scale] for scale in args.guidance}}
             for name, stats in sets.items():
-                offsets = {other: offset(stats, real[other, label]) for other in datasets}
+                offsets = {other: offset(stats, real[other, label], unit) for other in datasets}
                 rows[name] = {"rms": stats["rms"], "std_ratio": float(np.mean(stats["std"] / np.maximum(own["std"], 1e-6))),
                               "offset_own": offsets[domain], "offsets": offsets,
                               "nearest": min(offsets, key=offsets.get), "flux_ratio": stats["flux"] / max(own["flux"], 1e-9),

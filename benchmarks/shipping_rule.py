@@ -13,7 +13,9 @@ candidate is the model whose label is `--candidate`), `domain_eval` (7-9; `LABEL
 from `--v1-domain-eval`, run on the same captions, seeds and machine type), `audiodit.evaluate`
 (10; the candidate's report against v1's) and `generation_speed` (11). The thresholds are the rule's
 (`CRITERIA`), written down before any v2 model was evaluated. The model ships only if every one
-holds. Writes the markdown table to `--out` and the numbers to the JSON beside it.
+holds. Writes the markdown table to `--out` and the numbers to the JSON beside it. Exit status: 0
+"ship", 1 "do not ship", 2 a result file that cannot be read, lacks a field the rule reads, or (for
+`domain_eval`) was not run with v1's settings.
 """
 
 from __future__ import annotations
@@ -42,25 +44,28 @@ CRITERIA = {
 }
 
 
+class RuleInputError(ValueError):
+    """A result file that cannot be read or lacks what the rule reads: exit status 2, not "do not ship"."""
+
+
 def load(path) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"shipping_rule: error: cannot read {path}: {error}") from None
+        raise RuleInputError(f"cannot read {path}: {error}") from None
 
 
 def labelled(text: str) -> tuple[str, dict]:
     label, _, path = text.partition("=")
     if not label or not path:
-        raise SystemExit(f"shipping_rule: error: expected LABEL=FILE, got {text!r}")
+        raise RuleInputError(f"expected LABEL=FILE, got {text!r}")
     return label, load(path)
 
 
 def breadth_criteria(report: dict, candidate: str) -> dict:
     models = {model["label"]: model for model in report["models"]}
     if candidate not in models:
-        raise SystemExit(f"shipping_rule: error: no model labelled {candidate!r} in the prompt_breadth report "
-                         f"(it has {sorted(models)})")
+        raise RuleInputError(f"no model labelled {candidate!r} in the prompt_breadth report (it has {sorted(models)})")
     model = models[candidate]
     judge = model["drums"].get("judge_drums")
     separation = model.get("judge_separation", {}).get("domain_separation")
@@ -77,19 +82,25 @@ def breadth_criteria(report: dict, candidate: str) -> dict:
 
 def domain_criteria(candidate: tuple[str, dict], v1: tuple[str, dict]) -> dict:
     (label, report), (v1_label, v1_report) = candidate, v1
+    if report["settings"] != v1_report["settings"]:
+        differ = sorted(key for key in {*report["settings"], *v1_report["settings"]}
+                        if report["settings"].get(key) != v1_report["settings"].get(key))
+        raise RuleInputError(f"the candidate's and v1's domain_eval runs differ in {differ}; "
+                             "criteria 7-9 compare runs on the same captions, seeds and data")
     domains, v1_domains = report["domains"], v1_report["domains"]
 
     def frechet(found, name, domain):
         return found[domain]["frechet"][MTT][f"{name}/generated"]
 
     drums = domains["arrangement"]["adherence"][f"{label}/generated"]["drums_auc_drums"]
-    new = [frechet(domains, label, d) for d in ("arrangement", "recording", "sound")]
-    old = [frechet(v1_domains, v1_label, d) for d in ("arrangement", "recording", "sound")]
+    measured = ("arrangement", "recording", "sound")
+    new = [frechet(domains, label, domain) for domain in measured]
+    old = [frechet(v1_domains, v1_label, domain) for domain in measured]
     instrument = domains["score"]["adherence"][f"{label}/generated"]["instrument_macro_auc"]["value"]
     v1_instrument = v1_domains["score"]["adherence"][f"{v1_label}/generated"]["instrument_macro_auc"]["value"]
     return {7: (drums["value"] >= 0.75 and drums["p"] <= 0.01, f"{drums['value']:.3f}, p {drums['p']:.3f}"),
-            8: (all(n < o for n, o in zip(new, old)),
-                " / ".join(f"{n:.1f}" for n in new) + " (v1 " + " / ".join(f"{o:.1f}" for o in old) + ")"),
+            8: (all(mine < theirs for mine, theirs in zip(new, old)),
+                " / ".join(f"{value:.1f}" for value in new) + " (v1 " + " / ".join(f"{value:.1f}" for value in old) + ")"),
             9: (instrument >= v1_instrument - 0.05, f"{instrument:.3f} (v1 {v1_instrument:.3f})")}
 
 
@@ -103,6 +114,13 @@ def evaluate_criterion(report: dict, v1_report: dict) -> dict:
             f"mode p {mode_p:.3f} (v1 {old['key_accuracy']:.3f} / {old['tempo_accuracy_octave']:.3f} / "
             f"{old['instrument_accuracy']:.3f}; {deltas['key']:+.3f} / {deltas['tempo']:+.3f} / {deltas['instrument']:+.3f})")
     return {10: (holds, text)}
+
+
+def speed_criterion(report: dict) -> tuple[bool | None, str]:
+    """11: only a timing of 10 s of audio counts (other lengths are not measured)."""
+    if report.get("seconds_of_audio") != 10.0:
+        return None, f"timed {report.get('seconds_of_audio')} s of audio, not 10 s"
+    return report["wall_s"] <= 5.0, f"{report['wall_s']:.2f} s"
 
 
 def format_report(rows: dict, args, verdict: str) -> str:
@@ -130,11 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="markdown report (JSON beside it)")
     args = parser.parse_args(argv)
 
-    rows = breadth_criteria(load(args.prompt_breadth), args.candidate)
-    rows.update(domain_criteria(labelled(args.domain_eval), labelled(args.v1_domain_eval)))
-    rows.update(evaluate_criterion(load(args.evaluate), load(args.v1_evaluate)))
-    speed = load(args.speed)["wall_s"]
-    rows[11] = (speed <= 5.0, f"{speed:.2f} s")
+    try:
+        rows = breadth_criteria(load(args.prompt_breadth), args.candidate)
+        rows.update(domain_criteria(labelled(args.domain_eval), labelled(args.v1_domain_eval)))
+        rows.update(evaluate_criterion(load(args.evaluate), load(args.v1_evaluate)))
+        rows[11] = speed_criterion(load(args.speed))
+    except RuleInputError as error:
+        print(f"shipping_rule: error: {error}", file=sys.stderr)
+        return 2
+    except KeyError as error:
+        print(f"shipping_rule: error: a result file lacks {error}; is each file the report its option names?",
+              file=sys.stderr)
+        return 2
     failed = [number for number, (holds, _) in sorted(rows.items()) if holds is False]
     missing = [number for number, (holds, _) in sorted(rows.items()) if holds is None]
     verdict = ("ship" if not failed and not missing else

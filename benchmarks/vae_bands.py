@@ -25,7 +25,6 @@ import torch
 
 from benchmarks.machine import cpu_model, emit_report
 
-REPO = Path(__file__).resolve().parents[1]
 
 RATE = 48000
 EDGES = (20, 80, 150, 300, 600, 1200, 2400, 4800, 9600, 20000)  # Hz

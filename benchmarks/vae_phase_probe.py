@@ -44,7 +44,6 @@ from audiodit.periodicity import frame_periodicity
 from audiodit.phase_reconstruction import magnitude_phase
 from benchmarks.machine import cpu_model
 
-REPO = Path(__file__).resolve().parents[1]
 
 SECONDS = 10.0
 

@@ -29,7 +29,6 @@ from audiodit import evaluate as ev
 from audiodit.audio import load_audio
 from audiodit.models.vae import AudioVAE
 
-REPO = Path(__file__).resolve().parents[1]
 
 SECONDS = 10.0
 CONTEXT = 5  # latent frames per probe input (2 either side)

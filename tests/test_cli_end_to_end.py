@@ -16,7 +16,7 @@ def test_cli_end_to_end_benchmark_reports_its_ratio(tmp_path):
     out = tmp_path / "result.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks.cli_end_to_end", "--model", str(model),
                              "--seconds", "0.5", "--repeats", "1", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert 0 < report["generation_s"] < report["end_to_end_s"]

@@ -11,11 +11,10 @@ from functools import partial
 import numpy as np
 import pytest
 
+from audiodit import judge
+from audiodit.evaluate import frechet_distance
 from benchmarks import domain_eval, domain_facts
-
-from audiodit import judge  # noqa: E402
-from audiodit.evaluate import frechet_distance  # noqa: E402
-from synthetic_audio import write_dataset  # noqa: E402
+from synthetic_audio import write_dataset
 
 MTT, MSD = domain_facts.MTT, domain_facts.MSD
 # The taggers' 50 tag names, as musicnn 0.1.0's configuration.py lists them (checked against the

@@ -20,8 +20,12 @@ def test_offset_is_the_mean_shift_in_units_of_the_reference_std():
     moved = [x + shift for x in real]
     reference = latent_stats.summarise(real)
     assert np.allclose(reference["std"], [1.0, 2.0, 0.5], rtol=0.05)
-    assert latent_stats.offset(reference, reference) == 0.0
-    assert latent_stats.offset(latent_stats.summarise(moved), reference) == pytest.approx(0.5, rel=0.05)
+    unit = reference["std"]
+    assert latent_stats.offset(reference, reference, unit) == 0.0
+    assert latent_stats.offset(latent_stats.summarise(moved), reference, unit) == pytest.approx(0.5, rel=0.05)
+    # one unit for every reference: a domain twice as spread gives half the per-channel unit's weight
+    wide = latent_stats.summarise([x * 2 for x in real])
+    assert np.allclose(latent_stats.pooled_std([reference, wide]), np.sqrt(2.5) * reference["std"], rtol=1e-9)
     flat = latent_stats.summarise([x * 0.5 for x in real])
     assert np.allclose(flat["std"] / reference["std"], 0.5) and flat["flux"] == pytest.approx(reference["flux"] / 2)
 
@@ -30,8 +34,18 @@ def test_frames_counted_are_those_the_real_clip_covers():
     assert latent_stats.clip_frames(48000 * 2, 10.0, 25.0) == 50  # a 2 s clip in a 10 s window
     assert latent_stats.clip_frames(48000 * 30, 10.0, 25.0) == 250  # a long one: the window
     assert latent_stats.clip_frames(10, 10.0, 25.0) == 1
-    with pytest.raises(Exception, match="guidance"):
+
+
+
+def test_bad_scales_and_single_frame_clips():
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="guidance"):
         latent_stats.parse_scales("4,x")
+    with pytest.raises(argparse.ArgumentTypeError, match=">= 0"):
+        latent_stats.parse_scales("-1")
+    single = latent_stats.summarise([torch.ones(3, 1), torch.zeros(3, 1)])
+    assert single["flux"] == 0.0 and np.allclose(single["mean"], 0.5)
 
 
 def test_smoke_run_two_domains(tmp_path, single_thread):

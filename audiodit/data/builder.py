@@ -1,9 +1,9 @@
 """What every dataset builder does around its own work: claim an output folder for one set of
 settings, run the per-item tasks (in worker processes or not), and index what is on disk.
 
-Used by `music21_corpus`, `mma_grooves`, `recordings` and `sound_library`, whose layout is
-`OUT/{train,valid,test}/<id>.*` with `<id>.json` written last (its presence marks a finished sample),
-`OUT/render_config.json`, `OUT/failures.jsonl` and `OUT/metadata.jsonl`.
+Used by `music21_corpus`, `mma_grooves`, `recordings`, `sound_library`, `sound_scenes` and `speech`,
+whose layout is `OUT/{train,valid,test}/<id>.*` with `<id>.json` written last (its presence marks a
+finished sample), `OUT/render_config.json`, `OUT/failures.jsonl` and `OUT/metadata.jsonl`.
 """
 
 from __future__ import annotations
@@ -75,4 +75,3 @@ def write_attribution(out_dir: Path, intro: list[str], groups: dict[tuple[str, s
             lines += [f"  - {path}" for path in paths]
         lines.append("")
     atomic_write_text(out_dir / "ATTRIBUTION.md", "\n".join(lines))
-

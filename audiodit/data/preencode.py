@@ -14,11 +14,11 @@ Output:
     captions/                   `audiodit.caption_cache.CaptionCache` of the frozen text encoder
 
 Files that are links to one audio file (a weighted mix's copies, `audiodit.data.mix`) are encoded
-once and their index rows share the tensor. Files longer than `--max-seconds` are split into consecutive segments; each keeps its offset so
-the timing conditioning (`seconds_start`, `seconds_total`) stays true to the original file. Bad
-files are skipped and reported exactly as by the folder dataset. Every file is written through a
-temporary name and renamed, and `index.json` is written last: an interrupted run leaves no index,
-never one that points at missing data.
+once and their index rows share the tensor. Files longer than `--max-seconds` are split into
+consecutive segments; each keeps its offset so the timing conditioning (`seconds_start`,
+`seconds_total`) stays true to the original file. Bad files are skipped and reported exactly as by
+the folder dataset. Every file is written through a temporary name and renamed, and `index.json` is
+written last: an interrupted run leaves no index, never one that points at missing data.
 """
 
 from __future__ import annotations

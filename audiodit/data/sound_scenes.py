@@ -3,22 +3,25 @@
     python -m audiodit.data.sound_scenes --out data/scenes --source data/sounds_v4 --source data/sounds_extra
         [--seed 0] [--workers 2] [--categories animal,human,effect,ambience] [--max-event-seconds 3]
 
-Why: the sound library's effects are one-shots of about 1.4 s (the median), and the only sounds
-there that last ten seconds are drum hits repeated at a tempo. Asked for ten seconds of "a dog
-barking", model v2 phase 5 therefore made evenly repeated bursts (docs/evaluation.md): the loss
-ignores frames past a clip's end, so nothing showed it what ten seconds of a bark are. A scene is
-that: takes of one sound at irregular times, with short pauses.
+A sound library's effects are one-shots of about a second and a half; a scene is what ten seconds
+of one of them sound like: takes at irregular times with short pauses, not hits at a tempo (why it
+was built: docs/data.md, "Sound scenes").
 
-Each one-shot of a chosen category (`--categories`; drum hits, loops and instruments are music
-material, not scenes) that lasts at most `--max-event-seconds` anchors one scene, seeded by
-`--seed` and the scene's id (`scene-<anchor id>`), so resumed or parallel runs agree:
-  * its group: the clips of the same split, package, licence and phrase ("a horse sound from a
-    video game"); a scene never mixes splits (no held-out clip leaks into training) or licences;
-  * a length drawn from SCENE_SECONDS; the anchor first, near the start, then takes drawn from
-    the group, each played at a drawn speed (SPEED_RANGE: pitch and length change together, so a
-    group of one still varies) and gain (GAIN_DB), separated by pauses drawn from PAUSE_SECONDS
-    (under one second: long silences inside a clip taught an earlier model to fall silent inside
-    music); a take that runs past the end is faded out;
+Each clip of a chosen category (`--categories`; drum hits, loops and instruments are music
+material, not scenes) kept whole by the library (a one-shot, or a longer sound not cut or tiled)
+whose sound lasts at most `--max-event-seconds` anchors one scene, seeded by `--seed` and the
+scene's id (`scene-<anchor id>`), so resumed or parallel runs agree:
+  * its group: the clips of the same split, package, licence, copyright holders and phrase ("a
+    horse sound from a video game"); a scene never mixes splits (no held-out clip leaks into
+    training), licences or holders;
+  * a length drawn from SCENE_SECONDS; the anchor first, near the start, then takes each drawn
+    from the rest of the group with chance OTHER_TAKE_CHANCE (else the anchor again), trimmed of
+    the library's silence, played at a drawn speed (SPEED_RANGE: pitch and length change together,
+    so a group of one still varies) and gain (GAIN_DB), separated by pauses drawn from
+    PAUSE_SECONDS (under one second: long silences inside a clip taught an earlier model to fall
+    silent inside music); a take that would keep less than LAST_TAKE_SHARE of itself before the
+    scene's end is left out (the caption counts only takes heard whole enough), a longer one is
+    faded out where the scene ends;
   * a peak drawn between -6 and -1 dBFS, as the library's clips;
   * the caption: the anchor's phrase and how many takes ("A horse sound from a video game, heard
     5 times."); training's clause dropout leaves the phrase alone, which is what users type.
@@ -43,10 +46,11 @@ import soxr
 from audiodit.audio import load_audio, normalize_audio, save_audio
 from audiodit.data.builder import (OneLineParser, claim_output, exit_status, run_tasks, write_attribution,
                                    write_index)
+from audiodit.data.sound_library import trim_silence
 from audiodit.data.sound_packages import RESERVED_PACKAGES, clip_rng
 
 SAMPLE_RATE = 48000
-SPLITS = ("train", "valid", "test")
+SCENE_FORMAT = 2  # render_config.json: 2 = takes trimmed, no sliver of a last take, groups by holders too
 DEFAULT_CATEGORIES = ("animal", "human", "effect", "ambience")
 SCENE_SECONDS = (6.0, 10.0)  # a scene's length is drawn in this range
 PAUSE_SECONDS = (0.1, 0.9)  # silence between the end of one take and the next
@@ -55,6 +59,9 @@ SPEED_RANGE = (0.93, 1.07)  # playback speed of a take (resampled: pitch and len
 GAIN_DB = (-5.0, 0.0)  # gain of a take against its source clip
 FADE_SECONDS = 0.05  # fade-out of a take the scene's end cuts
 MIN_TAKES = 2  # an anchor too long for this many takes in the shortest scene makes none
+OTHER_TAKE_CHANCE = 0.7  # chance that a take after the first is another clip of the group
+LAST_TAKE_SHARE = 0.5  # a take the scene's end would cut to less than this share of it is left out
+WHOLE_TREATMENTS = ("single", "whole")  # the library's clips that are one sound, neither cut nor tiled
 
 
 def read_library(source: Path) -> list[dict]:
@@ -73,16 +80,19 @@ def read_library(source: Path) -> list[dict]:
 
 
 def plan_scenes(clips: list[dict], categories: tuple[str, ...], max_event_seconds: float) -> list[dict]:
-    """One job per anchor: a one-shot of a chosen category no longer than `max_event_seconds`,
-    with its group (same split, package, licence and phrase), anchor first. Sorted by id."""
+    """One job per anchor: a whole sound of a chosen category lasting at most `max_event_seconds`
+    (the library's `source_s`, its sound without padding), with its group (same split, package,
+    licence, holders and phrase), anchor first. Sorted by id."""
     reserved = sorted({clip["source_package"] for clip in clips} & set(RESERVED_PACKAGES))
     if reserved:
         raise ValueError(f"the sources hold clips of {reserved}, reserved for evaluation")
     groups = defaultdict(list)
     for clip in clips:
-        if clip.get("category") in categories and clip.get("treatment") == "single" \
-                and float(clip["duration_s"]) <= max_event_seconds:
-            groups[(clip["split"], clip["source_package"], clip["license"], clip["phrase"])].append(clip)
+        seconds = float(clip.get("source_s") or clip["duration_s"])
+        if clip.get("category") in categories and clip.get("treatment") in WHOLE_TREATMENTS \
+                and seconds <= max_event_seconds:
+            key = (clip["split"], clip["source_package"], clip["license"], clip.get("copyright") or "", clip["phrase"])
+            groups[key].append(clip)
     jobs = []
     for members in groups.values():
         members.sort(key=lambda clip: clip["id"])
@@ -112,6 +122,8 @@ def make_scene(job: dict, rng: np.random.Generator, load) -> tuple[np.ndarray, l
         audio = take(load(clip), speed, gain)
         start = round(onset * SAMPLE_RATE)
         length = min(audio.shape[1], total - start)
+        if length < LAST_TAKE_SHARE * audio.shape[1]:  # only a sliver would be heard
+            break
         piece = audio[:, :length].copy()
         if length < audio.shape[1]:  # cut by the scene's end
             fade = min(length, round(FADE_SECONDS * SAMPLE_RATE))
@@ -121,13 +133,14 @@ def make_scene(job: dict, rng: np.random.Generator, load) -> tuple[np.ndarray, l
                       "gain_db": round(gain, 2)})
         onset += audio.shape[1] / SAMPLE_RATE + float(rng.uniform(*PAUSE_SECONDS))
         others = job["others"]
-        clip = others[int(rng.integers(len(others)))] if others and rng.random() < 0.7 else job["anchor"]
+        clip = others[int(rng.integers(len(others)))] if others and rng.random() < OTHER_TAKE_CHANCE else job["anchor"]
     if len(takes) < MIN_TAKES:
         raise ValueError(f"only {len(takes)} take(s) of {job['anchor']['id']} fit in {seconds:.1f} s")
     return out, takes
 
 
 def make_caption(phrase: str, count: int) -> str:
+    """The phrase, capitalised, and how many takes are heard."""
     caption = f"{phrase}, heard {count} times."
     return caption[0].upper() + caption[1:]
 
@@ -143,8 +156,8 @@ def render_scene(job: dict, out_dir: Path, seed: int) -> tuple[dict | None, dict
         cache = {}
 
         def load(clip):
-            if clip["id"] not in cache:
-                cache[clip["id"]] = load_audio(clip["audio_path"], SAMPLE_RATE).numpy()
+            if clip["id"] not in cache:  # the sound alone: the library pads one-shots to 0.5 s
+                cache[clip["id"]] = trim_silence(load_audio(clip["audio_path"], SAMPLE_RATE).numpy())
             return cache[clip["id"]]
 
         rng = clip_rng(seed, job["id"])
@@ -201,7 +214,7 @@ def build_scenes(out_dir, sources: list[Path], *, seed: int = 0, workers: int = 
     jobs = plan_scenes(clips, tuple(categories), max_event_seconds)
     out_dir = claim_output(out_dir, {"seed": seed, "sources": sorted(str(Path(s).resolve()) for s in sources),
                                      "categories": sorted(categories), "max_event_seconds": max_event_seconds,
-                                     "sample_rate": SAMPLE_RATE})
+                                     "sample_rate": SAMPLE_RATE, "scene_format": SCENE_FORMAT})
     results = run_tasks(_render_task, [(job, out_dir, seed) for job in jobs], workers, chunksize=4)
     records = [record for record, _ in results if record]
     failures = [failure for _, failure in results if failure]
@@ -210,12 +223,13 @@ def build_scenes(out_dir, sources: list[Path], *, seed: int = 0, workers: int = 
             print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
     index = write_index(out_dir, failures)
     credit(out_dir, index)
-    per_split = defaultdict(lambda: [0, 0.0])
+    per_split = defaultdict(lambda: {"scenes": 0, "minutes": 0.0})
     for record in index:
-        per_split[record["split"]][0] += 1
-        per_split[record["split"]][1] += record["duration_s"] / 60
+        per_split[record["split"]]["scenes"] += 1
+        per_split[record["split"]]["minutes"] += record["duration_s"] / 60
     summary = {"clips": len(records), "failed": len(failures),
-               "splits": {split: {"scenes": n, "minutes": round(m, 1)} for split, (n, m) in sorted(per_split.items())}}
+               "splits": {split: {"scenes": found["scenes"], "minutes": round(found["minutes"], 1)}
+                          for split, found in sorted(per_split.items())}}
     if verbose:
         print(json.dumps(summary, indent=1))
     return summary
