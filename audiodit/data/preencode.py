@@ -110,7 +110,8 @@ def preencode(
             duration = min(max_seconds, record.seconds - offset)
             if duration <= 0:
                 break
-            first = encoded.get((os.path.realpath(record.path), offset, duration))
+            same_audio = (os.path.realpath(record.path), offset, duration)
+            first = encoded.get(same_audio)
             if first is not None:  # the same audio again: the same tensor, no second encoding
                 samples.append({**first, "id": record.id if segments == 1 else f"{record.id}#{segment}",
                                 "caption": record.caption})
@@ -132,7 +133,7 @@ def preencode(
                 "shard": None, "key": key, "frames": int(latents.shape[-1]),
                 "seconds_offset": offset, "seconds_total": record.seconds, "caption": record.caption,
             })
-            encoded[(os.path.realpath(record.path), offset, duration)] = samples[-1]
+            encoded[same_audio] = samples[-1]
             if len(pending) >= shard_size:
                 flush()
     flush()

@@ -103,6 +103,14 @@ def place_copies(sound: np.ndarray, onsets: list[float], total_seconds: float,
     return out
 
 
+def cut_with_fade(audio: np.ndarray, samples: int, fade_seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The first `samples` of `audio` (2, S), faded out linearly over their last `fade_seconds` (a copy)."""
+    out = audio[:, :samples].copy()
+    fade = min(out.shape[1], round(fade_seconds * sample_rate))
+    out[:, out.shape[1] - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return out
+
+
 def make_clip(sound: np.ndarray, description: Description, loop: bool, rng: np.random.Generator,
               max_seconds: float, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, dict]:
     """The clip made from one source sound (2, S), and what was done (`treatment` and its numbers).
@@ -130,9 +138,7 @@ def make_clip(sound: np.ndarray, description: Description, loop: bool, rng: np.r
                                                                     "source_s": round(seconds, 3)}
         audio, made = sound, {"treatment": "whole"}
     if audio.shape[1] > max_seconds * sample_rate:
-        audio = audio[:, : round(max_seconds * sample_rate)].copy()
-        fade = min(audio.shape[1], round(FADE_SECONDS * sample_rate))
-        audio[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        audio = cut_with_fade(audio, round(max_seconds * sample_rate), FADE_SECONDS, sample_rate)
         if made["treatment"] == "whole":
             made["treatment"] = "cut"
     made["source_s"] = round(seconds, 3)

@@ -46,7 +46,7 @@ import soxr
 from audiodit.audio import load_audio, normalize_audio, save_audio
 from audiodit.data.builder import (OneLineParser, claim_output, exit_status, run_tasks, write_attribution,
                                    write_index)
-from audiodit.data.sound_library import trim_silence
+from audiodit.data.sound_library import cut_with_fade, trim_silence
 from audiodit.data.sound_packages import RESERVED_PACKAGES, clip_rng
 
 SAMPLE_RATE = 48000
@@ -124,11 +124,8 @@ def make_scene(job: dict, rng: np.random.Generator, load) -> tuple[np.ndarray, l
         length = min(audio.shape[1], total - start)
         if length < LAST_TAKE_SHARE * audio.shape[1]:  # only a sliver would be heard
             break
-        piece = audio[:, :length].copy()
-        if length < audio.shape[1]:  # cut by the scene's end
-            fade = min(length, round(FADE_SECONDS * SAMPLE_RATE))
-            piece[:, length - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-        out[:, start:start + length] += piece
+        # a take the scene's end cuts is faded out there
+        out[:, start:start + length] += cut_with_fade(audio, length, FADE_SECONDS) if length < audio.shape[1] else audio
         takes.append({"id": clip["id"], "onset_s": round(onset, 3), "speed": round(speed, 4),
                       "gain_db": round(gain, 2)})
         onset += audio.shape[1] / SAMPLE_RATE + float(rng.uniform(*PAUSE_SECONDS))
@@ -206,7 +203,8 @@ def build_scenes(out_dir, sources: list[Path], *, seed: int = 0, workers: int = 
     if not categories:
         raise ValueError("--categories names no category")
     if not 0 < max_event_seconds <= SCENE_SECONDS[0] / MIN_TAKES:
-        raise ValueError(f"--max-event-seconds must be in (0, {SCENE_SECONDS[0] / MIN_TAKES:g}], got {max_event_seconds}")
+        raise ValueError(f"--max-event-seconds must be in (0, {SCENE_SECONDS[0] / MIN_TAKES:g}], "
+                         f"got {max_event_seconds}")
     clips = [clip for source in sources for clip in read_library(Path(source))]
     ids = [clip["id"] for clip in clips]
     if len(set(ids)) != len(ids):
