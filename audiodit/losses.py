@@ -344,7 +344,7 @@ def stft_consistency_loss(spectrum: torch.Tensor, audio: torch.Tensor, n_fft: in
 
     0 for a consistent spectrogram; the first VAE's was 0.80. Overlapping frames whose phases
     disagree cancel in the overlap-add, and they disagreed more at some positions within a latent
-    frame than at others: the 40 ms artefact (issue 24; `python -m benchmarks.vae_phase_probe --measure
+    frame than at others: the 40 ms artefact (issue 24; `python -m experiments.probes.vae_phase_probe --measure
     periodicity`). Consistency as a training target: Griffin & Lim 1984; Takamichi et al. 2018."""
     remade = stft_same(audio.flatten(0, 1), n_fft, hop, window).reshape(spectrum.shape)
     return (spectrum - remade).abs().sum() / spectrum.abs().sum().clamp(min=1e-8)

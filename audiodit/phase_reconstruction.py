@@ -5,7 +5,7 @@ Why: the VAE's decoder predicts a phase per STFT bin relative to the bin's centr
 semitone below about 420 Hz, and the decoder's phase rarely carries the fraction of a bin that
 places a bass note on its pitch: on 64 held-out clips, the VAE's magnitudes with the real phase
 keep the key as well as the real audio does, while the real magnitudes with the VAE's phase lose
-it as the VAE does (`benchmarks/vae_phase_probe.py`). The magnitudes still say where each partial
+it as the VAE does (`experiments/probes/vae_phase_probe.py`). The magnitudes still say where each partial
 lies inside its bin, through the shape of the window's main lobe around the peak.
 
 Method (a phase vocoder driven by the magnitudes alone, in the spirit of peak-locked phase

@@ -2,5 +2,6 @@
 
     python -m benchmarks.<name> --help
 
-Each writes its report, with the machine it ran on, under `benchmarks/results/` (`benchmarks.machine`).
+Each writes its report, with the machine it ran on (`benchmarks.machine`): the bundled model's and the
+framework's under `benchmarks/results/`, those of training phases and candidates under `experiments/results/`.
 """

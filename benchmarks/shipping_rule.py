@@ -1,12 +1,12 @@
 """Model v2's shipping rule (docs/evaluation.md), read off the result files: one verdict, no hand copying.
 
     python -m benchmarks.shipping_rule --candidate audiodit-small-v6 \\
-        --prompt-breadth benchmarks/results/prompt_breadth_v2_phase6_cpu.json \\
-        --domain-eval v2p6=benchmarks/results/domain_eval_v2_phase6_48_cpu.json \\
-        --v1-domain-eval v1=benchmarks/results/domain_eval_v2_phase4_48_cpu.json \\
-        --evaluate benchmarks/results/eval_v2_phase6_64.json --v1-evaluate benchmarks/results/eval_v1_beside_v3_64.json \\
-        --speed benchmarks/results/generation_speed_v2_phase6_cpu.json \\
-        --out benchmarks/results/shipping_rule_v2_phase6.md
+        --prompt-breadth experiments/results/prompt_breadth_v2_phase6_cpu.json \\
+        --domain-eval v2p6=experiments/results/domain_eval_v2_phase6_48_cpu.json \\
+        --v1-domain-eval v1=experiments/results/domain_eval_v2_phase4_48_cpu.json \\
+        --evaluate experiments/results/eval_v2_phase6_64.json --v1-evaluate experiments/results/eval_v1_beside_v3_64.json \\
+        --speed experiments/results/generation_speed_v2_phase6_cpu.json \\
+        --out experiments/results/shipping_rule_v2_phase6.md
 
 Criteria 3-11 of the rule, each from the file that measures it: `prompt_breadth` (3-6; the
 candidate is the model whose label is `--candidate`), `domain_eval` (7-9; `LABEL=FILE`, v1's numbers

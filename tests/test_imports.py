@@ -65,33 +65,39 @@ def test_models_import_only_models_and_their_helpers():
 
 
 BENCHMARKS = PACKAGE.parent / "benchmarks"
+PROBES = PACKAGE.parent / "experiments" / "probes"
+SCRIPT_PACKAGES = {"benchmarks": BENCHMARKS, "experiments.probes": PROBES}
 
 
 def test_benchmarks_are_modules_that_import_each_other_as_a_package():
-    """`python -m benchmarks.<name>` from the repository root, no `sys.path` edits (issue 23): a
-    benchmark imports a sibling as `benchmarks.<sibling>`, never as a top-level module."""
-    siblings = {path.stem for path in BENCHMARKS.glob("*.py")}
-    assert (BENCHMARKS / "__init__.py").is_file()
-    for path in sorted(BENCHMARKS.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
-                raise AssertionError(f"{path.name}:{node.lineno}: edits or reads sys.path")
-            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
-                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
-            for name in names:
-                assert name.split(".")[0] not in siblings, \
-                    f"{path.name}:{node.lineno}: imports {name}; write benchmarks.{name}"
+    """`python -m benchmarks.<name>` (and `experiments.probes.<name>`) from the repository root, no
+    `sys.path` edits (issue 23): a script imports a sibling through its package, never as a
+    top-level module, and a benchmark never imports a probe (experiments sit above benchmarks)."""
+    for package, folder in SCRIPT_PACKAGES.items():
+        siblings = {path.stem for path in folder.glob("*.py")}
+        assert (folder / "__init__.py").is_file()
+        for path in sorted(folder.glob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+                    raise AssertionError(f"{path.name}:{node.lineno}: edits or reads sys.path")
+                names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+                for name in names:
+                    assert name.split(".")[0] not in siblings, \
+                        f"{path.name}:{node.lineno}: imports {name}; write {package}.{name}"
+                    assert not (package == "benchmarks" and name.startswith("experiments")), \
+                        f"{path.name}:{node.lineno}: a benchmark imports {name}"
 
 
 def test_every_benchmark_script_answers_help_as_a_module():
-    """Each script with a `__main__` block runs as `python -m benchmarks.<name> --help` (one
-    interpreter for all of them: the imports are the slow part)."""
+    """Each script with a `__main__` block runs as `python -m benchmarks.<name> --help` (or
+    `experiments.probes.<name>`; one interpreter for all of them: the imports are the slow part)."""
     import subprocess
     import sys
 
-    scripts = sorted(path.stem for path in BENCHMARKS.glob("*.py")
-                     if 'if __name__ == "__main__"' in path.read_text(encoding="utf-8"))
+    scripts = sorted(f"{package}.{path.stem}" for package, folder in SCRIPT_PACKAGES.items()
+                     for path in folder.glob("*.py") if 'if __name__ == "__main__"' in path.read_text(encoding="utf-8"))
     assert len(scripts) >= 20
     program = (
         "import runpy, sys\n"
@@ -99,7 +105,7 @@ def test_every_benchmark_script_answers_help_as_a_module():
         f"for name in {scripts!r}:\n"
         "    sys.argv = [name, '--help']\n"
         "    try:\n"
-        "        runpy.run_module('benchmarks.' + name, run_name='__main__', alter_sys=True)\n"
+        "        runpy.run_module(name, run_name='__main__', alter_sys=True)\n"
         "        failed.append(name + ': no exit')\n"
         "    except SystemExit as stop:\n"
         "        if stop.code not in (0, None):\n"

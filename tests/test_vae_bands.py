@@ -26,7 +26,7 @@ def test_decoder_swap_and_the_latent_probe_run_end_to_end_on_tiny_models(tmp_pat
 
     from audiodit.testing import tiny_pipeline
 
-    from benchmarks import decoder_swap
+    from experiments.probes import decoder_swap
 
     model = tmp_path / "model"
     tiny_pipeline(seed=0).save_pretrained(model)

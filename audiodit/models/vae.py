@@ -350,7 +350,7 @@ class AudioVAE(ModelMixin, ConfigMixin):
         one constant vector in the decoder's residual stream (biases everywhere move together under
         Adam) until it is ~8x larger than the input-dependent part; after the final LayerNorm every
         input then decodes to the same average spectrum, and training stalls there (measured by
-        `benchmarks/vae_collapse_probe.py`). Starting the bias at the data's mean removes that
+        `experiments/probes/vae_collapse_probe.py`). Starting the bias at the data's mean removes that
         pressure: the decoder only has to learn the deviations, which depend on the input."""
         cfg = self.config
         bins = cfg.n_fft // 2 + 1

@@ -1,4 +1,4 @@
-"""benchmarks/attribute_shortcut.py: its word/attribute ratio on distances with known answers, its
+"""experiments/probes/attribute_shortcut.py: its word/attribute ratio on distances with known answers, its
 drums-from-tempo count, and a smoke run of the script with a tiny random pipeline."""
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audiodit.testing import tiny_pipeline
-from benchmarks import attribute_shortcut
+from experiments.probes import attribute_shortcut
 
 
 def _grid(prompts: int, suffixes: int):

@@ -22,8 +22,8 @@ Reported per model:
   drum grooves lie);
 * every clip's numbers and top tags in the JSON.
 
-    python -m benchmarks.attribute_shortcut --model runs/v2_candidate/audiodit-small-v2 \\
-        --model runs/v2_phase2_candidate/audiodit-small-v2 --report benchmarks/results/attribute_shortcut_cpu
+    python -m experiments.probes.attribute_shortcut --model runs/v2_candidate/audiodit-small-v2 \\
+        --model runs/v2_phase2_candidate/audiodit-small-v2 --report experiments/results/attribute_shortcut_cpu
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def format_report(report: dict) -> str:
              f"- machine: {report['machine']}",
              f"- {len(PROMPTS)} prompts x {len(SUFFIXES)} suffixes ({', '.join(repr(s) for s in SUFFIXES)}), "
              f"seed {report['seed']} for every clip, {report['seconds']} s each",
-             "- Produced by `benchmarks/attribute_shortcut.py` (definitions in its docstring).", "",
+             "- Produced by `experiments/probes/attribute_shortcut.py` (definitions in its docstring).", "",
              "| measure | " + " | ".join(m["label"] for m in report["models"]) + " |",
              "|---|" + "---|" * len(report["models"])]
 

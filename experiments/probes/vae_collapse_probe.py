@@ -21,7 +21,7 @@ the VAE config (e.g. `encoder_input=complex`, `phase_advance=false`), `--kl-star
 standardised log-magnitude inputs (1.24 unstandardised) against 1.88 with complex inputs (average
 spectrum: 1.56).
 
-    python -m benchmarks.vae_collapse_probe TRAIN_DIR HELD_OUT_DIR [--before-fix] [--steps 150]
+    python -m experiments.probes.vae_collapse_probe TRAIN_DIR HELD_OUT_DIR [--before-fix] [--steps 150]
         [--set encoder_input=complex] [--kl-start-step 100000] [--chroma-weight 1]
 """
 

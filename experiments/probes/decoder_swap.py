@@ -1,9 +1,9 @@
 """The same generated latents through different VAE decoders: what a decoder fine-tune (encoder
 frozen, so the DiT's latent space is unchanged) changes in what the model makes.
 
-    python -m benchmarks.decoder_swap --model models/audiodit-small --lora runs/lora_bench/run \\
+    python -m experiments.probes.decoder_swap --model models/audiodit-small --lora runs/lora_bench/run \\
         --vae models/audiodit-small/vae --vae runs/decoder_lows/checkpoints/step-00001000/vae \\
-        --heldout data/lora_funk_heldout --report benchmarks/results/decoder_swap_cpu
+        --heldout data/lora_funk_heldout --report experiments/results/decoder_swap_cpu
 
 For the captions of `--heldout` (up to `--captions`), one clip each of latents from the pipeline
 (with the `--lora` adapter at scale 1 when given; seed = caption index), decoded by every `--vae`;

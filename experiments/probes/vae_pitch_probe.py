@@ -1,6 +1,6 @@
 """Does a VAE keep pitch? Two measurements on a rendered music21 corpus.
 
-    python -m benchmarks.vae_pitch_probe VAE_OR_PIPELINE_DIR CORPUS_DIR [--train-clips 60] [--test-clips 20]
+    python -m experiments.probes.vae_pitch_probe VAE_OR_PIPELINE_DIR CORPUS_DIR [--train-clips 60] [--test-clips 20]
 
 1. Linear probe: ridge regression from the posterior means (5 latent frames of context) to the
    chroma of the same audio (librosa `chroma_cqt` at the latent rate, 25 Hz), fitted on train-split

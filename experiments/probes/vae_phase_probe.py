@@ -1,7 +1,7 @@
 """Where does the VAE lose the key: in its magnitudes or in its phase?
 
-    python -m benchmarks.vae_phase_probe VAE_OR_PIPELINE_DIR CORPUS_DIR [--num-clips 64] [--out FILE.json]
-    python -m benchmarks.vae_phase_probe VAE_OR_PIPELINE_DIR CORPUS_DIR --split train --bands 250,425,500,750,1000,24000
+    python -m experiments.probes.vae_phase_probe VAE_OR_PIPELINE_DIR CORPUS_DIR [--num-clips 64] [--out FILE.json]
+    python -m experiments.probes.vae_phase_probe VAE_OR_PIPELINE_DIR CORPUS_DIR --split train --bands 250,425,500,750,1000,24000
 
 On the evaluation's held-out clips (`audiodit.evaluate.select_prompts`, the first 10 s of each),
 essentia's key (the evaluation's `estimate_key`) of six signals, each scored against the clip's
