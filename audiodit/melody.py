@@ -7,18 +7,20 @@ from any audio (a rendered score, a recording, a hum):
 
     chroma = chromagram(audio)                    # (12, T) pitch-class power per latent frame
     melody = dominant_pitch_classes(chroma)       # (T,) 0 = C ... 11 = B, NO_PITCH where silent
-    features = melody_one_hot(melody)             # (T, 12) what a conditioner reads
+    # the DiT reads it per time patch (audiodit.models.embedders.melody_features)
 
 and the measure the issue asks for, `chroma_cosine(reference, output)`: the cosine between the two
 clips' dominant-bin (one-hot) chromagrams averaged over frames where the reference sounds, which
 for one-hots is the share of those frames whose dominant pitch class agrees (MusicGen reports
-0.44 for its melody model, JASCO 0.42). `synth_hum` sings a note list as a person humming would:
+0.44 for its melody model, JASCO 0.42; `melody_agreement` is the same from two id tracks).
+`notes_from_ids` turns an id track into notes and `synth_hum` sings a note list as a person humming would:
 a near-sine voice with weak harmonics, vibrato, a little off pitch, so tests and benchmarks have
 hums although no recording of a person exists here.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -76,25 +78,38 @@ def melody_ids(audio, sample_rate: int = SAMPLE_RATE, frame_rate: float = FRAME_
     return torch.nn.functional.pad(ids[:frames], (0, max(0, frames - ids.shape[0])), value=NO_PITCH)
 
 
-def melody_one_hot(ids: torch.Tensor) -> torch.Tensor:
-    """`(T,)` pitch classes -> `(T, 12)` one-hot float; NO_PITCH frames are all zero."""
-    out = torch.zeros(ids.shape[0], 12)
-    sounding = ids != NO_PITCH
-    out[sounding, ids[sounding]] = 1.0
-    return out
-
-
 def chroma_cosine(reference, output, sample_rate: int = SAMPLE_RATE) -> float:
     """Mean cosine between the dominant-bin chromagrams of two clips' audio over the frames where
     the reference has a pitch (frames where the output is silent count 0); NaN if it never does.
     The shorter clip sets the length compared."""
-    ref, out = melody_ids(reference, sample_rate), melody_ids(output, sample_rate)
-    frames = min(ref.shape[0], out.shape[0])
-    ref, out = ref[:frames], out[:frames]
+    return melody_agreement(melody_ids(reference, sample_rate), melody_ids(output, sample_rate))
+
+
+def melody_agreement(reference_ids: torch.Tensor, output_ids: torch.Tensor) -> float:
+    """`chroma_cosine` from the two clips' melody ids (`melody_ids`): the share of the reference's
+    pitched frames where the output's dominant pitch class is the same; NaN if it has none."""
+    frames = min(reference_ids.shape[0], output_ids.shape[0])
+    ref, out = reference_ids[:frames], output_ids[:frames]
     sounding = ref != NO_PITCH
     if not bool(sounding.any()):
         return float("nan")
     return float((out[sounding] == ref[sounding]).float().mean())
+
+
+def notes_from_ids(ids: torch.Tensor, frame_rate: float = FRAME_RATE, lowest_pitch: int = 55,
+                   shortest_frames: int = 3) -> list[tuple[int | None, float]]:
+    """A melody id track `(T,)` as `synth_hum` notes: each run of one pitch class a note in the
+    octave from MIDI `lowest_pitch` up (a hummable range), NO_PITCH runs rests (None); a run shorter
+    than `shortest_frames` is sung as part of the note before it (a person does not hum 40 ms notes)."""
+    runs: list[list] = []  # [pitch, frames]
+    for value, group in itertools.groupby(ids.tolist()):
+        pitch = None if value == NO_PITCH else lowest_pitch + (int(value) - lowest_pitch) % 12
+        frames = len(list(group))
+        if runs and (frames < shortest_frames or runs[-1][0] == pitch):
+            runs[-1][1] += frames
+        else:
+            runs.append([pitch, frames])
+    return [(pitch, frames / frame_rate) for pitch, frames in runs]
 
 
 def synth_hum(notes: list[tuple[float, float]], sample_rate: int = SAMPLE_RATE, vibrato_hz: float = 5.5,

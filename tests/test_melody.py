@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from audiodit.melody import (FRAME_RATE, NO_PITCH, SAMPLE_RATE, chroma_cosine, chromagram, dominant_pitch_classes,
-                             melody_one_hot, synth_hum)
+from audiodit.melody import (
+    FRAME_RATE,
+    NO_PITCH,
+    SAMPLE_RATE,
+    chroma_cosine,
+    chromagram,
+    dominant_pitch_classes,
+    melody_agreement,
+    melody_ids,
+    notes_from_ids,
+    synth_hum,
+)
 
 TUNE = [(60, 0.4), (64, 0.4), (67, 0.4), (72, 0.8)]  # C4 E4 G4 C5
 
@@ -37,8 +47,6 @@ def test_stereo_input_rests_and_silence():
     assert (ids[frames_of(0.0, 0.46)] == 9).all()
     assert (ids[frames_of(0.5, 1.0)] == NO_PITCH).all()  # the rest
     assert (dominant_pitch_classes(chromagram(np.zeros(SAMPLE_RATE))) == NO_PITCH).all()
-    one_hot = melody_one_hot(ids)
-    assert one_hot.shape == (len(ids), 12) and torch.equal(one_hot.sum(dim=1), (ids != NO_PITCH).float())
 
 
 def test_chroma_cosine_scores_the_same_tune_high_and_another_low():
@@ -56,3 +64,17 @@ def test_bad_settings_are_errors():
         synth_hum([(60, 0.0)])
     with pytest.raises(ValueError, match="whole number of samples"):
         chromagram(np.zeros(1000), sample_rate=44100, frame_rate=25.3)
+
+
+def test_a_melody_track_sung_back_keeps_its_pitch_classes():
+    # runs of pitch classes, a rest, and a 2-frame blip that a hum folds into the note before it
+    ids = torch.tensor([0] * 10 + [4] * 2 + [7] * 12 + [NO_PITCH] * 6 + [11] * 15 + [2] * 10)
+    notes = notes_from_ids(ids)
+    assert [pitch for pitch, _ in notes] == [60, 55, None, 59, 62]  # C4, G3, rest, B3, D4: MIDI 55..66
+    assert sum(seconds for _, seconds in notes) == pytest.approx(len(ids) / 25.0)
+    sung = melody_ids(synth_hum(notes, detune_cents=15.0, seed=3), frames=len(ids))
+    # the blip's frames now sing C; breaths and onsets smear a frame or two at each note's edges
+    expected = torch.tensor([0] * 12 + [7] * 12 + [NO_PITCH] * 6 + [11] * 15 + [2] * 10)
+    assert melody_agreement(expected, sung) >= 0.85
+    assert melody_agreement(expected, torch.full_like(expected, 5)) == 0.0
+    assert np.isnan(melody_agreement(torch.full((4,), NO_PITCH), expected[:4]))
