@@ -242,8 +242,8 @@ def validate(args) -> None:
     if args.melody is not None:
         if not args.melody.is_file():
             raise UsageError(f"--melody file not found: {_shown(args.melody)}")
-        if args.continue_s is not None or interpolating:
-            raise UsageError("--melody works within one window: not with --continue or interpolation yet")
+        if interpolating:
+            raise UsageError("--melody is not taken by interpolation (a walk between two prompts)")
     if interpolating and (args.init_audio is not None):
         raise UsageError("interpolation cannot be combined with --init-audio")
     if interpolating and args.interpolation_steps < 2:
@@ -256,8 +256,6 @@ def validate(args) -> None:
     max_seconds = _model_limits(model).get("max_seconds")
     args.long_form = (isinstance(max_seconds, (int, float)) and args.init_audio is None
                       and args.duration is not None and args.duration > max_seconds + 1e-6)
-    if args.long_form and args.melody is not None:
-        raise UsageError(f"--melody works within one window: --duration at most {max_seconds:g} s for now")
     validate_long_form(args, max_seconds)
 
 
@@ -640,7 +638,10 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         finally:
             writer.close()
         seconds = time.perf_counter() - started
-        sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **common,
+        shown = dict(common)
+        if common.get("melody") is not None:  # the sidecar names the file, not the ids
+            shown.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale)
+        sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **shown,
                               num_inference_steps=steps,
                               long_form=dict(window=window, window_context=context,
                                              sections=[list(section) for section in sections],

@@ -16,6 +16,7 @@ from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 
 from audiodit.conditioners import TextEncoderOutput, pad_and_concat
 from audiodit.inputs import check_edits, check_setting
+from audiodit.models.embedders import MELODY_ABSENT
 from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, prompt_tempi
 
 # Latent frames over which inpainting/continuation blend generated and kept material, so seams
@@ -95,7 +96,7 @@ class AudioEditingMixin:
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
         callback_on_step_end, bpm=None, key=None, key_guidance_scale=None, key_classifier_scale=None,
-        context_in_s=None,
+        context_in_s=None, melody=None, melody_guidance_scale=0.0,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context: `context_in_s`, else as much as the model's maximum leaves) followed
@@ -106,7 +107,8 @@ class AudioEditingMixin:
         as a fade to silence, which the seam's blend carried into the first 0.2 s of the new audio
         (measured: 35-40 dB below the clip; issue 22). The splice cross-fades over
         JOIN_CROSSFADE_SECONDS from the clip into the window's reconstruction of it, so the join
-        does not click; the clip before that is kept bit-exact."""
+        does not click; the clip before that is kept bit-exact. A `melody` starts where the new
+        audio does (the context has none: it is the clip's own)."""
         clip_s = initial_audio.shape[-1] / self.sampling_rate
         context_s = min(clip_s, self.max_audio_length_s - continuation_in_s if context_in_s is None else context_in_s)
         context_samples = int(round(context_s * self.sampling_rate))
@@ -117,13 +119,18 @@ class AudioEditingMixin:
         window_s = window.shape[-1] / self.sampling_rate
         # The window starts where the context starts inside the original piece.
         window_start_s = audio_start_in_s + clip_s - context_s
+        if melody is not None:
+            window_frames = self.vae.latent_frames(window.shape[-1])
+            new_from = int(context_s * self.vae.latent_rate)  # the first regenerated frame, as inpaint_range's
+            melody = torch.cat([torch.full((new_from,), MELODY_ABSENT, dtype=torch.long),
+                                self._fit_melody(melody, window_frames - new_from)])  # (T_window,)
         generated = self(
             prompt=prompt, audio_start_in_s=window_start_s, audio_end_in_s=window_start_s + window_s,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
             guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
             initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
             callback_on_step_end=callback_on_step_end, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
-            key_classifier_scale=key_classifier_scale,
+            key_classifier_scale=key_classifier_scale, melody=melody, melody_guidance_scale=melody_guidance_scale,
         ).audios  # (B, 2, S_window)
         # The context comes back as its VAE reconstruction: keep the original clip, cross-fade its
         # last JOIN_CROSSFADE_SECONDS into that reconstruction, and append the new seconds.

@@ -302,7 +302,7 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
                   window_seconds: float | None = None, context_seconds: float | None = None,
                   generator: torch.Generator | None = None, num_inference_steps: int | None = None,
                   bpm: float | None = None, progress: bool = True, initial_audio: torch.Tensor | None = None,
-                  strength: float = 1.0, **call_kwargs) -> Iterator[torch.Tensor]:
+                  strength: float = 1.0, melody=None, **call_kwargs) -> Iterator[torch.Tensor]:
     """Yield the waveform of a `seconds`-long piece, (1, channels, samples) part after part.
 
     `prompt`, or `sections` [(start_seconds, prompt), ...] for a piece whose prompt changes (a
@@ -315,7 +315,11 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
 
     Audio-to-audio of a long input: `initial_audio` (1, channels, samples) of `seconds` and
     `strength` < 1; each window starts from its stretch of the input noised to `strength`, later
-    windows holding their context as above."""
+    windows holding their context as above.
+
+    `melody` (a model with melody conditioning): a reference waveform or its ids, as the pipeline
+    takes them, for the whole piece from its start; each window follows its own stretch of it, and
+    past the melody's end the piece goes on free."""
     import torch
 
     from audiodit.diffusion import start_step
@@ -341,6 +345,7 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
     total_frames = pipe.vae.latent_frames(int(round(seconds * pipe.sampling_rate)))
     windows = plan_windows(total_frames, window_frames, context_frames, int(round(default_drop(window_seconds) * rate)))
     steps = pipe.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+    tune = None if melody is None else pipe._fit_melody(melody, total_frames)  # (T,) ids, "none" past its end
     edit = {}
     if initial_audio is not None:
         edit = {"strength": strength}
@@ -392,6 +397,8 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
 
             if initial_audio is not None:  # the window's stretch of the input
                 edit["initial_audio"] = initial_audio[..., window.start * hop:window.end * hop]
+            if tune is not None:  # and of the tune
+                edit["melody"] = tune[window.start:window.end]
             latents = pipe(section_prompt(sections, new_start_s), audio_start_in_s=model_start,
                            audio_end_in_s=model_start + length_s, latents=noise, num_inference_steps=steps,
                            output_type="latent", callback_on_step_end=on_step, **edit, **call_kwargs).audios

@@ -375,8 +375,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 the model's `default_key_classifier_scale`, 0 disables.
             melody: for a model with melody conditioning, the tune to follow: a reference waveform
                 ((S,) or (2, S) float at the pipeline's rate; its dominant pitch class per latent
-                frame, `melody_ids`) or those ids ((T,) int). Frame 0 is the clip's start; frames past
-                the melody's end are free. One window only: not with continuation or long inputs.
+                frame, `melody_ids`) or those ids ((T,) int). Frame 0 is the clip's start (with
+                `continuation_in_s`, the new audio's); frames past the melody's end are free. Edits of
+                inputs longer than the model refuse it; long pieces take it through `generate_long`.
             melody_guidance_scale: scales what the melody alone changes (one more branch without it),
                 as `key_guidance_scale` does for the key; 0 disables.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
@@ -400,9 +401,10 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         if continuation_in_s is not None and initial_audio is not None:
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
 
-        if melody is not None and (continuation_in_s is not None or self._long_edit(initial_audio, continuation_in_s)):
-            raise ValueError("`melody` works within one window (text-to-audio, audio-to-audio, inpainting up to "
-                             f"{self.max_audio_length_s:g} s), not with continuation or longer inputs yet.")
+        if melody is not None and self._long_edit(initial_audio, continuation_in_s):
+            raise ValueError("`melody` edits within one window (audio-to-audio, inpainting, continuation up to "
+                             f"{self.max_audio_length_s:g} s in all), not longer inputs yet; long pieces from text "
+                             "take it through `generate_long`.")
         if self._long_edit(initial_audio, continuation_in_s):  # window by window (editing.py)
             return self._edit_long(
                 prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s, generator,
@@ -423,6 +425,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
                 negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
                 callback_on_step_end, bpm, key, key_guidance_scale, key_classifier_scale,
+                melody=melody, melody_guidance_scale=melody_guidance_scale,
             )
         device = self._execution_device
 

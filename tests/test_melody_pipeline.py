@@ -10,7 +10,7 @@ import torch
 from audiodit.cli import main
 from audiodit.guidance import guided_velocity
 from audiodit.melody import synth_hum
-from audiodit.testing import tiny_pipeline
+from audiodit.testing import TINY_MAX_SECONDS, tiny_pipeline
 
 SR = 48000
 
@@ -71,8 +71,9 @@ def test_misuse_is_one_clear_error(pipe, hum):
         run(pipe, melody_guidance_scale=1.0)
     with pytest.raises(ValueError, match="`melody_guidance_scale` must be >= 0"):
         run(pipe, melody=hum, melody_guidance_scale=-1.0)
-    with pytest.raises(ValueError, match="not with continuation"):
-        pipe("a tune", initial_audio=torch.zeros(2, SR), continuation_in_s=1.0, melody=hum, num_inference_steps=2)
+    with pytest.raises(ValueError, match="not longer inputs yet"):  # a continuation past one window
+        pipe("a tune", initial_audio=torch.zeros(2, SR), continuation_in_s=2 * TINY_MAX_SECONDS, melody=hum,
+             num_inference_steps=2)
     with pytest.raises(ValueError, match=r"must lie in \[-2, 11\]"):
         run(pipe, melody=torch.tensor([0, 12]))
 
@@ -93,3 +94,74 @@ def test_cli_melody_flag(tmp_path, hum):
                  "--out", str(tmp_path / "x.wav")]) == 2
     assert main(["--model", str(model), "--prompt", "x", "--melody-scale", "1", "--out", str(tmp_path / "y.wav")]) == 2
     assert np.isfinite(sf.read(out)[0]).all()
+
+
+def test_a_continuation_follows_the_melody_from_where_the_new_audio_starts(pipe, hum):
+    clip = 0.3 * torch.sin(torch.arange(2 * SR) / SR * 2 * np.pi * 220.0).expand(2, -1)  # (2, S) 2 s
+
+    def extend(**kwargs):
+        return pipe("a flute", initial_audio=clip, continuation_in_s=2.0, num_inference_steps=2, guidance_scale=3.0,
+                    generator=torch.Generator().manual_seed(0), **kwargs).audios[0]  # (2, 4 s)
+
+    plain, tuned = extend(), extend(melody=hum)
+    assert tuned.shape == plain.shape == (2, 4 * SR)
+    # the clip is kept as it was up to the join's cross-fade, with or without a melody
+    torch.testing.assert_close(tuned[:, :SR], clip[:, :SR].to(tuned), atol=0, rtol=0)
+    assert not torch.allclose(tuned[:, 2 * SR:], plain[:, 2 * SR:])  # the new part follows the tune
+    # The tune's frame 0 is the continuation's first: the window the pipeline inpaints gets "none"
+    # over the context, then the tune.
+    seen = []
+    original = type(pipe).prepare_conditioning
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("melody", args[13] if len(args) > 13 else None))
+        return original(self, *args, **kwargs)
+
+    type(pipe).prepare_conditioning = spy
+    try:
+        extend(melody=hum)
+    finally:
+        type(pipe).prepare_conditioning = original
+    window, ids = seen[-1], pipe.melody_ids(hum)  # (T_window,): 2 s of context and 2 s of new audio
+    context = int(min(2.0, TINY_MAX_SECONDS - 2.0) * pipe.vae.latent_rate)
+    assert window.shape == (100,) and (window[:context] == -2).all()
+    assert torch.equal(window[context:], ids[:100 - context])
+
+
+def test_a_long_piece_follows_each_window_s_stretch_of_the_melody(pipe):
+    """The piece's melody is cut window by window: a tune that starts after the first window leaves
+    that window as it is without a melody, and changes the rest."""
+    seconds, window_s = 2.5 * TINY_MAX_SECONDS, TINY_MAX_SECONDS
+    frames = pipe.vae.latent_frames(int(seconds * SR))
+    first = int(round(window_s * pipe.vae.latent_rate))
+    late_tune = torch.cat([torch.full((first,), -2), torch.arange(frames - first) % 12])  # (T,) ids
+
+    def piece(**kwargs):
+        return list(pipe.generate_long("a flute", seconds, window_seconds=window_s, context_seconds=0.5,
+                                       generator=torch.Generator().manual_seed(3), progress=False,
+                                       num_inference_steps=2, guidance_scale=3.0, **kwargs))
+
+    plain, tuned = piece(), piece(melody=late_tune)
+    assert torch.cat(tuned, -1).shape == (1, 2, int(seconds * SR))
+    torch.testing.assert_close(tuned[0], plain[0], atol=0, rtol=0)  # the first window's new audio
+    assert not torch.allclose(torch.cat(tuned[1:], -1), torch.cat(plain[1:], -1))
+    none = piece(melody=torch.full((frames,), -2))  # "none" throughout is no melody
+    torch.testing.assert_close(torch.cat(none, -1), torch.cat(plain, -1), atol=0, rtol=0)
+
+
+def test_cli_long_piece_with_a_melody(tmp_path, hum):
+    model = tmp_path / "model"
+    tiny_pipeline(seed=0, melody_conditioning=True).save_pretrained(model)
+    sf.write(tmp_path / "hum.wav", hum.numpy(), SR)
+    out = tmp_path / "pieces"
+    seconds = 2 * TINY_MAX_SECONDS + 1
+    assert main(["--model", str(model), "--prompt", "a flute", "--duration", f"{seconds:g}", "--steps", "2",
+                 "--melody", str(tmp_path / "hum.wav"), "--out", f"{out}/", "--quiet", "--variations", "2"]) == 0
+    import json
+
+    paths = sorted(out.glob("*.wav"))
+    assert len(paths) == 2  # the second piece is given the tune as the first was
+    for path in paths:
+        assert sf.info(path).frames == seconds * SR
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["melody"] == str(tmp_path / "hum.wav") and "long_form" in sidecar
