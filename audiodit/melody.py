@@ -87,10 +87,11 @@ def chroma_cosine(reference, output, sample_rate: int = SAMPLE_RATE) -> float:
 
 def melody_agreement(reference_ids: torch.Tensor, output_ids: torch.Tensor) -> float:
     """`chroma_cosine` from the two clips' melody ids (`melody_ids`): the share of the reference's
-    pitched frames where the output's dominant pitch class is the same; NaN if it has none."""
+    pitched frames where the output's dominant pitch class is the same; NaN if it has none. Ids
+    below 0 (a rest, or "none" where a melody was padded) are not pitched."""
     frames = min(reference_ids.shape[0], output_ids.shape[0])
     ref, out = reference_ids[:frames], output_ids[:frames]
-    sounding = ref != NO_PITCH
+    sounding = ref >= 0
     if not bool(sounding.any()):
         return float("nan")
     return float((out[sounding] == ref[sounding]).float().mean())
@@ -99,11 +100,12 @@ def melody_agreement(reference_ids: torch.Tensor, output_ids: torch.Tensor) -> f
 def notes_from_ids(ids: torch.Tensor, frame_rate: float = FRAME_RATE, lowest_pitch: int = 55,
                    shortest_frames: int = 3) -> list[tuple[int | None, float]]:
     """A melody id track `(T,)` as `synth_hum` notes: each run of one pitch class a note in the
-    octave from MIDI `lowest_pitch` up (a hummable range), NO_PITCH runs rests (None); a run shorter
+    octave from MIDI `lowest_pitch` up (a hummable range), runs of ids below 0 (a rest, "none")
+    rests (None); a run shorter
     than `shortest_frames` is sung as part of the note before it (a person does not hum 40 ms notes)."""
     runs: list[list] = []  # [pitch, frames]
     for value, group in itertools.groupby(ids.tolist()):
-        pitch = None if value == NO_PITCH else lowest_pitch + (int(value) - lowest_pitch) % 12
+        pitch = None if value < 0 else lowest_pitch + (int(value) - lowest_pitch) % 12
         frames = len(list(group))
         if runs and (frames < shortest_frames or runs[-1][0] == pitch):
             runs[-1][1] += frames

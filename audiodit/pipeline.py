@@ -402,9 +402,10 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
 
         if melody is not None and self._long_edit(initial_audio, continuation_in_s):
-            raise ValueError("`melody` edits within one window (audio-to-audio, inpainting, continuation up to "
-                             f"{self.max_audio_length_s:g} s in all), not longer inputs yet; long pieces from text "
-                             "take it through `generate_long`.")
+            raise ValueError("`melody` edits within one window (inputs of at most "
+                             f"{self.max_audio_length_s:g} s, a continuation of at most the model's maximum less "
+                             "its context), not longer edits yet; long pieces from text take it through "
+                             "`generate_long`.")
         if self._long_edit(initial_audio, continuation_in_s):  # window by window (editing.py)
             return self._edit_long(
                 prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s, generator,

@@ -24,7 +24,8 @@ frames whose dominant pitch class the output shares; MusicGen's melody model rep
 * text-only floor: reference against the generation made without a melody (the caption states the
   key, so this is above chance);
 * shuffled floor: another clip's reference against the generation (all pairs i != j);
-* ceiling: reference against itself through the model's VAE (what a perfect DiT could reach);
+* ceiling: reference against itself through the model's VAE (about where a DiT that wrote the
+  tune's latents exactly would land);
 * p: a paired sign-flip permutation test of model over text-only, per clip.
 
 Text adherence (`audiodit.evaluate.adherence`: key, tempo, instrument family by a classifier fitted
@@ -93,10 +94,12 @@ def per_clip_hits(analyses: list[dict], prompts: list[dict]) -> dict[str, np.nda
     return {metric: np.array([row[metric] for row in rows]) for metric in ADHERENCE}
 
 
-def hum_of(reference_ids: torch.Tensor, seconds: float, index: int, sample_rate: int) -> np.ndarray:
-    """The reference's tune hummed: `(2, S)` float32 (the hum in both channels), `seconds` long."""
+def hum_of(reference_ids: torch.Tensor, seconds: float, index: int, sample_rate: int,
+           frame_rate: float) -> np.ndarray:
+    """The reference's tune (ids at `frame_rate`) hummed: `(2, S)` float32 (the hum in both
+    channels), `seconds` long."""
     rng = np.random.default_rng(index)
-    mono = synth_hum(notes_from_ids(reference_ids), sample_rate, detune_cents=float(rng.uniform(-30, 30)),
+    mono = synth_hum(notes_from_ids(reference_ids, frame_rate), sample_rate, detune_cents=float(rng.uniform(-30, 30)),
                      vibrato_cents=float(rng.uniform(15, 40)), seed=index)
     mono = np.pad(mono, (0, max(0, round(seconds * sample_rate) - mono.shape[0])))[: round(seconds * sample_rate)]
     return np.stack([mono, mono])
@@ -120,7 +123,7 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
 
     references = [load_clip(record, seconds) for record in prompts]
     reference_ids = [ids_of(clip) for clip in references]
-    hums = [hum_of(ids, seconds, i, rate) for i, ids in enumerate(reference_ids)]
+    hums = [hum_of(ids, seconds, i, rate, latent_rate) for i, ids in enumerate(reference_ids)]
     hum_ids = [ids_of(hum) for hum in hums]
     # ceiling: the reference through the VAE
     ceiling = []
@@ -154,7 +157,8 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
         rows[name] = {"model": float(np.mean(model[keep])), "text_only": float(np.mean(text_only[keep])),
                       "shuffled": shuffled_agreement(targets, ids),
                       "p_over_text_only": sign_flip_p(model[keep] - text_only[keep], seed=seed),
-                      "clips": int(keep.sum()), "per_clip": [round(float(v), 4) for v in model]}
+                      "clips": int(keep.sum()),
+                      "per_clip": [None if np.isnan(v) else round(float(v), 4) for v in model]}
     rows["ceiling_vae"] = float(np.nanmean(ceiling))
     rows["hum_vs_reference"] = float(np.nanmean([melody_agreement(r, h) for r, h in zip(reference_ids, hum_ids)]))
 

@@ -78,3 +78,7 @@ def test_a_melody_track_sung_back_keeps_its_pitch_classes():
     assert melody_agreement(expected, sung) >= 0.85
     assert melody_agreement(expected, torch.full_like(expected, 5)) == 0.0
     assert np.isnan(melody_agreement(torch.full((4,), NO_PITCH), expected[:4]))
+    # "none" (-2, where a melody was padded) is not a pitch either: not scored, and hummed as a rest
+    padded = torch.cat([torch.full((10,), 7), torch.full((10,), -2)])
+    assert melody_agreement(padded, torch.full((20,), 7)) == 1.0
+    assert [pitch for pitch, _ in notes_from_ids(padded)] == [55, None]

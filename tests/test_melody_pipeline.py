@@ -10,6 +10,7 @@ import torch
 from audiodit.cli import main
 from audiodit.guidance import guided_velocity
 from audiodit.melody import synth_hum
+from audiodit.longform import default_drop, plan_windows
 from audiodit.testing import TINY_MAX_SECONDS, tiny_pipeline
 
 SR = 48000
@@ -71,7 +72,7 @@ def test_misuse_is_one_clear_error(pipe, hum):
         run(pipe, melody_guidance_scale=1.0)
     with pytest.raises(ValueError, match="`melody_guidance_scale` must be >= 0"):
         run(pipe, melody=hum, melody_guidance_scale=-1.0)
-    with pytest.raises(ValueError, match="not longer inputs yet"):  # a continuation past one window
+    with pytest.raises(ValueError, match="not longer edits yet"):  # a continuation past one window
         pipe("a tune", initial_audio=torch.zeros(2, SR), continuation_in_s=2 * TINY_MAX_SECONDS, melody=hum,
              num_inference_steps=2)
     with pytest.raises(ValueError, match=r"must lie in \[-2, 11\]"):
@@ -141,8 +142,25 @@ def test_a_long_piece_follows_each_window_s_stretch_of_the_melody(pipe):
                                        generator=torch.Generator().manual_seed(3), progress=False,
                                        num_inference_steps=2, guidance_scale=3.0, **kwargs))
 
-    plain, tuned = piece(), piece(melody=late_tune)
+    plain = piece()
+    seen = []
+    original = type(pipe).__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("melody"))
+        return original(self, *args, **kwargs)
+
+    type(pipe).__call__ = spy
+    try:
+        tuned = piece(melody=late_tune)
+    finally:
+        type(pipe).__call__ = original
     assert torch.cat(tuned, -1).shape == (1, 2, int(seconds * SR))
+    rate = pipe.vae.latent_rate
+    windows = plan_windows(frames, first, int(round(0.5 * rate)), int(round(default_drop(window_s) * rate)))
+    assert len(seen) == len(windows) >= 3
+    for window, given in zip(windows, seen):  # each window gets its own stretch, context included
+        assert torch.equal(given, late_tune[window.start:window.end])
     torch.testing.assert_close(tuned[0], plain[0], atol=0, rtol=0)  # the first window's new audio
     assert not torch.allclose(torch.cat(tuned[1:], -1), torch.cat(plain[1:], -1))
     none = piece(melody=torch.full((frames,), -2))  # "none" throughout is no melody
@@ -160,8 +178,13 @@ def test_cli_long_piece_with_a_melody(tmp_path, hum):
     import json
 
     paths = sorted(out.glob("*.wav"))
-    assert len(paths) == 2  # the second piece is given the tune as the first was
+    assert len(paths) == 2
     for path in paths:
         assert sf.info(path).frames == seconds * SR
         sidecar = json.loads(path.with_suffix(".json").read_text())
         assert sidecar["melody"] == str(tmp_path / "hum.wav") and "long_form" in sidecar
+    # a continuation past one window with a melody is refused before the model loads
+    sf.write(tmp_path / "clip.wav", np.zeros((SR, 2), np.float32), SR)
+    assert main(["--model", str(model), "--prompt", "x", "--init-audio", str(tmp_path / "clip.wav"),
+                 "--continue", f"{2 * TINY_MAX_SECONDS:g}", "--melody", str(tmp_path / "hum.wav"),
+                 "--out", str(tmp_path / "z.wav")]) == 2
