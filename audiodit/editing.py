@@ -151,14 +151,13 @@ class AudioEditingMixin:
     def _long_edit(self, initial_audio, continuation_in_s) -> bool:
         """Whether an edit works window by window: an input longer than the model's maximum, or a
         continuation longer than one window adds (its maximum less the default context)."""
-        from audiodit.longform import DEFAULT_WINDOW_SECONDS, default_context
+        from audiodit.longform import one_window_continuation
 
         if initial_audio is None:
             return False
-        max_s = self.max_audio_length_s
         if continuation_in_s is not None:
-            return continuation_in_s > max_s - default_context(min(DEFAULT_WINDOW_SECONDS, max_s)) + 1e-6
-        return initial_audio.shape[-1] > round(max_s * self.sampling_rate)
+            return continuation_in_s > one_window_continuation(self.max_audio_length_s) + 1e-6
+        return initial_audio.shape[-1] > round(self.max_audio_length_s * self.sampling_rate)
 
     def _edit_long(self, prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s,
                    generator, num_waveforms_per_prompt, output_type, return_dict, **call):

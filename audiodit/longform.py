@@ -62,6 +62,12 @@ def default_context(window_seconds: float) -> float:
     return min(DEFAULT_CONTEXT_SECONDS, 0.25 * window_seconds)
 
 
+def one_window_continuation(max_seconds: float) -> float:
+    """The longest continuation one window adds: the model's maximum less the default context.
+    Longer ones go on window by window."""
+    return max_seconds - default_context(min(DEFAULT_WINDOW_SECONDS, max_seconds))
+
+
 def default_drop(window_seconds: float) -> float:
     """Seconds at a window's end that the next window makes again (and cross-fades into)."""
     return min(DROP_SECONDS, 0.1 * window_seconds)

@@ -53,6 +53,7 @@ from audiodit.evaluate import (
     load_clip,
     load_split,
     select_prompts,
+    vae_reconstruction,
 )
 from audiodit.melody import (
     NO_PITCH,
@@ -126,12 +127,8 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
     hums = [hum_of(ids, seconds, i, rate, latent_rate) for i, ids in enumerate(reference_ids)]
     hum_ids = [ids_of(hum) for hum in hums]
     # ceiling: the reference through the VAE
-    ceiling = []
-    for clip, ids in zip(references, reference_ids):
-        audio = torch.from_numpy(clip)[None].to(pipe.vae.device, pipe.vae.dtype)
-        with torch.no_grad():
-            decoded = pipe.vae.decode(pipe.vae.encode(audio).latent_dist.mode(), length=audio.shape[-1]).sample
-        ceiling.append(melody_agreement(ids, ids_of(decoded[0].float().cpu().numpy())))
+    _, decoded = vae_reconstruction(pipe.vae, references)
+    ceiling = [melody_agreement(ids, ids_of(clip)) for ids, clip in zip(reference_ids, decoded)]
 
     clock = time.perf_counter()
     generated = {"text": []} | {f"{source}@{scale:g}": [] for scale in scales for source in ("reference", "hum")}
