@@ -6,7 +6,8 @@ the text still hold?
         [--out benchmarks/results/melody_cpu.md]
 
 `--num-prompts` held-out score clips (`audiodit.evaluate.select_prompts`: test split, then valid;
-never trained on) give each a caption and a reference tune: the clip's own dominant pitch class per
+never trained on; `--split train` takes a seeded sample of the train split instead, for choosing a
+default melody scale without looking at held-out clips) give each a caption and a reference tune: the clip's own dominant pitch class per
 latent frame (`audiodit.melody.melody_ids`). From each reference a hum is sung
 (`melody.notes_from_ids` -> `melody.synth_hum`: a near-sine voice in G3-F#4 with vibrato, 0-30 cents
 off pitch), since no recording of a person humming exists here. Every clip is generated with the
@@ -52,6 +53,7 @@ from audiodit.evaluate import (
     fit_instrument_classifier,
     load_clip,
     load_split,
+    sample_records,
     select_prompts,
     vae_reconstruction,
 )
@@ -113,9 +115,19 @@ def generate_one(pipe, caption: str, seconds: float, steps: int, seed: int, melo
     return audio.float().cpu().numpy()
 
 
+def choose_prompts(data_dir, split: str, num_prompts: int, seed: int) -> list[dict]:
+    """Held-out records (`split` "test": test, then valid) or a seeded sample of `split`'s."""
+    if split == "test":
+        return select_prompts(data_dir, num_prompts, seed)
+    records = load_split(data_dir, split)
+    if len(records) < 2:
+        raise ValueError(f"{data_dir}: need at least 2 {split} clips, found {len(records)}")
+    return sample_records(records, num_prompts, seed + 1)
+
+
 def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: list[float], train_clips: int,
-        seed: int) -> dict:
-    prompts = select_prompts(data_dir, num_prompts, seed)
+        seed: int, split: str = "test") -> dict:
+    prompts = choose_prompts(data_dir, split, num_prompts, seed)
     rate, latent_rate = pipe.sampling_rate, float(pipe.vae.latent_rate)
     frames = pipe.vae.latent_frames(round(seconds * rate))
 
@@ -160,7 +172,8 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
     rows["hum_vs_reference"] = float(np.nanmean([melody_agreement(r, h) for r, h in zip(reference_ids, hum_ids)]))
 
     # text adherence, with and without a melody
-    train = load_split(data_dir, "train")
+    chosen = {p["audio_path"] for p in prompts}
+    train = [r for r in load_split(data_dir, "train") if r["audio_path"] not in chosen]
     train = [train[i] for i in sorted(np.random.default_rng(seed).permutation(len(train))[:train_clips])]
     classifier = fit_instrument_classifier(np.stack([clip_features(load_clip(r, seconds)) for r in train]),
                                            [r["instrument_family"] for r in train], seed)
@@ -174,7 +187,7 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
     changes = {name: {metric: {"change": float((hits[name][metric] - hits["text"][metric]).mean()),
                                "p_drop": sign_flip_p(hits["text"][metric] - hits[name][metric], seed=seed)}
                       for metric in ADHERENCE} for name in analyses if name != "text"}
-    return {"prompts": [{"id": p["id"], "caption": p["caption"]} for p in prompts], "seconds": seconds,
+    return {"prompts": [{"id": p["id"], "caption": p["caption"]} for p in prompts], "split": split, "seconds": seconds,
             "steps": steps, "melody_scales": scales, "generation_s": generation_s, "chroma_cosine": rows,
             "adherence": text_rows, "adherence_change": changes,
             "pitched_share": float(np.mean([float((ids != NO_PITCH).float().mean()) for ids in reference_ids]))}
@@ -183,7 +196,7 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
 def format_report(result: dict) -> str:
     rows = result["chroma_cosine"]
     lines = [f"# Melody conditioning: {result['model']}", "",
-             f"{len(result['prompts'])} held-out score captions of `{result['data']}`, {result['seconds']:g} s, "
+             f"{len(result['prompts'])} {'held-out' if result['split'] == 'test' else result['split'] + '-split'} score captions of `{result['data']}`, {result['seconds']:g} s, "
              f"{result['steps']} steps, seed {result['seed']}; {result['cpu']}; generation "
              f"{result['generation_s']:.0f} s.", "",
              "Chroma cosine (share of the tune's pitched frames whose dominant pitch class the output shares):", "",
@@ -220,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--melody-scales", default="0,2", help="melody guidance scales, comma-separated")
     parser.add_argument("--train-clips", type=int, default=200, help="train clips for the instrument classifier")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="test", choices=("test", "train", "valid"),
+                        help="test: held-out captions (test, then valid); train/valid: a sample of that split")
     parser.add_argument("--out", default=None, help="markdown report; the JSON goes beside it")
     args = parser.parse_args(argv)
     try:
@@ -236,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     pipe.set_progress_bar_config(disable=True)
     steps = args.steps or pipe.default_num_inference_steps
     result = {"model": args.model, "data": args.data, "seed": args.seed, "cpu": cpu_model(),
-              **run(pipe, args.data, args.num_prompts, args.seconds, steps, scales, args.train_clips, args.seed)}
+              **run(pipe, args.data, args.num_prompts, args.seconds, steps, scales, args.train_clips, args.seed,
+                  args.split)}
     text = format_report(result)
     emit_report(text, args.out)
     if args.out:

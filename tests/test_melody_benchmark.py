@@ -59,3 +59,17 @@ def test_a_model_without_melody_conditioning_is_one_clear_error(tmp_path, capsys
     with pytest.raises(SystemExit):
         melody.main(["--model", str(tmp_path / "model"), "--data", str(tmp_path), "--melody-scales", "x"])
     assert "--melody-scales must be numbers" in capsys.readouterr().err
+
+
+def test_train_split_choice_samples_train_captions_only(tmp_path):
+    """`--split train` (choosing a default scale) takes a seeded sample of train captions and never
+    a held-out one; `test` keeps the held-out selection."""
+    write_fake_corpus(tmp_path, {
+        "train": [("flute", key, "major") for key in range(6)],
+        "test": [("organ", 0, "minor"), ("organ", 2, "minor")],
+    })
+    chosen = melody.choose_prompts(tmp_path, "train", 3, seed=0)
+    assert len(chosen) == 3 and all("/train/" in str(r["audio_path"]) for r in chosen)
+    assert [r["id"] for r in chosen] == [r["id"] for r in melody.choose_prompts(tmp_path, "train", 3, seed=0)]
+    held_out = melody.choose_prompts(tmp_path, "test", 2, seed=0)
+    assert sorted(r["id"] for r in held_out) == ["test0-v0", "test1-v0"]
