@@ -50,6 +50,7 @@ __all__ = [
     "audio_info",
     "load_audio",
     "normalize_audio",
+    "level_output",
     "save_audio",
     "trim_trailing_silence",
 ]
@@ -301,6 +302,37 @@ def normalize_audio(audio, mode: str = "peak", target_db: float = -1.0):
     else:
         gain = min(target / float(np.sqrt(np.mean(values**2))), 1.0 / peak)
     return audio * gain
+
+
+# Output levelling (`sample.py --normalize`): the default targets and the most a quiet clip is
+# raised, so near-silence is not blown up into audible noise.
+OUTPUT_LEVELS_DB = {"peak": -1.0, "rms": -20.0}
+MAX_OUTPUT_GAIN_DB = 30.0
+
+
+def level_output(audio, mode: str, target_db: float | None = None, max_gain_db: float = MAX_OUTPUT_GAIN_DB):
+    """A generated clip `(C, S)` (tensor or ndarray) at a listening level; returns `(audio, gain_db)`.
+
+    "peak": the peak at `target_db` (default -1 dBFS), as peers' front ends do (stable-audio-tools'
+    demo divides by the peak); "rms": the RMS at `target_db` (default -20 dBFS), lowered where the
+    peak would pass -1 dBFS; "none": unchanged. The gain never exceeds `max_gain_db`; silence stays
+    silence."""
+    if mode == "none":
+        return audio, 0.0
+    if mode not in OUTPUT_LEVELS_DB:
+        raise ValueError(f"normalize must be 'none', 'peak' or 'rms', got {mode!r}")
+    target_db = OUTPUT_LEVELS_DB[mode] if target_db is None else target_db
+    values = _as_numpy(audio, np.float64)
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    if peak == 0.0:
+        return audio, 0.0
+    if mode == "peak":
+        gain_db = target_db - 20 * math.log10(peak)
+    else:
+        rms = float(np.sqrt(np.mean(values**2)))
+        gain_db = min(target_db - 20 * math.log10(rms), OUTPUT_LEVELS_DB["peak"] - 20 * math.log10(peak))
+    gain_db = min(gain_db, max_gain_db)
+    return audio * 10 ** (gain_db / 20), gain_db
 
 
 def trim_trailing_silence(audio, sample_rate: int = 48000, threshold_db: float = -60.0, keep: float = 0.25):

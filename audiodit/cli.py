@@ -126,6 +126,10 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     out.add_argument("--out", type=Path, default=Path("outputs"), help="output directory, or a file for one clip")
     out.add_argument("--format", choices=FORMATS, default=None,
                      help="file format (default: --out's suffix, else wav); mp3/ogg/opus are lossy")
+    out.add_argument("--normalize", choices=("none", "peak", "rms"), default=None,
+                     help="level of written clips: peak (at -1 dBFS; the default for new clips), rms (at -20 "
+                          "dBFS) or none (the default when editing --init-audio and for long-form pieces)")
+    out.add_argument("--level", type=float, default=None, help="target dBFS of --normalize (peak -1, rms -20)")
     out.add_argument("--overwrite", action="store_true", help="replace existing files")
     out.add_argument("--skip-existing", action="store_true",
                      help="leave clips whose file and sidecar exist (resume a stopped run) and make the rest")
@@ -263,6 +267,23 @@ def validate(args) -> None:
         if args.continue_s > most + 1e-6:
             raise UsageError(f"--melody with --continue: at most {most:g} s (one window of this model) for now")
     validate_long_form(args, max_seconds)
+    validate_level(args)
+
+
+def validate_level(args) -> None:
+    """--normalize and --level; resolves `args.normalize` to what is written: peak for new clips,
+    none for edits (the given audio keeps its level) and long-form pieces (written as they are made,
+    before their peak is known)."""
+    if args.long_form and args.normalize not in (None, "none"):
+        raise UsageError(f"--normalize {args.normalize} is not available for long-form pieces: they are written "
+                         "as they are made, before their level is known")
+    if args.normalize is None:
+        args.normalize = "none" if args.long_form or args.init_audio is not None else "peak"
+    if args.level is not None:
+        if args.normalize == "none":
+            raise UsageError("--level needs --normalize peak or rms")
+        if not (math.isfinite(args.level) and args.level <= 0):
+            raise UsageError(f"--level must be a finite dBFS value <= 0, got {args.level}")
 
 
 def parse_lora(spec: str) -> tuple[Path, float]:
@@ -551,6 +572,8 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
     """Yield each written path as soon as its clip is made (clips in chunks of CHUNK per prompt)."""
     import torch
 
+    from audiodit.audio import level_output
+
     steps = args.steps or pipe.default_num_inference_steps
     guidance = pipe.default_guidance_scale if args.guidance is None else args.guidance
     pipe.set_progress_bar_config(disable=args.quiet)
@@ -613,7 +636,10 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
             sidecar = sidecar_for(args, pipe, job, audio.shape[-1] / pipe.sampling_rate, seconds, **params)
             if interpolating:
                 sidecar["interpolation_index"] = int(job.path.stem.rsplit("_interp", 1)[-1].split("-")[0])
-            write_clip(job.path, audio.cpu(), pipe.sampling_rate, sidecar, args.overwrite or job.replace)
+            audio, gain_db = level_output(audio.cpu(), args.normalize, args.level)
+            sidecar["normalize"] = dict(mode=args.normalize, gain_db=round(gain_db, 2),
+                                        **({"level": args.level} if args.level is not None else {}))
+            write_clip(job.path, audio, pipe.sampling_rate, sidecar, args.overwrite or job.replace)
             yield job.path
 
 
@@ -648,7 +674,7 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         if common.get("melody") is not None:  # the sidecar names the file, not the ids
             shown.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale)
         sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **shown,
-                              num_inference_steps=steps,
+                              num_inference_steps=steps, normalize=dict(mode="none", gain_db=0.0),
                               long_form=dict(window=window, window_context=context,
                                              sections=[list(section) for section in sections],
                                              clipped_samples=writer.clipped))

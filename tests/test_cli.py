@@ -143,3 +143,50 @@ def test_compile_compiles_the_transformer_and_gives_the_same_audio(model_dir, tm
         assert json.loads(path.with_suffix(".json").read_text())["compiled"] == bool(flags)
     assert compiled == [False, True]
     torch.testing.assert_close(audio[1], audio[0], atol=1e-3, rtol=0)
+
+
+def test_new_clips_are_levelled_and_edits_keep_their_level(model_dir, tmp_path, capsys):
+    """--normalize: new clips peak at -1 dBFS by default, match `none` up to that one gain, and
+    say so in the sidecar; --level and rms move the target; edits keep their level unless asked."""
+    common = ["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "peak.wav")]) == 0
+    assert main([*common, "--out", str(tmp_path / "raw.wav"), "--normalize", "none"]) == 0
+    assert main([*common, "--out", str(tmp_path / "rms.wav"), "--normalize", "rms", "--level", "-30"]) == 0
+    peak, raw, rms = (load_audio(tmp_path / f"{name}.wav") for name in ("peak", "raw", "rms"))
+    sidecar = json.loads((tmp_path / "peak.json").read_text())["normalize"]
+    assert sidecar["mode"] == "peak"
+    assert 20 * torch.log10(peak.abs().max()) == pytest.approx(-1.0, abs=0.01)
+    # the same clip up to one gain (a raw clip over full scale is scaled down when saved, so compare shapes)
+    torch.testing.assert_close(peak / peak.abs().max(), raw / raw.abs().max(), atol=3e-4, rtol=0)
+    assert json.loads((tmp_path / "raw.json").read_text())["normalize"] == {"mode": "none", "gain_db": 0.0}
+    level = 20 * torch.log10(rms.pow(2).mean().sqrt())
+    assert level == pytest.approx(-30.0, abs=0.05) or 20 * torch.log10(rms.abs().max()) == pytest.approx(-1.0, abs=0.01)
+    # an edit keeps the given audio's level by default
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, 0.01 * torch.randn(48000, 2).numpy(), 48000)
+    assert main([*common[:4], "--steps", "2", "--quiet", "--init-audio", str(clip), "--inpaint", "0.2", "0.4",
+                 "--out", str(tmp_path / "edit.wav")]) == 0
+    assert main([*common[:4], "--steps", "2", "--quiet", "--init-audio", str(clip), "--inpaint", "0.2", "0.4",
+                 "--normalize", "none", "--out", str(tmp_path / "edit_none.wav")]) == 0
+    assert torch.equal(load_audio(tmp_path / "edit.wav"), load_audio(tmp_path / "edit_none.wav"))
+    assert json.loads((tmp_path / "edit.json").read_text())["normalize"]["mode"] == "none"
+    # bad requests: one line each
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "x.wav"), "--normalize", "none", "--level", "-3"]) == 2
+    assert "--level needs --normalize peak or rms" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "y.wav"), "--level", "3"]) == 2
+    assert "--level must be a finite dBFS value <= 0" in capsys.readouterr().err
+
+
+def test_level_output_caps_the_gain_and_leaves_silence():
+    from audiodit.audio import level_output
+
+    quiet = torch.full((2, 100), 1e-4)
+    raised, gain = level_output(quiet, "peak")
+    assert gain == pytest.approx(30.0) and raised.abs().max() == pytest.approx(1e-4 * 10 ** 1.5, rel=1e-5)
+    silence = torch.zeros(2, 100)
+    assert level_output(silence, "rms")[1] == 0.0 and bool((level_output(silence, "rms")[0] == 0).all())
+    loud = torch.tensor([[0.9, -0.9, 0.0, 0.0]])
+    assert 20 * torch.log10(level_output(loud, "rms", -3.0)[0].abs().max()) == pytest.approx(-1.0, abs=1e-4)
+    with pytest.raises(ValueError, match="normalize must be"):
+        level_output(loud, "loud")

@@ -194,6 +194,7 @@ def test_cli_makes_a_piece_longer_than_the_model_and_records_how(model_dir, tmp_
     assert sidecar["duration"] == 11.0
     assert sidecar["long_form"]["sections"] == [[0.0, "a waltz"], [6.0, "a march"]]
     assert sidecar["long_form"]["window"] == 4.0 and sidecar["long_form"]["window_context"] == 1.0
+    assert sidecar["normalize"] == {"mode": "none", "gain_db": 0.0}  # written as made: no levelling
 
 
 @pytest.mark.parametrize("args,message", [
@@ -204,6 +205,7 @@ def test_cli_makes_a_piece_longer_than_the_model_and_records_how(model_dir, tmp_
     (["--duration", "12", "--section", "soon", "x"], "--section needs SECONDS PROMPT"),
     (["--duration", "4000"], "--duration 4000 exceeds the long-form maximum of 3600 s"),
     (["--duration", "12", "--interpolate-to", "x"], "interpolation makes clips of at most 5 s"),
+    (["--duration", "12", "--normalize", "peak"], "--normalize peak is not available for long-form pieces"),
 ])
 def test_bad_long_form_arguments_exit_2_with_one_line(model_dir, capsys, args, message):
     code = main(["--model", str(model_dir), "--prompt", "a", *args, "--out", "unused.wav"])
