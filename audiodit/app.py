@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiodit import cli
+from audiodit.prompt_attributes import with_attributes
 
 KEYS = [f"{tonic} {mode}" for mode in ("major", "minor")
         for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
@@ -48,19 +49,6 @@ class Clip:
 #################################################################################
 #                   Requests: form values -> sample.py arguments                #
 #################################################################################
-
-def with_attributes(prompt: str, bpm: float | None, key: str | None) -> str:
-    """The prompt with a stated tempo and key appended, as a user would write them (the model reads
-    both from the text); a prompt that states them already keeps its own."""
-    from audiodit.prompt_attributes import NO_KEY, parse_bpm, parse_key
-
-    text = prompt.strip()
-    if bpm and not math.isfinite(parse_bpm(text)):
-        text += f", {bpm:g} BPM"
-    if key and parse_key(text) == NO_KEY:
-        text += f", in {key}"
-    return text
-
 
 def generation_arguments(form: dict) -> list[str]:
     """`sample.py` arguments for a Generate request (`form`: the page's fields by name)."""

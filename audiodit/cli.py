@@ -568,6 +568,27 @@ def sidecar_for(args, pipe, job: Job, duration: float, seconds: float, **params)
                 **({"lora": pipe.lora_records} if getattr(pipe, "lora_records", None) else {}), **params)
 
 
+def with_melody_key(prompt: str, melody, quiet: bool = True) -> tuple[str, dict]:
+    """The prompt a melody's clip is made from, and what the sidecar says of its key: a prompt that
+    states a key keeps it; one that states none gets the melody's own (`melody.melody_key`), so the
+    text, key conditioning and key classifier all aim where the tune already is (issue 26: "the
+    melody's own are used when the prompt states none; say which"). The tempo needs nothing: the
+    tune is followed frame by frame, so its timing is the clip's."""
+    from audiodit.melody import melody_key
+    from audiodit.prompt_attributes import key_name, parse_key, with_attributes
+
+    stated = parse_key(prompt)
+    if stated != -1:
+        return prompt, {"key": key_name(stated), "from": "prompt"}
+    found = melody_key(melody)
+    if found == -1:
+        return prompt, {"key": "none", "from": "none: the melody has under a second of pitched frames"}
+    used = with_attributes(prompt, None, key_name(found))
+    if not quiet:
+        print(f"--melody: the prompt states no key; using the melody's, {key_name(found)}: {used!r}", file=sys.stderr)
+    return used, {"key": key_name(found), "from": "melody", "prompt_used": used}
+
+
 def generate(args, jobs: list[Job], pipe, init_audio=None):
     """Yield each written path as soon as its clip is made (clips in chunks of CHUNK per prompt)."""
     import torch
@@ -608,6 +629,8 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
         prompt = prompt_jobs[0].prompt
         started = time.perf_counter()
         params = dict(common)
+        if melody is not None:
+            prompt, params["melody_key"] = with_melody_key(prompt, melody, args.quiet)
         if interpolating:
             audios = pipe.interpolate(
                 prompt, args.interpolate_to, seed_start=args.seed, seed_end=args.interpolate_seed,
@@ -657,6 +680,12 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
     for job in jobs:
         started = time.perf_counter()
         sections = [(0.0, job.prompt), *args.sections]
+        melody_keys = []
+        if common.get("melody") is not None:
+            for index, (start, prompt) in enumerate(sections):
+                used, found = with_melody_key(prompt, common["melody"], args.quiet)
+                sections[index] = (start, used)
+                melody_keys.append(found)
         window = long_window_seconds(pipe, args.window, parse_bpm(job.prompt))
         context = default_context(window) if args.window_context is None else args.window_context
         writer = AudioStreamWriter(job.path, pipe.sampling_rate, pipe.vae.audio_channels,
@@ -672,7 +701,7 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         seconds = time.perf_counter() - started
         shown = dict(common)
         if common.get("melody") is not None:  # the sidecar names the file, not the ids
-            shown.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale)
+            shown.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale, melody_key=melody_keys)
         sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **shown,
                               num_inference_steps=steps, normalize=dict(mode="none", gain_db=0.0),
                               long_form=dict(window=window, window_context=context,

@@ -97,6 +97,30 @@ def melody_agreement(reference_ids: torch.Tensor, output_ids: torch.Tensor) -> f
     return float((out[sounding] == ref[sounding]).float().mean())
 
 
+# Krumhansl & Kessler's (1982) probe-tone ratings of the 12 pitch classes in C major and C minor:
+# the key whose rotated profile correlates best with a tune's pitch-class durations is its key
+# (the Krumhansl-Schmuckler algorithm).
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+MIN_KEY_FRAMES = 25  # a second of pitched frames at the bundled VAE's rate before naming a key
+
+
+def melody_key(ids: torch.Tensor, min_frames: int = MIN_KEY_FRAMES) -> int:
+    """The key of a melody id track `(T,)`: a key id (tonic + 12 for minor, as `parse_key`), or
+    NO_KEY (-1) when fewer than `min_frames` frames are pitched."""
+    pitched = ids[ids >= 0].long()
+    if pitched.numel() < min_frames:
+        return -1
+    durations = torch.bincount(pitched, minlength=12).double()  # (12,)
+    scores = []
+    for profile in (MAJOR_PROFILE, MINOR_PROFILE):
+        reference = torch.tensor(profile, dtype=torch.float64)
+        for tonic in range(12):
+            rotated = torch.roll(reference, tonic)  # the profile of the key on `tonic`
+            scores.append(float(torch.corrcoef(torch.stack([durations, rotated]))[0, 1]))
+    return int(np.nanargmax(scores))
+
+
 def notes_from_ids(ids: torch.Tensor, frame_rate: float = FRAME_RATE, lowest_pitch: int = 55,
                    shortest_frames: int = 3) -> list[tuple[int | None, float]]:
     """A melody id track `(T,)` as `synth_hum` notes: each run of one pitch class a note in the

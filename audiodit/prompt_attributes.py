@@ -8,6 +8,7 @@ guidance all read prompts through this module, so training and sampling agree on
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -68,3 +69,14 @@ def key_name(key_id: int) -> str:
 def prompt_keys(prompts: list[str]) -> torch.Tensor:
     """`(B,)` long key ids of `prompts` (-1 where a prompt states none)."""
     return torch.tensor([parse_key(prompt) for prompt in prompts], dtype=torch.long)
+
+
+def with_attributes(prompt: str, bpm: float | None, key: str | None) -> str:
+    """The prompt with a stated tempo and key appended, as a user would write them (the model reads
+    both from the text); a prompt that states them already keeps its own."""
+    text = prompt.strip()
+    if bpm and not math.isfinite(parse_bpm(text)):
+        text += f", {bpm:g} BPM"
+    if key and parse_key(text) == NO_KEY:
+        text += f", in {key}"
+    return text

@@ -82,3 +82,20 @@ def test_a_melody_track_sung_back_keeps_its_pitch_classes():
     padded = torch.cat([torch.full((10,), 7), torch.full((10,), -2)])
     assert melody_agreement(padded, torch.full((20,), 7)) == 1.0
     assert [pitch for pitch, _ in notes_from_ids(padded)] == [55, None]
+
+
+def test_melody_key_names_the_key_a_tune_sits_in():
+    """Krumhansl-Schmuckler on pitch-class durations: scale and arpeggio tunes give their keys;
+    under a second of pitched frames gives none."""
+    from audiodit.melody import melody_key
+    from audiodit.prompt_attributes import key_name
+
+    c_major = torch.tensor([0, 2, 4, 5, 7, 9, 11, 0, 4, 7, 0, 7, 4, 0] * 4)
+    g_major = torch.tensor([7, 11, 2, 7, 11, 2, 6, 7, 9, 11, 7, 2] * 4)
+    a_minor = torch.tensor([9, 0, 4, 9, 11, 0, 2, 4, 5, 4, 2, 0, 11, 9, 8, 9] * 4)
+    assert [key_name(melody_key(ids)) for ids in (c_major, g_major, a_minor)] == ["C major", "G major", "A minor"]
+    transposed = (a_minor + 3) % 12  # the same tune a minor third up: C minor
+    assert key_name(melody_key(transposed)) == "C minor"
+    with_rests = torch.cat([c_major, torch.full((100,), -1)])
+    assert melody_key(with_rests) == melody_key(c_major)  # rests do not count
+    assert melody_key(torch.tensor([0, 4, 7] + [-1] * 60)) == -1

@@ -91,6 +91,19 @@ def test_cli_melody_flag(tmp_path, hum):
 
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["melody"] == str(tmp_path / "hum.wav") and sidecar["melody_guidance_scale"] == 1.5
+    # the prompt states no key: the melody's own is added to it, and the sidecar says so
+    from audiodit.audio import load_audio
+    from audiodit.melody import melody_key
+    from audiodit.pipeline import AudioDiTPipeline
+    from audiodit.prompt_attributes import key_name
+
+    found = key_name(melody_key(AudioDiTPipeline.from_pretrained(model).melody_ids(load_audio(tmp_path / "hum.wav"))))
+    assert sidecar["melody_key"] == {"key": found, "from": "melody", "prompt_used": f"a flute, in {found}"}
+    assert sidecar["prompt"] == "a flute"
+    stated = tmp_path / "stated.wav"
+    assert main(["--model", str(model), "--prompt", "a flute in D minor", "--duration", "2", "--steps", "2",
+                 "--melody", str(tmp_path / "hum.wav"), "--out", str(stated), "--quiet"]) == 0
+    assert json.loads(stated.with_suffix(".json").read_text())["melody_key"] == {"key": "D minor", "from": "prompt"}
     assert main(["--model", str(model), "--prompt", "x", "--melody", str(tmp_path / "missing.wav"),
                  "--out", str(tmp_path / "x.wav")]) == 2
     assert main(["--model", str(model), "--prompt", "x", "--melody-scale", "1", "--out", str(tmp_path / "y.wav")]) == 2
@@ -183,6 +196,8 @@ def test_cli_long_piece_with_a_melody(tmp_path, hum):
         assert sf.info(path).frames == seconds * SR
         sidecar = json.loads(path.with_suffix(".json").read_text())
         assert sidecar["melody"] == str(tmp_path / "hum.wav") and "long_form" in sidecar
+        assert [entry["from"] for entry in sidecar["melody_key"]] == ["melody"]
+        assert sidecar["long_form"]["sections"][0][1] == sidecar["melody_key"][0]["prompt_used"]
     # a continuation past one window with a melody is refused before the model loads
     sf.write(tmp_path / "clip.wav", np.zeros((SR, 2), np.float32), SR)
     assert main(["--model", str(model), "--prompt", "x", "--init-audio", str(tmp_path / "clip.wav"),
