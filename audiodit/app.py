@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import math
 import os
 import sys
 import threading
