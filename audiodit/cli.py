@@ -112,8 +112,9 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     gen.add_argument("--scheduler", default=None, help="diffusers scheduler class (flow matching)")
     tune = parser.add_argument_group("melody (a model with melody conditioning)")
     tune.add_argument("--melody", type=Path, help="audio whose tune the clip follows (a hum, whistle or line played)")
-    tune.add_argument("--melody-scale", type=float, default=0.0,
-                      help="melody guidance scale: more of what the melody alone changes (0 = off)")
+    tune.add_argument("--melody-scale", type=float, default=None,
+                      help="melody guidance scale: more of what the melody alone changes (0 = off; default: the "
+                           "model's)")
     edit = parser.add_argument_group("editing")
     edit.add_argument("--init-audio", type=Path, help="audio to edit (audio-to-audio, inpaint, continue)")
     edit.add_argument("--strength", type=float, default=None, help="audio-to-audio noise level in (0, 1]")
@@ -654,7 +655,8 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
                           generator=generators, **common, **edit).audios
         seconds = time.perf_counter() - started
         if melody is not None:  # the sidecar names the file, not the ids
-            params.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale)
+            params.update(melody=str(args.melody), melody_guidance_scale=pipe.resolve_melody_guidance_scale(
+                args.melody_scale, guidance, melody))
         for index, (job, audio) in enumerate(zip(prompt_jobs, audios)):
             sidecar = sidecar_for(args, pipe, job, audio.shape[-1] / pipe.sampling_rate, seconds, **params)
             if interpolating:
@@ -701,7 +703,8 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         seconds = time.perf_counter() - started
         shown = dict(common)
         if common.get("melody") is not None:  # the sidecar names the file, not the ids
-            shown.update(melody=str(args.melody), melody_guidance_scale=args.melody_scale, melody_key=melody_keys)
+            scale = pipe.resolve_melody_guidance_scale(args.melody_scale, common["guidance_scale"], common["melody"])
+            shown.update(melody=str(args.melody), melody_guidance_scale=scale, melody_key=melody_keys)
         sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **shown,
                               num_inference_steps=steps, normalize=dict(mode="none", gain_db=0.0),
                               long_form=dict(window=window, window_context=context,

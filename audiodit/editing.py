@@ -96,7 +96,7 @@ class AudioEditingMixin:
         self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
         negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
         callback_on_step_end, bpm=None, key=None, key_guidance_scale=None, key_classifier_scale=None,
-        context_in_s=None, melody=None, melody_guidance_scale=0.0,
+        context_in_s=None, melody=None, melody_guidance_scale=None,
     ):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context: `context_in_s`, else as much as the model's maximum leaves) followed

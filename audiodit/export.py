@@ -4,7 +4,8 @@ Copies a pipeline directory (e.g. a checkpoint's `pipeline/` export, which holds
 into DST with weights cast to `--dtype` (half the size in fp16; loading casts back to the
 caller's dtype, fp32 by default) and, optionally, new sampling defaults, the VAE's output phase and
 a key classifier (`--key-classifier DIR`, as written by `python -m audiodit.training.key_classifier`,
-with `--key-classifier-scale` its default guidance scale), and another VAE with the same encoder
+with `--key-classifier-scale` its default guidance scale), a default melody guidance scale
+(`--melody-scale`, for a melody-conditioned model), and another VAE with the same encoder
 (`--vae DIR`: a decoder fine-tuned with `training.freeze: [vae.encoder]`). DST must not exist
 unless `--overwrite` is given; the copy is written beside DST and renamed into place, so a failed
 export never leaves half a model behind.
@@ -34,8 +35,9 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
                     guidance: float | None = None, overwrite: bool = False,
                     key_guidance: float | None = None, output_phase: str | None = None,
                     key_classifier: Path | None = None, key_classifier_scale: float | None = None,
-                    vae: Path | None = None) -> Path:
+                    vae: Path | None = None, melody_scale: float | None = None) -> Path:
     from audiodit.configuration import staged_directory
+    from audiodit.inputs import check_setting
     from audiodit.guidance import check_key_classifier, check_key_guidance
     from audiodit.models.key_classifier import LatentKeyClassifier
     from audiodit.models.vae import check_output_phase
@@ -83,6 +85,14 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
         except ValueError as err:
             raise ValueError(f"--key-classifier-scale for {source}: {err}") from err
         pipe.register_to_config(default_key_classifier_scale=key_classifier_scale)
+    if melody_scale is not None:
+        if not pipe.transformer.config.get("melody_conditioning", False):
+            raise ValueError(f"--melody-scale for {source}: its transformer has no melody conditioning")
+        try:
+            check_setting("melody_guidance_scale", melody_scale)
+        except ValueError as err:
+            raise ValueError(f"--melody-scale for {source}: {err}") from err
+        pipe.register_to_config(default_melody_guidance_scale=melody_scale)
     pipe.to(getattr(torch, dtype))
     with staged_directory(destination, replace=overwrite) as staging:
         pipe.save_pretrained(staging)
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key-classifier", type=Path,
                         help="add this LatentKeyClassifier (python -m audiodit.training.key_classifier --out DIR)")
     parser.add_argument("--key-classifier-scale", type=float, help="new default key classifier guidance scale")
+    parser.add_argument("--melody-scale", type=float,
+                        help="new default melody guidance scale (melody-conditioned models)")
     parser.add_argument("--vae", type=Path,
                         help="use this VAE (or a vae-stage run's latest export): it must have the model's encoder")
     parser.add_argument("--overwrite", action="store_true")
@@ -110,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = export_pipeline(args.source, args.destination, args.dtype, args.steps, args.guidance, args.overwrite,
                                args.key_guidance, args.output_phase, args.key_classifier, args.key_classifier_scale,
-                               args.vae)
+                               args.vae, args.melody_scale)
     except (ValueError, FileExistsError) as err:
         print(f"audiodit.export: error: {err}", file=sys.stderr)
         return 2

@@ -72,6 +72,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         default_key_guidance_scale: float = 0.0,
         key_classifier: LatentKeyClassifier | None = None,
         default_key_classifier_scale: float = 0.0,
+        default_melody_guidance_scale: float = 0.0,
     ):
         super().__init__()
         self.register_modules(vae=vae, transformer=transformer, text_encoder=text_encoder, scheduler=scheduler,
@@ -81,6 +82,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             default_num_inference_steps=default_num_inference_steps, default_guidance_scale=default_guidance_scale,
             default_key_guidance_scale=default_key_guidance_scale,
             default_key_classifier_scale=default_key_classifier_scale,
+            default_melody_guidance_scale=default_melody_guidance_scale,
         )
 
     # ------------------------------------------------------------------ loading and saving
@@ -128,6 +130,22 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         if getattr(self, "key_classifier", None) is None:
             return 0.0
         return float(self.config.get("default_key_classifier_scale", 0.0))
+
+    @property
+    def default_melody_guidance_scale(self) -> float:
+        """Melody guidance used when a melody is given without `melody_guidance_scale`; 0 for a model
+        without melody conditioning."""
+        if not getattr(self.transformer.config, "melody_conditioning", False):
+            return 0.0
+        return float(self.config.get("default_melody_guidance_scale", 0.0))
+
+    def resolve_melody_guidance_scale(self, melody_guidance_scale: float | None, guidance_scale: float,
+                                      melody=None) -> float:
+        """The melody guidance a call uses: the given scale, else the model's default while there is a
+        melody and classifier-free guidance is on (melody guidance is one more branch), else 0."""
+        if melody_guidance_scale is not None:
+            return float(melody_guidance_scale)
+        return self.default_melody_guidance_scale if melody is not None and guidance_scale > 1.0 else 0.0
 
     def resolve_key_classifier_scale(self, key_classifier_scale: float | None) -> float:
         """The key classifier guidance a call uses: the given scale, else the model's default."""
@@ -335,7 +353,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         key_guidance_scale: float | None = None,
         key_classifier_scale: float | None = None,
         melody: torch.Tensor | None = None,
-        melody_guidance_scale: float = 0.0,
+        melody_guidance_scale: float | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -379,7 +397,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 `continuation_in_s`, the new audio's); frames past the melody's end are free. Edits of
                 inputs longer than the model refuse it; long pieces take it through `generate_long`.
             melody_guidance_scale: scales what the melody alone changes (one more branch without it),
-                as `key_guidance_scale` does for the key; 0 disables.
+                as `key_guidance_scale` does for the key; 0 disables; None: the model's default
+                (`default_melody_guidance_scale`, chosen on train-split captions).
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -483,13 +502,14 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         negative_prompt=None, prompt_embeds: TextEncoderOutput | None = None, audio_start_in_s: float = 0.0,
         audio_end_in_s: float = 10.0, bpm=None, key=None, key_guidance_scale: float = 0.0,
         key_classifier_scale: float = 0.0, guidance_rescale: float = 0.0, melody=None,
-        melody_guidance_scale: float = 0.0,
+        melody_guidance_scale: float | None = None,
     ) -> Conditioning:
         """The `Conditioning` of one call: the text of every guidance branch (the unconditional one
         the null embedding or the negative prompt), its timing, and the tempo and key the model
         reads (given, or stated in the prompts; never in the unconditional branch)."""
         do_cfg = guidance_scale > 1.0
         key_guidance = do_cfg and key_guidance_scale > 0
+        melody_guidance_scale = self.resolve_melody_guidance_scale(melody_guidance_scale, guidance_scale, melody)
         check_setting("melody_guidance_scale", melody_guidance_scale)
         if melody is not None and not getattr(self.transformer.config, "melody_conditioning", False):
             raise ValueError("`melody` was given, but this model has no melody conditioning.")

@@ -203,3 +203,25 @@ def test_cli_long_piece_with_a_melody(tmp_path, hum):
     assert main(["--model", str(model), "--prompt", "x", "--init-audio", str(tmp_path / "clip.wav"),
                  "--continue", f"{2 * TINY_MAX_SECONDS:g}", "--melody", str(tmp_path / "hum.wav"),
                  "--out", str(tmp_path / "z.wav")]) == 2
+
+
+def test_the_model_s_default_melody_scale_applies_when_none_is_given(tmp_path, hum):
+    """`export --melody-scale` stores a default; a call with a melody and no scale uses it, a call
+    without a melody or without guidance does not, and a model without melody conditioning refuses it."""
+    from audiodit.export import main as export_main
+
+    source, exported = tmp_path / "source", tmp_path / "exported"
+    tiny_pipeline(seed=0, melody_conditioning=True).save_pretrained(source)
+    assert export_main([str(source), str(exported), "--dtype", "float32", "--melody-scale", "2"]) == 0
+    from audiodit.pipeline import AudioDiTPipeline
+
+    pipe = AudioDiTPipeline.from_pretrained(exported)
+    assert pipe.default_melody_guidance_scale == 2.0
+    assert pipe.resolve_melody_guidance_scale(None, 3.0, hum) == 2.0
+    assert pipe.resolve_melody_guidance_scale(None, 3.0, None) == 0.0
+    assert pipe.resolve_melody_guidance_scale(None, 1.0, hum) == 0.0
+    assert torch.equal(run(pipe, melody=hum), run(pipe, melody=hum, melody_guidance_scale=2.0))
+    assert not torch.equal(run(pipe, melody=hum), run(pipe, melody=hum, melody_guidance_scale=0.0))
+    plain = tmp_path / "plain"
+    tiny_pipeline(seed=0).save_pretrained(plain)
+    assert export_main([str(plain), str(tmp_path / "x"), "--melody-scale", "2"]) == 2
