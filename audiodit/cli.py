@@ -261,12 +261,6 @@ def validate(args) -> None:
     max_seconds = _model_limits(model).get("max_seconds")
     args.long_form = (isinstance(max_seconds, (int, float)) and args.init_audio is None
                       and args.duration is not None and args.duration > max_seconds + 1e-6)
-    if args.melody is not None and args.continue_s is not None and isinstance(max_seconds, (int, float)):
-        from audiodit.longform import one_window_continuation
-
-        most = one_window_continuation(max_seconds)
-        if args.continue_s > most + 1e-6:
-            raise UsageError(f"--melody with --continue: at most {most:g} s (one window of this model) for now")
     validate_long_form(args, max_seconds)
     validate_level(args)
 

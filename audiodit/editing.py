@@ -170,6 +170,9 @@ class AudioEditingMixin:
           up to `default_context` seconds of the audio on either side (the left one already
           edited); outside the range and its JOIN_FADE_SECONDS fades the output is the input, bit-exact;
         * continuation: repeated continuation, each adding at most one window less that context.
+        A `melody` in `call` is followed as in one window: from the input's start for audio-to-audio
+        and inpainting (each window or crop takes its stretch), from where the new audio starts for
+        continuation (each call takes the stretch after what is already made).
         Windows are as long-form's (`long_window_seconds`: shorter at slow stated tempi, so the beat
         grid keeps its phase when their timing is mapped onto the model's range)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
@@ -198,19 +201,24 @@ class AudioEditingMixin:
             raise ValueError(f"got {len(generators)} generators for {len(jobs)} waveforms")
         if initial_audio.shape[0] not in (1, len(jobs)):
             raise ValueError(f"`initial_audio` has batch {initial_audio.shape[0]}, expected 1 or {len(jobs)}.")
+        melody = call.pop("melody", None)
+        if melody is not None:  # ids from the input's start (the new audio's for continuation), "none" past the end
+            frames = self._frames(continuation_in_s if continuation_in_s is not None else seconds)
+            melody = self._fit_melody(melody, frames)  # (T,)
         outputs = []
         for index, (which, job_generator) in enumerate(zip(jobs, generators)):
             audio = initial_audio[index if initial_audio.shape[0] > 1 else 0].unsqueeze(0).float()  # (1, 2, S)
             text, job_call = prompts[which], _for_prompt(call, which, len(prompts))
             if continuation_in_s is not None:
-                made = self._continue_long(text, audio, continuation_in_s, audio_start_in_s, job_generator, job_call)
+                made = self._continue_long(text, audio, continuation_in_s, audio_start_in_s, job_generator, job_call,
+                                           melody)
             elif inpaint_range is not None:
-                made = self._inpaint_long(text, audio, inpaint_range, job_generator, job_call)
+                made = self._inpaint_long(text, audio, inpaint_range, job_generator, job_call, melody)
             else:
                 from audiodit.longform import generate_long
 
                 made = torch.cat(list(generate_long(self, text, seconds, generator=job_generator, initial_audio=audio,
-                                                    strength=strength, **job_call)), dim=-1)
+                                                    strength=strength, melody=melody, **job_call)), dim=-1)
             outputs.append(made)
         audios = torch.cat(outputs)  # (B, 2, S)
         if output_type == "np":
@@ -226,10 +234,11 @@ class AudioEditingMixin:
         tempo = float(bpm) if isinstance(bpm, (int, float)) else parse_bpm(prompt)
         return long_window_seconds(self, None, tempo), beat_period_seconds(self, tempo)
 
-    def _continue_long(self, prompt, audio, continuation_in_s, audio_start_in_s, generator, call):
+    def _continue_long(self, prompt, audio, continuation_in_s, audio_start_in_s, generator, call, melody=None):
         from audiodit.longform import default_context, model_start_seconds
 
         rate = self.sampling_rate
+        clip_samples = audio.shape[-1]
         window, period = self._long_window(prompt, call)
         context = default_context(window)
         step = int(round((window - context) * rate))  # samples added per call
@@ -241,12 +250,15 @@ class AudioEditingMixin:
             context_s = min(clip_s, window - add)
             start = model_start_seconds(audio_start_in_s + clip_s - context_s, context_s + add, final_s,
                                         self.max_audio_length_s, period)
+            tune = None
+            if melody is not None:  # the stretch after the new audio already made
+                tune = melody[int((audio.shape[-1] - clip_samples) / rate * self.vae.latent_rate):]
             audio = self._continue(prompt, audio, add, start - (clip_s - context_s), generator=generator,
                                    num_waveforms_per_prompt=1, output_type="pt", return_dict=True,
-                                   callback_on_step_end=None, context_in_s=context_s, **call).audios
+                                   callback_on_step_end=None, context_in_s=context_s, melody=tune, **call).audios
         return audio[..., :target]
 
-    def _inpaint_long(self, prompt, audio, inpaint_range, generator, call):
+    def _inpaint_long(self, prompt, audio, inpaint_range, generator, call, melody=None):
         from audiodit.longform import default_context, model_start_seconds
 
         rate = self.sampling_rate
@@ -263,9 +275,10 @@ class AudioEditingMixin:
             last = min(int(round(min(total_s, stop + margin) * rate)), first + int(round(window * rate)))
             crop_start, crop_s = first / rate, (last - first) / rate
             timing = model_start_seconds(crop_start, crop_s, total_s, self.max_audio_length_s, period)
+            tune = None if melody is None else melody[int(crop_start * self.vae.latent_rate):]  # the crop's stretch
             generated = self(prompt, initial_audio=edited[..., first:last], inpaint_range=(position - crop_start, stop - crop_start),
                              audio_start_in_s=timing, audio_end_in_s=timing + crop_s, generator=generator,
-                             output_type="pt", **call).audios.to(edited)  # (1, 2, last - first)
+                             output_type="pt", melody=tune, **call).audios.to(edited)  # (1, 2, last - first)
             edited[..., first:last] = splice(edited[..., first:last], generated,
                                              int(round((position - crop_start) * rate)), int(round((stop - crop_start) * rate)),
                                              int(JOIN_FADE_SECONDS * rate))

@@ -394,8 +394,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             melody: for a model with melody conditioning, the tune to follow: a reference waveform
                 ((S,) or (2, S) float at the pipeline's rate; its dominant pitch class per latent
                 frame, `melody_ids`) or those ids ((T,) int). Frame 0 is the clip's start (with
-                `continuation_in_s`, the new audio's); frames past the melody's end are free. Edits of
-                inputs longer than the model refuse it; long pieces take it through `generate_long`.
+                `continuation_in_s`, the new audio's); frames past the melody's end are free. Edits
+                longer than the model take it window by window, as `generate_long` does.
             melody_guidance_scale: scales what the melody alone changes (one more branch without it),
                 as `key_guidance_scale` does for the key; 0 disables; None: the model's default
                 (`default_melody_guidance_scale`, chosen on train-split captions).
@@ -420,11 +420,6 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         if continuation_in_s is not None and initial_audio is not None:
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
 
-        if melody is not None and self._long_edit(initial_audio, continuation_in_s):
-            raise ValueError("`melody` edits within one window (inputs of at most "
-                             f"{self.max_audio_length_s:g} s, a continuation of at most the model's maximum less "
-                             "its context), not longer edits yet; long pieces from text take it through "
-                             "`generate_long`.")
         if self._long_edit(initial_audio, continuation_in_s):  # window by window (editing.py)
             return self._edit_long(
                 prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s, generator,
@@ -432,6 +427,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 guidance_scale=guidance_scale, negative_prompt=negative_prompt, guidance_rescale=guidance_rescale,
                 bpm=bpm, key=key, key_guidance_scale=key_guidance_scale, key_classifier_scale=key_classifier_scale,
                 latents=latents, prompt_embeds=prompt_embeds, callback_on_step_end=callback_on_step_end,
+                melody=melody, melody_guidance_scale=melody_guidance_scale,
             )
 
         # 1. Check inputs

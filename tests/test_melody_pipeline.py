@@ -72,9 +72,6 @@ def test_misuse_is_one_clear_error(pipe, hum):
         run(pipe, melody_guidance_scale=1.0)
     with pytest.raises(ValueError, match="`melody_guidance_scale` must be >= 0"):
         run(pipe, melody=hum, melody_guidance_scale=-1.0)
-    with pytest.raises(ValueError, match="not longer edits yet"):  # a continuation past one window
-        pipe("a tune", initial_audio=torch.zeros(2, SR), continuation_in_s=2 * TINY_MAX_SECONDS, melody=hum,
-             num_inference_steps=2)
     with pytest.raises(ValueError, match=r"must lie in \[-2, 11\]"):
         run(pipe, melody=torch.tensor([0, 12]))
 
@@ -198,11 +195,12 @@ def test_cli_long_piece_with_a_melody(tmp_path, hum):
         assert sidecar["melody"] == str(tmp_path / "hum.wav") and "long_form" in sidecar
         assert [entry["from"] for entry in sidecar["melody_key"]] == ["melody"]
         assert sidecar["long_form"]["sections"][0][1] == sidecar["melody_key"][0]["prompt_used"]
-    # a continuation past one window with a melody is refused before the model loads
+    # a continuation past one window takes the melody too
     sf.write(tmp_path / "clip.wav", np.zeros((SR, 2), np.float32), SR)
     assert main(["--model", str(model), "--prompt", "x", "--init-audio", str(tmp_path / "clip.wav"),
-                 "--continue", f"{2 * TINY_MAX_SECONDS:g}", "--melody", str(tmp_path / "hum.wav"),
-                 "--out", str(tmp_path / "z.wav")]) == 2
+                 "--continue", f"{2 * TINY_MAX_SECONDS:g}", "--melody", str(tmp_path / "hum.wav"), "--steps", "2",
+                 "--out", str(tmp_path / "z.wav"), "--quiet"]) == 0
+    assert sf.info(tmp_path / "z.wav").frames == int((1 + 2 * TINY_MAX_SECONDS) * SR)
 
 
 def test_the_model_s_default_melody_scale_applies_when_none_is_given(tmp_path, hum):
@@ -225,3 +223,47 @@ def test_the_model_s_default_melody_scale_applies_when_none_is_given(tmp_path, h
     plain = tmp_path / "plain"
     tiny_pipeline(seed=0).save_pretrained(plain)
     assert export_main([str(plain), str(tmp_path / "x"), "--melody-scale", "2"]) == 2
+
+
+def _tone(seconds: float) -> torch.Tensor:
+    return 0.3 * torch.sin(torch.arange(int(seconds * SR)) / SR * 2 * np.pi * 220.0).expand(2, -1)  # (2, S)
+
+
+def test_a_long_continuation_follows_the_melody_call_by_call(pipe):
+    """A continuation longer than one window is made call by call; each call takes the stretch of
+    the tune after what is already made: a tune that starts after the first call's new audio leaves
+    that audio as it is without a melody, and changes what comes after."""
+    clip, added = _tone(2.0), 2 * TINY_MAX_SECONDS
+    first_call_s = TINY_MAX_SECONDS - 1.0  # a window less the default context (1 s for the tiny model's 5 s)
+    frames = int(added * pipe.vae.latent_rate)
+    first = int(first_call_s * pipe.vae.latent_rate)
+    late_tune = torch.cat([torch.full((first,), -2), torch.arange(frames - first) % 12])  # (T,) ids
+
+    def extend(**kwargs):
+        return pipe.continuation("a flute", clip, added, num_inference_steps=2, guidance_scale=3.0,
+                                 generator=torch.Generator().manual_seed(0), **kwargs).audios[0]
+
+    plain, tuned = extend(), extend(melody=late_tune)
+    assert tuned.shape == plain.shape == (2, int((2.0 + added) * SR))
+    made_first = int((2.0 + first_call_s - 0.5) * SR)  # the first call's audio, short of the next join's fade
+    torch.testing.assert_close(tuned[:, :made_first], plain[:, :made_first], atol=0, rtol=0)
+    assert not torch.allclose(tuned[:, -SR:], plain[:, -SR:])
+
+
+def test_a_long_inpaint_follows_the_melody_and_keeps_the_rest(pipe, hum):
+    """Inpainting an input longer than the model, crop by crop, with a melody from the input's
+    start: "none" everywhere is the same as no melody; a tune changes the range and nothing outside."""
+    audio = _tone(2 * TINY_MAX_SECONDS)
+    span = (3.0, 7.0)
+    frames = pipe.vae.latent_frames(audio.shape[-1])
+
+    def inpaint(**kwargs):
+        return pipe.inpaint("a flute", audio, span, num_inference_steps=2, guidance_scale=3.0,
+                            generator=torch.Generator().manual_seed(1), **kwargs).audios[0]
+
+    plain = inpaint()
+    assert torch.equal(inpaint(melody=torch.full((frames,), -2)), plain)
+    tuned = inpaint(melody=torch.arange(frames) % 12)
+    assert not torch.allclose(tuned[:, 4 * SR:6 * SR], plain[:, 4 * SR:6 * SR])
+    outside = int((span[0] - 0.5) * SR)  # before the range and its join fade
+    torch.testing.assert_close(tuned[:, :outside], audio[:, :outside].to(tuned), atol=0, rtol=0)
