@@ -56,6 +56,10 @@ PHASE_ITERATION_MARGIN = 64  # STFT frames of context on each side of a block's 
 PHASE_MOMENTUM = 0.99  # "fast Griffin-Lim" momentum (Perraudin et al. 2013)
 
 
+# What a VAE saved before an option existed was made with; newer configs state every option.
+LEGACY_DEFAULTS = {"phase_advance": False, "encoder_input": "complex"}
+
+
 @dataclass
 class VAEConfig:
     sampling_rate: int = 48000  # audio sample rate in Hz
@@ -173,9 +177,24 @@ def _plan_tiles(total: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 #################################################################################
 
 class AudioVAE(ModelMixin, ConfigMixin):
-    """Waveform (B, 2, S) at 48 kHz <-> latent (B, C, T) at 25 frames/s. See the module docstring."""
+    """Waveform (B, 2, S) at 48 kHz <-> latent (B, C, T) at 25 frames/s. See the module docstring.
+
+    `__init__`'s defaults are `VAEConfig`'s (one source of truth, checked by a test); a saved config
+    without one of LEGACY_DEFAULTS' options predates it and loads with the value it was made with."""
 
     _supports_gradient_checkpointing = False
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        """diffusers' reading of a saved config, with LEGACY_DEFAULTS for the options it lacks (or
+        that diffusers marks as filled in by default when it was saved)."""
+        config_dict = dict(config_dict)
+        defaulted = set(config_dict.get("_use_default_values", []))
+        for name, value in LEGACY_DEFAULTS.items():
+            if name not in config_dict or name in defaulted:
+                config_dict[name] = value
+        config_dict["_use_default_values"] = sorted(defaulted - set(LEGACY_DEFAULTS))
+        return super().extract_init_dict(config_dict, **kwargs)
 
     @register_to_config
     def __init__(
@@ -194,12 +213,12 @@ class AudioVAE(ModelMixin, ConfigMixin):
         decoder_latent_blocks: int = 2,
         decoder_frame_blocks: int = 6,
         mlp_ratio: int = 3,
-        phase_advance: bool = False,  # False: configs saved before the option decode as they did
-        encoder_input: str = "complex",  # the default of configs saved before the option
-        output_phase: str = "decoder",  # configs saved before the option decode as they did
+        phase_advance: bool = True,
+        encoder_input: str = "log_magnitude",
+        output_phase: str = "decoder",
         magnitude_phase_below_hz: float = 500.0,
-        decoder_upsample: str = "transposed",  # configs saved before the option decode as they did
-        phase_iterations: int = 16,  # only read with output_phase "rebuilt", which older configs lack
+        decoder_upsample: str = "transposed",
+        phase_iterations: int = 16,
     ):
         super().__init__()
         if n_fft < stft_hop_length or (n_fft - stft_hop_length) % 2:

@@ -494,3 +494,32 @@ def test_converted_upsampling_starts_as_the_transposed_average():
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="only a 'transposed' VAE converts"):
         convert_decoder_upsample(new.state_dict(), "transposed")
+
+
+def test_model_defaults_are_their_configs_and_old_configs_load_as_made(tmp_path):
+    """One source of truth: `AudioVAE.__init__` and `AudioDiTModel.__init__` default to their
+    config dataclasses' values; a VAE config saved before an option existed loads with the value it
+    was made with (LEGACY_DEFAULTS), whether the key is absent or marked filled-in by diffusers."""
+    from audiodit.config import DiTConfig
+    from audiodit.models.dit import AudioDiTModel
+    from audiodit.models.vae import LEGACY_DEFAULTS, VAEConfig
+
+    for model, config in ((AudioVAE, VAEConfig), (AudioDiTModel, DiTConfig)):
+        defaults = {name: parameter.default for name, parameter in inspect.signature(model.__init__).parameters.items()
+                    if name != "self"}
+        assert defaults == dataclasses.asdict(config()), model.__name__
+    vae = AudioVAE.from_preset("tiny")
+    vae.save_pretrained(str(tmp_path / "new"))
+    assert {name: AudioVAE.from_pretrained(str(tmp_path / "new")).config[name] for name in LEGACY_DEFAULTS} == {
+        name: getattr(VAEConfig(), name) for name in LEGACY_DEFAULTS}
+    AudioVAE.from_preset("tiny", **LEGACY_DEFAULTS).save_pretrained(str(tmp_path / "old"))  # made before the options
+    saved = json.loads((tmp_path / "old" / "config.json").read_text())
+    for variant, edit in (("absent", lambda c: {k: v for k, v in c.items() if k not in LEGACY_DEFAULTS}),
+                          ("defaulted", lambda c: {**c, "_use_default_values": sorted(LEGACY_DEFAULTS)})):
+        folder = tmp_path / variant
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(edit(saved)))
+        for name in ("diffusion_pytorch_model.safetensors",):
+            (folder / name).write_bytes((tmp_path / "old" / name).read_bytes())
+        old = AudioVAE.from_pretrained(str(folder))
+        assert {name: old.config[name] for name in LEGACY_DEFAULTS} == LEGACY_DEFAULTS, variant
