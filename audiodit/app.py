@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiodit import cli
-from audiodit.prompt_attributes import with_attributes
 
 KEYS = [f"{tonic} {mode}" for mode in ("major", "minor")
         for tonic in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
@@ -51,6 +50,8 @@ class Clip:
 
 def generation_arguments(form: dict) -> list[str]:
     """`sample.py` arguments for a Generate request (`form`: the page's fields by name)."""
+    from audiodit.prompt_attributes import with_attributes  # torch: not at the app's import
+
     argv = [f"--prompt={with_attributes(form['prompt'], form.get('bpm'), form.get('key'))}",  # "=": may start with "-"
             "--duration", f"{float(form['duration']):g}", "--seed", str(int(form["seed"])),
             "--variations", str(int(form.get("variations") or 1))]
@@ -79,6 +80,8 @@ def generation_arguments(form: dict) -> list[str]:
 
 def edit_arguments(form: dict) -> list[str]:
     """`sample.py` arguments for an Edit request on `form["audio"]` (a file path)."""
+    from audiodit.prompt_attributes import with_attributes  # torch: not at the app's import
+
     if not form.get("audio"):
         raise cli.UsageError("choose audio to edit: upload a file, record one, or send a result here")
     argv = [f"--prompt={with_attributes(form['prompt'], form.get('bpm'), form.get('key'))}",

@@ -563,20 +563,20 @@ def sidecar_for(args, pipe, job: Job, duration: float, seconds: float, **params)
                 **({"lora": pipe.lora_records} if getattr(pipe, "lora_records", None) else {}), **params)
 
 
-def with_melody_key(prompt: str, melody, quiet: bool = True) -> tuple[str, dict]:
+def with_melody_key(prompt: str, melody, frame_rate: float, quiet: bool = True) -> tuple[str, dict]:
     """The prompt a melody's clip is made from, and what the sidecar says of its key: a prompt that
     states a key keeps it; one that states none gets the melody's own (`melody.melody_key`), so the
     text, key conditioning and key classifier all aim where the tune already is (issue 26: "the
     melody's own are used when the prompt states none; say which"). The tempo needs nothing: the
     tune is followed frame by frame, so its timing is the clip's."""
     from audiodit.melody import melody_key
-    from audiodit.prompt_attributes import key_name, parse_key, with_attributes
+    from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, with_attributes
 
     stated = parse_key(prompt)
-    if stated != -1:
+    if stated != NO_KEY:
         return prompt, {"key": key_name(stated), "from": "prompt"}
-    found = melody_key(melody)
-    if found == -1:
+    found = melody_key(melody, min_frames=round(frame_rate))
+    if found == NO_KEY:
         return prompt, {"key": "none", "from": "none: the melody has under a second of pitched frames"}
     used = with_attributes(prompt, None, key_name(found))
     if not quiet:
@@ -624,13 +624,17 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
         prompt = prompt_jobs[0].prompt
         started = time.perf_counter()
         params = dict(common)
+        walk_gain = None
         if melody is not None:
-            prompt, params["melody_key"] = with_melody_key(prompt, melody, args.quiet)
+            prompt, params["melody_key"] = with_melody_key(prompt, melody, pipe.vae.latent_rate, args.quiet)
         if interpolating:
             audios = pipe.interpolate(
                 prompt, args.interpolate_to, seed_start=args.seed, seed_end=args.interpolate_seed,
                 num_points=args.interpolation_steps, audio_end_in_s=args.start + args.duration, **common,
             ).audios
+            # an interpolation keeps its loudness changes: one gain for the whole walk (before
+            # --skip-existing leaves out the points already made, so a finished run's gain is the same)
+            walk_gain = level_output(torch.cat([audio.cpu() for audio in audios], dim=-1), args.normalize, args.level)[1]
             wanted = {job.path.stem.rsplit("_interp", 1)[-1].split("-")[0] for job in prompt_jobs}
             audios = [audio for index, audio in enumerate(audios) if str(index) in wanted]
             params.update(interpolate_to=args.interpolate_to, interpolate_seed=args.interpolate_seed,
@@ -655,7 +659,10 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
             sidecar = sidecar_for(args, pipe, job, audio.shape[-1] / pipe.sampling_rate, seconds, **params)
             if interpolating:
                 sidecar["interpolation_index"] = int(job.path.stem.rsplit("_interp", 1)[-1].split("-")[0])
-            audio, gain_db = level_output(audio.cpu(), args.normalize, args.level)
+            if walk_gain is None:
+                audio, gain_db = level_output(audio.cpu(), args.normalize, args.level)
+            else:
+                audio, gain_db = audio.cpu() * 10 ** (walk_gain / 20), walk_gain
             sidecar["normalize"] = dict(mode=args.normalize, gain_db=round(gain_db, 2),
                                         **({"level": args.level} if args.level is not None else {}))
             write_clip(job.path, audio, pipe.sampling_rate, sidecar, args.overwrite or job.replace)
@@ -670,18 +677,17 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
 
     from audiodit.audio import AudioStreamWriter
     from audiodit.longform import default_context, generate_long, long_window_seconds
-    from audiodit.prompt_attributes import parse_bpm
+    from audiodit.prompt_attributes import parse_bpm, with_attributes
 
     common = {name: value for name, value in common.items() if name not in ("audio_start_in_s", "num_inference_steps")}
     for job in jobs:
         started = time.perf_counter()
         sections = [(0.0, job.prompt), *args.sections]
-        melody_keys = []
-        if common.get("melody") is not None:
-            for index, (start, prompt) in enumerate(sections):
-                used, found = with_melody_key(prompt, common["melody"], args.quiet)
-                sections[index] = (start, used)
-                melody_keys.append(found)
+        melody_key = None
+        if common.get("melody") is not None:  # one key for the piece (as generate_long reads it): section 0's or the tune's
+            used, melody_key = with_melody_key(job.prompt, common["melody"], pipe.vae.latent_rate, args.quiet)
+            sections = [(start, with_attributes(prompt, None, melody_key["key"]) if melody_key["from"] == "melody"
+                         else prompt) for start, prompt in sections]
         window = long_window_seconds(pipe, args.window, parse_bpm(job.prompt))
         context = default_context(window) if args.window_context is None else args.window_context
         writer = AudioStreamWriter(job.path, pipe.sampling_rate, pipe.vae.audio_channels,
@@ -698,7 +704,7 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         shown = dict(common)
         if common.get("melody") is not None:  # the sidecar names the file, not the ids
             scale = pipe.resolve_melody_guidance_scale(args.melody_scale, common["guidance_scale"], common["melody"])
-            shown.update(melody=str(args.melody), melody_guidance_scale=scale, melody_key=melody_keys)
+            shown.update(melody=str(args.melody), melody_guidance_scale=scale, melody_key=melody_key)
         sidecar = sidecar_for(args, pipe, job, writer.frames / pipe.sampling_rate, seconds, **shown,
                               num_inference_steps=steps, normalize=dict(mode="none", gain_db=0.0),
                               long_form=dict(window=window, window_context=context,

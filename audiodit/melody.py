@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from audiodit.losses import chroma_filterbank, magnitude_spectrogram
-from audiodit.models.embedders import MELODY_REST
+from audiodit.models.embedders import MELODY_REST, NO_KEY
 
 SAMPLE_RATE = 48000
 FRAME_RATE = 25.0  # latent frames per second of the bundled VAE
@@ -107,11 +107,14 @@ MIN_KEY_FRAMES = 25  # a second of pitched frames at the bundled VAE's rate befo
 
 def melody_key(ids: torch.Tensor, min_frames: int = MIN_KEY_FRAMES) -> int:
     """The key of a melody id track `(T,)`: a key id (tonic + 12 for minor, as `parse_key`), or
-    NO_KEY (-1) when fewer than `min_frames` frames are pitched."""
+    NO_KEY when fewer than `min_frames` frames are pitched or every pitch class lasts as long (a
+    chromatic run names no key)."""
     pitched = ids[ids >= 0].long()
     if pitched.numel() < min_frames:
-        return -1
+        return NO_KEY
     durations = torch.bincount(pitched, minlength=12).double()  # (12,)
+    if float(durations.std()) == 0.0:
+        return NO_KEY
     scores = []
     for profile in (MAJOR_PROFILE, MINOR_PROFILE):
         reference = torch.tensor(profile, dtype=torch.float64)

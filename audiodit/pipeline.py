@@ -398,7 +398,8 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 longer than the model take it window by window, as `generate_long` does.
             melody_guidance_scale: scales what the melody alone changes (one more branch without it),
                 as `key_guidance_scale` does for the key; 0 disables; None: the model's default
-                (`default_melody_guidance_scale`, chosen on train-split captions).
+                (`default_melody_guidance_scale`, chosen on train-split captions) while
+                classifier-free guidance is on (`guidance_scale` > 1), else 0.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -505,6 +506,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         reads (given, or stated in the prompts; never in the unconditional branch)."""
         do_cfg = guidance_scale > 1.0
         key_guidance = do_cfg and key_guidance_scale > 0
+        given = None if melody is None else torch.as_tensor(melody)
+        if given is not None and not given.is_floating_point() and bool((given == MELODY_ABSENT).all()):
+            melody = None  # all "none" (a window past the tune's end): no melody, and no guidance branch for it
         melody_guidance_scale = self.resolve_melody_guidance_scale(melody_guidance_scale, guidance_scale, melody)
         check_setting("melody_guidance_scale", melody_guidance_scale)
         if melody is not None and not getattr(self.transformer.config, "melody_conditioning", False):

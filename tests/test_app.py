@@ -27,7 +27,9 @@ def test_form_values_become_sample_py_arguments():
     assert long.window == 20 and long.window_context == 4 and long.format == "flac"
     assert long.section == [["60", "the march on brass"], ["90", "a quiet end"]]
     # a prompt that states its tempo and key keeps them
-    assert app.with_attributes("a jig in G major, 120 BPM", 90, "D minor") == "a jig in G major, 120 BPM"
+    from audiodit.prompt_attributes import with_attributes
+
+    assert with_attributes("a jig in G major, 120 BPM", 90, "D minor") == "a jig in G major, 120 BPM"
     edit = cli.build_parser().parse_args(app.edit_arguments({"audio": "in.wav", "prompt": "x", "mode": "inpaint",
                                                              "inpaint_start": 1.0, "inpaint_end": 2.5, "seed": 0}))
     assert edit.inpaint == [1.0, 2.5] and str(edit.init_audio) == "in.wav"

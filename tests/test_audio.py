@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 
 from audiodit.audio import (
+    level_output,
     AUDIO_EXTENSIONS,
     AudioLoadError,
     audio_info,
@@ -310,3 +311,15 @@ def test_non_finite_samples_are_rejected(tmp_path):
     path = write(tmp_path / "inf.wav", data)
     with pytest.raises(AudioLoadError, match="infinite"):
         load_audio(path)
+
+
+def test_level_output_caps_the_gain_and_leaves_silence():
+    quiet = torch.full((2, 100), 1e-4)
+    raised, gain = level_output(quiet, "peak")
+    assert gain == pytest.approx(30.0) and raised.abs().max() == pytest.approx(1e-4 * 10 ** 1.5, rel=1e-5)
+    silence = torch.zeros(2, 100)
+    assert level_output(silence, "rms")[1] == 0.0 and bool((level_output(silence, "rms")[0] == 0).all())
+    loud = torch.tensor([[0.9, -0.9, 0.0, 0.0]])
+    assert 20 * torch.log10(level_output(loud, "rms", -3.0)[0].abs().max()) == pytest.approx(-1.0, abs=1e-4)
+    with pytest.raises(ValueError, match="normalize must be"):
+        level_output(loud, "loud")

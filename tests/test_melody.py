@@ -99,3 +99,4 @@ def test_melody_key_names_the_key_a_tune_sits_in():
     with_rests = torch.cat([c_major, torch.full((100,), -1)])
     assert melody_key(with_rests) == melody_key(c_major)  # rests do not count
     assert melody_key(torch.tensor([0, 4, 7] + [-1] * 60)) == -1
+    assert melody_key(torch.arange(48) % 12) == -1  # a chromatic run: every pitch class as long, no key

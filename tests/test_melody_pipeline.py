@@ -10,7 +10,8 @@ import torch
 from audiodit.cli import main
 from audiodit.guidance import guided_velocity
 from audiodit.melody import synth_hum
-from audiodit.longform import default_drop, plan_windows
+from audiodit.editing import JOIN_FADE_SECONDS
+from audiodit.longform import default_context, default_drop, plan_windows
 from audiodit.testing import TINY_MAX_SECONDS, tiny_pipeline
 
 SR = 48000
@@ -193,8 +194,8 @@ def test_cli_long_piece_with_a_melody(tmp_path, hum):
         assert sf.info(path).frames == seconds * SR
         sidecar = json.loads(path.with_suffix(".json").read_text())
         assert sidecar["melody"] == str(tmp_path / "hum.wav") and "long_form" in sidecar
-        assert [entry["from"] for entry in sidecar["melody_key"]] == ["melody"]
-        assert sidecar["long_form"]["sections"][0][1] == sidecar["melody_key"][0]["prompt_used"]
+        assert sidecar["melody_key"]["from"] == "melody"  # one key for the piece
+        assert sidecar["long_form"]["sections"][0][1] == sidecar["melody_key"]["prompt_used"]
     # a continuation past one window takes the melody too
     sf.write(tmp_path / "clip.wav", np.zeros((SR, 2), np.float32), SR)
     assert main(["--model", str(model), "--prompt", "x", "--init-audio", str(tmp_path / "clip.wav"),
@@ -250,12 +251,17 @@ def test_a_long_continuation_follows_the_melody_call_by_call(pipe):
     assert not torch.allclose(tuned[:, -SR:], plain[:, -SR:])
 
 
-def test_a_long_inpaint_follows_the_melody_and_keeps_the_rest(pipe, hum):
-    """Inpainting an input longer than the model, crop by crop, with a melody from the input's
-    start: "none" everywhere is the same as no melody; a tune changes the range and nothing outside."""
+def test_a_long_inpaint_gives_each_crop_its_stretch_of_the_melody(pipe, hum):
+    """Inpainting an input longer than the model goes crop by crop (the tiny model: windows of 5 s
+    with 1.25 s of audio either side of 2.5 s of range, so [3, 7] s is regenerated as [3, 5.5] in
+    crop [1.75, 6.75] and [5.5, 7] in crop [4.25, 8.25]); the melody runs from the input's start. A
+    tune only at 7.5-8 s lies in the second crop alone: the first crop's range comes out as without
+    a melody, the second's does not, and the audio outside the range is kept."""
     audio = _tone(2 * TINY_MAX_SECONDS)
     span = (3.0, 7.0)
     frames = pipe.vae.latent_frames(audio.shape[-1])
+    rate = pipe.vae.latent_rate
+    assert pipe._long_window("a flute", {}) == (5.0, None) and default_context(5.0) == 1.25  # the geometry above
 
     def inpaint(**kwargs):
         return pipe.inpaint("a flute", audio, span, num_inference_steps=2, guidance_scale=3.0,
@@ -263,7 +269,29 @@ def test_a_long_inpaint_follows_the_melody_and_keeps_the_rest(pipe, hum):
 
     plain = inpaint()
     assert torch.equal(inpaint(melody=torch.full((frames,), -2)), plain)
-    tuned = inpaint(melody=torch.arange(frames) % 12)
-    assert not torch.allclose(tuned[:, 4 * SR:6 * SR], plain[:, 4 * SR:6 * SR])
-    outside = int((span[0] - 0.5) * SR)  # before the range and its join fade
+    late = torch.full((frames,), -2)
+    first, last = int(7.5 * rate), int(8.0 * rate)
+    late[first:last] = torch.arange(last - first) % 12
+    tuned = inpaint(melody=late)
+    first_crop = slice(3 * SR, int((5.5 - JOIN_FADE_SECONDS) * SR))  # up to the second crop's join fade
+    torch.testing.assert_close(tuned[:, first_crop], plain[:, first_crop], atol=0, rtol=0)
+    second_crop = slice(int(5.7 * SR), int(6.9 * SR))
+    assert not torch.allclose(tuned[:, second_crop], plain[:, second_crop])
+    outside = int((span[0] - JOIN_FADE_SECONDS) * SR)  # before the range and its join fade
     torch.testing.assert_close(tuned[:, :outside], audio[:, :outside].to(tuned), atol=0, rtol=0)
+
+
+def test_a_long_audio_to_audio_follows_the_melody(pipe):
+    """Audio-to-audio of an input longer than the model goes window by window with the melody from
+    the input's start: "none" everywhere is no melody, a tune changes the output."""
+    audio = _tone(1.5 * TINY_MAX_SECONDS)
+    frames = pipe.vae.latent_frames(audio.shape[-1])
+
+    def remake(**kwargs):
+        return pipe.audio_to_audio("a flute", audio, strength=0.7, num_inference_steps=2, guidance_scale=3.0,
+                                   generator=torch.Generator().manual_seed(2), **kwargs).audios[0]
+
+    plain = remake()
+    assert plain.shape == audio.shape
+    assert torch.equal(remake(melody=torch.full((frames,), -2)), plain)
+    assert not torch.allclose(remake(melody=torch.arange(frames) % 12), plain)

@@ -18,7 +18,6 @@ one. Any disagreement is one error line naming the source.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audiodit.configuration import atomic_write_text
+from audiodit.configuration import atomic_write_text, staged_directory
+from audiodit.data.builder import OneLineParser
 from audiodit.data.latents import INDEX, INDEX_VERSION
 from audiodit.data.mix import parse_source, repeats
 from audiodit.data.report import SkipReport
@@ -66,12 +66,21 @@ def merge_latents(out_dir, sources: list[tuple[Path, float]], seed: int = 0) -> 
             raise ValueError(f"{folder} has melody={bool(index.get('melody', False))} but {sources[0][0]} has "
                              f"melody={bool(first.get('melody', False))}; pre-encode both alike (--melody)")
     rng = np.random.default_rng(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists():
+        out_dir.rmdir()  # empty (checked above): made whole beside it and renamed into place
+    with staged_directory(out_dir) as staging:  # a failed merge leaves nothing behind
+        summary = _write_merge(staging, sources, indexes, first, rng, seed)
+    return summary
+
+
+def _write_merge(out_dir: Path, sources: list[tuple[Path, float]], indexes: list[dict], first: dict,
+                 rng: np.random.Generator, seed: int) -> dict:
     (out_dir / "sources").mkdir()
     rows, report, counts = [], SkipReport(), []
     for number, ((folder, weight), index) in enumerate(zip(sources, indexes)):
         link = out_dir / "sources" / str(number)
-        os.symlink(os.path.relpath(folder.resolve(), link.parent), link)
+        # relative, between resolved paths: valid after the rename (same parent) and when the tree moves
+        os.symlink(os.path.relpath(folder.resolve(), link.parent.resolve()), link)
         report.merge(index.get("report", {}))
         listed = 0
         for row, times in zip(index["samples"], repeats(len(index["samples"]), weight, rng)):
@@ -89,14 +98,14 @@ def merge_latents(out_dir, sources: list[tuple[Path, float]], seed: int = 0) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="the merged folder (new or empty)")
     parser.add_argument("--source", action="append", default=[], help="PATH or PATH:WEIGHT of a pre-encoded folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fractional weights' draw")
     args = parser.parse_args(argv)
     try:
         summary = merge_latents(args.out, [parse_source(text) for text in args.source], args.seed)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))

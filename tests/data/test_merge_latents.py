@@ -65,7 +65,7 @@ def test_disagreeing_sources_are_refused(tmp_path, change, message):
     _source(tmp_path / "b", "b", 2, 1, **change)
     with pytest.raises(ValueError, match=message):
         merge_latents(tmp_path / "m", [(tmp_path / "a", 1.0), (tmp_path / "b", 1.0)])
-    assert not (tmp_path / "m" / INDEX).exists()
+    assert not (tmp_path / "m").exists()  # a refused merge leaves nothing behind
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -77,5 +77,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "m"), "--source", str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err.strip()
     assert "no index.json" in error and "\n" not in error
+    with pytest.raises(SystemExit):
+        main(["--source", str(tmp_path / "a")])  # --out missing: argparse's complaint, one line
+    assert capsys.readouterr().err.strip().count("\n") == 0
     assert main(["--out", str(tmp_path / "m2"), "--source", f"{tmp_path / 'a'}:2"]) == 0
     assert json.loads((tmp_path / "m2" / "merge.json").read_text())["rows"] == 4

@@ -61,4 +61,6 @@ def design(name: str, rng: np.random.Generator, seconds: float, peak_db: float) 
     floor = room_tone(rng, audio.shape[1], 1.0)
     audio = audio + floor * (peak * 10 ** (NOISE_FLOOR_DB / 20) / np.sqrt(np.mean(floor**2)))
     peak = float(np.abs(audio).max())
-    return (audio * (10 ** (peak_db / 20) / peak)).astype(np.float32), {**facts, "category": category}
+    phrases = list(dict.fromkeys(facts["phrases"]))  # each once, most specific first
+    return (audio * (10 ** (peak_db / 20) / peak)).astype(np.float32), {**facts, "phrases": phrases,
+                                                                        "category": category}

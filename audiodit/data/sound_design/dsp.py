@@ -116,8 +116,8 @@ def wide(rng: np.random.Generator, make: Callable[[np.random.Generator], np.ndar
 def room(rng: np.random.Generator, audio: np.ndarray, seconds: float, wet: float) -> np.ndarray:
     """`audio` (2, S) in a room: convolved with decaying stereo noise of time constant `seconds`."""
     length = samples(seconds * 4)
-    impulse = np.stack([white(rng, length), white(rng, length)]) * decay(length, seconds, 0.002)
-    impulse = band(impulse, 150.0, 7000.0) / math.sqrt(np.sum(impulse**2) / 2 + 1e-12)
+    impulse = band(np.stack([white(rng, length), white(rng, length)]) * decay(length, seconds, 0.002), 150.0, 7000.0)
+    impulse = impulse / math.sqrt(np.sum(impulse**2) / 2 + 1e-12)  # unit energy per channel
     tail = signal.fftconvolve(audio, impulse, axes=-1)[:, : audio.shape[1]]
     return audio * (1 - wet) + tail * wet
 

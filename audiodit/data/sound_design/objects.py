@@ -1,7 +1,8 @@
 """Recipes for people, objects, machines and blasts (module docstring of `audiodit.data.sound_design`).
 
-Single events (a door slam, an explosion) happen once near the start and ring out into a quiet
-room, so that "a door slam" for ten seconds is one slam and its tail, not slams at a tempo."""
+Single events (a door slam, an explosion, a gunshot, breaking glass) happen once near the start and
+ring out into a quiet room, so that "a door slam" for ten seconds is one slam and its tail, not
+slams at a tempo; fireworks are several bangs over the clip."""
 
 from __future__ import annotations
 
