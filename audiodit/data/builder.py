@@ -12,6 +12,7 @@ import argparse
 import json
 import multiprocessing
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -75,3 +76,22 @@ def write_attribution(out_dir: Path, intro: list[str], groups: dict[tuple[str, s
             lines += [f"  - {path}" for path in paths]
         lines.append("")
     atomic_write_text(out_dir / "ATTRIBUTION.md", "\n".join(lines))
+
+
+def finish_build(out_dir: Path, results: list[tuple[dict | None, dict | None]], started: float, verbose: bool,
+                 counts: Callable[[list[dict]], dict] = lambda records: {}) -> dict:
+    """The end of a builder's run over `(record, failure)` results: failures printed (with
+    `verbose`), the index written, and the summary (clips, failures, minutes, wall time since the
+    `time.perf_counter()` value `started`, indexed samples, and `counts(records)`), printed too."""
+    records = [record for record, _ in results if record]
+    failures = [failure for _, failure in results if failure]
+    if verbose:
+        for failure in failures:
+            print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
+    index = write_index(out_dir, failures)
+    summary = {"clips": len(records), "failed": len(failures),
+               "minutes": round(sum(record["duration_s"] for record in records) / 60, 1),
+               "wall_s": round(time.perf_counter() - started, 1), "indexed": len(index), **counts(records)}
+    if verbose:
+        print(json.dumps(summary, indent=1))
+    return summary

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from audiodit.audio import save_audio
 from audiodit.configuration import atomic_write_text
-from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
+from audiodit.data.builder import OneLineParser, claim_output, exit_status, finish_build, run_tasks
 from audiodit.data.music21_works import split_of
 from audiodit.data.sound_design import RECIPES, SAMPLE_RATE, design
 from audiodit.data.sound_packages import clip_rng
@@ -135,19 +135,8 @@ def build_designed(out_dir, count: int, recipes: list[str], *, seed: int = 0, wo
     clips = plan_clips(count, recipes, seed, max_seconds)
     started = time.perf_counter()
     results = run_tasks(_render_task, [(clip, out_dir, seed) for clip in clips], workers, chunksize=8)
-    records = [record for record, _ in results if record]
-    failures = [failure for _, failure in results if failure]
-    if verbose:
-        for failure in failures:
-            print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
-    index = write_index(out_dir, failures)
-    summary = {"clips": len(records), "failed": len(failures),
-               "minutes": round(sum(r["duration_s"] for r in records) / 60, 1),
-               "wall_s": round(time.perf_counter() - started, 1), "indexed": len(index),
-               "recipes": {name: sum(r["recipe"] == name for r in records) for name in recipes}}
-    if verbose:
-        print(json.dumps(summary, indent=1))
-    return summary
+    return finish_build(out_dir, results, started, verbose,
+                        lambda records: {"recipes": {name: sum(r["recipe"] == name for r in records) for name in recipes}})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
-from audiodit.data.builder import OneLineParser, claim_output, exit_status, run_tasks, write_index
+from audiodit.data.builder import OneLineParser, claim_output, exit_status, finish_build, run_tasks
 from audiodit.data.music21_works import split_of
 from audiodit.data.sound_library import PLACEMENTS, place_in_stereo, trim_silence
 from audiodit.data.sound_packages import clip_rng
@@ -311,19 +311,8 @@ def build_speech(out_dir, count: int, voices: list[Voice], *, seed: int = 0, wor
     clips = plan_clips(count, voices, seed, max_seconds)
     started = time.perf_counter()
     results = run_tasks(_render_task, [(clip, out_dir, seed) for clip in clips], workers, chunksize=4)
-    records = [record for record, _ in results if record]
-    failures = [failure for _, failure in results if failure]
-    if verbose:
-        for failure in failures:
-            print(f"FAILED {failure['id']}: {failure['error']}", file=sys.stderr)
-    index = write_index(out_dir, failures)
-    summary = {"clips": len(records), "failed": len(failures),
-               "minutes": round(sum(r["duration_s"] for r in records) / 60, 1),
-               "wall_s": round(time.perf_counter() - started, 1), "indexed": len(index),
-               "voices": {key: sum(r["voice"] == key for r in records) for key in (v.key for v in voices)}}
-    if verbose:
-        print(json.dumps(summary, indent=1))
-    return summary
+    return finish_build(out_dir, results, started, verbose, lambda records: {
+        "voices": {key: sum(r["voice"] == key for r in records) for key in (v.key for v in voices)}})
 
 
 def main(argv: list[str] | None = None) -> int:
