@@ -33,6 +33,22 @@ INDEX_VERSION = 1
 collate_latents = collate
 
 
+def read_index(root: str | Path) -> dict:
+    """The index of a pre-encoded folder. FileNotFoundError when it is missing; ValueError (one
+    line) when it is not JSON or of another version."""
+    index_path = Path(root) / INDEX
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{index_path} not found: pre-encode with python -m audiodit.data.preencode")
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{index_path} is not a valid index ({err}); pre-encode again") from None
+    if not isinstance(index, dict) or index.get("version") != INDEX_VERSION:
+        version = index.get("version") if isinstance(index, dict) else None
+        raise ValueError(f"{index_path}: unsupported index version {version}")
+    return index
+
+
 class LatentDataset(Dataset):
     """Crops of pre-encoded latents; keys are `(index, epoch)` or a plain index."""
 
@@ -40,15 +56,7 @@ class LatentDataset(Dataset):
                  random_crop: bool = True):
         self.root = Path(root)
         index_path = self.root / INDEX
-        if not index_path.is_file():
-            raise FileNotFoundError(f"{index_path} not found: pre-encode with python -m audiodit.data.preencode")
-        try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{index_path} is not a valid index ({err}); pre-encode again") from None
-        if not isinstance(index, dict) or index.get("version") != INDEX_VERSION:
-            version = index.get("version") if isinstance(index, dict) else None
-            raise ValueError(f"{index_path}: unsupported index version {version}")
+        index = read_index(self.root)
         for field, kind in (("vae", dict), ("samples", list)):
             if not isinstance(index.get(field), kind):
                 raise ValueError(f"{index_path}: '{field}' missing or not a {kind.__name__}; pre-encode again")

@@ -27,22 +27,19 @@ import numpy as np
 
 from audiodit.configuration import atomic_write_text, staged_directory
 from audiodit.data.builder import OneLineParser
-from audiodit.data.latents import INDEX, INDEX_VERSION
+from audiodit.data.latents import INDEX, INDEX_VERSION, read_index
 from audiodit.data.mix import parse_source, repeats
 from audiodit.data.report import SkipReport
 
 
-def read_index(folder: Path) -> dict:
-    """A source's index; ValueError (one line) when it is missing, unreadable or of another version."""
-    path = folder / INDEX
-    if not path.is_file():
-        raise ValueError(f"{folder}: no {INDEX} (pre-encode it with python -m audiodit.data.preencode)")
+def _read_source(folder: Path) -> dict:
+    """A source's index (`latents.read_index`), every problem a ValueError naming it."""
     try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a valid index ({error})") from None
-    if not isinstance(index, dict) or index.get("version") != INDEX_VERSION or not isinstance(index.get("samples"), list):
-        raise ValueError(f"{path}: not a version-{INDEX_VERSION} latent index with samples")
+        index = read_index(folder)
+    except FileNotFoundError as error:
+        raise ValueError(f"{folder}: no {INDEX} ({error})") from None
+    if not isinstance(index.get("samples"), list):
+        raise ValueError(f"{folder / INDEX}: no list of samples; pre-encode again")
     return index
 
 
@@ -53,7 +50,7 @@ def merge_latents(out_dir, sources: list[tuple[Path, float]], seed: int = 0) -> 
         raise ValueError("give at least one --source")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} is not empty; merge into a new folder")
-    indexes = [read_index(folder) for folder, _ in sources]
+    indexes = [_read_source(folder) for folder, _ in sources]
     first = indexes[0]
     for (folder, _), index in zip(sources, indexes):
         if index.get("captions"):
