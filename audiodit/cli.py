@@ -685,7 +685,7 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
         sections = [(0.0, job.prompt), *args.sections]
         melody_key = None
         if common.get("melody") is not None:  # one key for the piece (as generate_long reads it): section 0's or the tune's
-            used, melody_key = with_melody_key(job.prompt, common["melody"], pipe.vae.latent_rate, args.quiet)
+            _, melody_key = with_melody_key(job.prompt, common["melody"], pipe.vae.latent_rate, args.quiet)
             sections = [(start, with_attributes(prompt, None, melody_key["key"]) if melody_key["from"] == "melody"
                          else prompt) for start, prompt in sections]
         window = long_window_seconds(pipe, args.window, parse_bpm(job.prompt))
