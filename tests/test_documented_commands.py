@@ -63,7 +63,9 @@ RULES = [
     ("covered", r"^python -m audiodit\.export \S+ \S+ --vae runs/my_decoder$",
      "tests/test_export.py::test_export_ships_a_decoder_with_the_models_encoder_and_refuses_another"),
     ("run", r"^python (sample|train)\.py ", ""),
-    ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix|mma_grooves|music21_corpus|speech)"
+    ("covered", r"^python -m audiodit\.data\.merge_latents ", "tests/data/test_merge_latents.py::test_cli_errors_are_one_line"),
+    ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix|mma_grooves|music21_corpus|speech"
+            r"|designed_sounds)"
             r"|training\.key_classifier|export) ", ""),
 ]
 
@@ -88,6 +90,7 @@ SHRINK = [
     (r"music21_corpus ", ["--limit", "1", "--workers", "1", "--max-seconds", "4", "--works", "bach/bwv66.6"], {}),
     (r"key_classifier ", ["--steps", "2"], {}),
     (r"data\.speech ", ["--count", "2", "--workers", "1", "--max-seconds", "6"], {}),
+    (r"data\.designed_sounds ", ["--count", "2", "--workers", "1", "--max-seconds", "4"], {}),
     (r"", [], {}),
 ]
 

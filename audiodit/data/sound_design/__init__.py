@@ -23,8 +23,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from audiodit.data.sound_design import nature, objects
 from audiodit.data.sound_design.dsp import SAMPLE_RATE, room_tone
+from audiodit.data.sound_design.nature import birds, crickets, dog, fire, rain, stream, thunderstorm, waves, wind
+from audiodit.data.sound_design.objects import (
+    applause, clock, door, engine, explosion, footsteps, glass, heartbeat, helicopter, ringing, siren, typing,
+)
 
 # Every clip keeps a floor of room noise this far below its peak: digital silence between events
 # is not what a microphone hears, and a model should not learn it as part of a sound.
@@ -33,15 +36,15 @@ NOISE_FLOOR_DB = -66.0
 Recipe = Callable[[np.random.Generator, float], tuple[np.ndarray, dict]]
 
 RECIPES: dict[str, tuple[Recipe, str]] = {
-    "rain": (nature.rain, "weather"), "thunderstorm": (nature.thunderstorm, "weather"),
-    "wind": (nature.wind, "weather"), "waves": (nature.waves, "water"), "stream": (nature.stream, "water"),
-    "fire": (nature.fire, "fire"), "birds": (nature.birds, "animal"), "crickets": (nature.crickets, "animal"),
-    "dog": (nature.dog, "animal"), "footsteps": (objects.footsteps, "human"), "door": (objects.door, "household"),
-    "applause": (objects.applause, "human"), "typing": (objects.typing, "household"),
-    "clock": (objects.clock, "household"), "heartbeat": (objects.heartbeat, "human"),
-    "engine": (objects.engine, "machine"), "siren": (objects.siren, "machine"),
-    "ringing": (objects.ringing, "machine"), "helicopter": (objects.helicopter, "machine"),
-    "explosion": (objects.explosion, "blast"), "glass": (objects.glass, "household"),
+    "rain": (rain, "weather"), "thunderstorm": (thunderstorm, "weather"),
+    "wind": (wind, "weather"), "waves": (waves, "water"), "stream": (stream, "water"),
+    "fire": (fire, "fire"), "birds": (birds, "animal"), "crickets": (crickets, "animal"),
+    "dog": (dog, "animal"), "footsteps": (footsteps, "human"), "door": (door, "household"),
+    "applause": (applause, "human"), "typing": (typing, "household"),
+    "clock": (clock, "household"), "heartbeat": (heartbeat, "human"),
+    "engine": (engine, "machine"), "siren": (siren, "machine"),
+    "ringing": (ringing, "machine"), "helicopter": (helicopter, "machine"),
+    "explosion": (explosion, "blast"), "glass": (glass, "household"),
 }
 
 
