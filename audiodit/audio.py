@@ -292,16 +292,21 @@ def normalize_audio(audio, mode: str = "peak", target_db: float = -1.0):
         return audio
     if mode not in ("peak", "rms"):
         raise ValueError(f"normalize must be 'none', 'peak' or 'rms', got {mode!r}")
+    gain = _level_gain(audio, mode, target_db, ceiling_db=0.0)
+    return audio if gain is None else audio * gain
+
+
+def _level_gain(audio, mode: str, target_db: float, ceiling_db: float) -> float | None:
+    """The linear gain that brings `audio` to `target_db` dBFS: its peak ("peak") or its RMS
+    ("rms", lowered where the peak would pass `ceiling_db`); None for silence."""
     values = _as_numpy(audio, np.float64)
     peak = float(np.abs(values).max()) if values.size else 0.0
     if peak == 0.0:
-        return audio
+        return None
     target = 10.0 ** (target_db / 20.0)
     if mode == "peak":
-        gain = target / peak
-    else:
-        gain = min(target / float(np.sqrt(np.mean(values**2))), 1.0 / peak)
-    return audio * gain
+        return target / peak
+    return min(target / float(np.sqrt(np.mean(values**2))), 10.0 ** (ceiling_db / 20.0) / peak)
 
 
 # Output levelling (`sample.py --normalize`): the default targets and the most a quiet clip is
@@ -322,16 +327,10 @@ def level_output(audio, mode: str, target_db: float | None = None, max_gain_db: 
     if mode not in OUTPUT_LEVELS_DB:
         raise ValueError(f"normalize must be 'none', 'peak' or 'rms', got {mode!r}")
     target_db = OUTPUT_LEVELS_DB[mode] if target_db is None else target_db
-    values = _as_numpy(audio, np.float64)
-    peak = float(np.abs(values).max()) if values.size else 0.0
-    if peak == 0.0:
+    gain = _level_gain(audio, mode, target_db, ceiling_db=OUTPUT_LEVELS_DB["peak"])
+    if gain is None:
         return audio, 0.0
-    if mode == "peak":
-        gain_db = target_db - 20 * math.log10(peak)
-    else:
-        rms = float(np.sqrt(np.mean(values**2)))
-        gain_db = min(target_db - 20 * math.log10(rms), OUTPUT_LEVELS_DB["peak"] - 20 * math.log10(peak))
-    gain_db = min(gain_db, max_gain_db)
+    gain_db = min(20 * math.log10(gain), max_gain_db)
     return audio * 10 ** (gain_db / 20), gain_db
 
 

@@ -563,19 +563,25 @@ def sidecar_for(args, pipe, job: Job, duration: float, seconds: float, **params)
                 **({"lora": pipe.lora_records} if getattr(pipe, "lora_records", None) else {}), **params)
 
 
-def with_melody_key(prompt: str, melody, frame_rate: float, quiet: bool = True) -> tuple[str, dict]:
+def tune_key(pipe, melody) -> int:
+    """The key of a melody's ids (`melody.melody_key`, a second of pitched frames at the VAE's rate
+    at least), worked out once per run."""
+    from audiodit.melody import melody_key
+
+    return melody_key(melody, min_frames=round(pipe.vae.latent_rate))
+
+
+def with_melody_key(prompt: str, found: int, quiet: bool = True) -> tuple[str, dict]:
     """The prompt a melody's clip is made from, and what the sidecar says of its key: a prompt that
-    states a key keeps it; one that states none gets the melody's own (`melody.melody_key`), so the
+    states a key keeps it; one that states none gets the tune's own key `found` (`tune_key`), so the
     text, key conditioning and key classifier all aim where the tune already is (issue 26: "the
     melody's own are used when the prompt states none; say which"). The tempo needs nothing: the
     tune is followed frame by frame, so its timing is the clip's."""
-    from audiodit.melody import melody_key
     from audiodit.prompt_attributes import NO_KEY, key_name, parse_key, with_attributes
 
     stated = parse_key(prompt)
     if stated != NO_KEY:
         return prompt, {"key": key_name(stated), "from": "prompt"}
-    found = melody_key(melody, min_frames=round(frame_rate))
     if found == NO_KEY:
         return prompt, {"key": "none", "from": "none: the melody has under a second of pitched frames"}
     used = with_attributes(prompt, None, key_name(found))
@@ -610,6 +616,7 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
             raise UsageError(f"--melody {_shown(args.melody)} is not readable audio: "
                              f"{str(err).splitlines()[0]}") from None
         common.update(melody=melody, melody_guidance_scale=args.melody_scale)
+        melody_key_id = tune_key(pipe, melody)
     if getattr(args, "long_form", False):
         yield from generate_long_form(args, jobs, pipe, common, steps)
         return
@@ -626,7 +633,7 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
         params = dict(common)
         walk_gain = None
         if melody is not None:
-            prompt, params["melody_key"] = with_melody_key(prompt, melody, pipe.vae.latent_rate, args.quiet)
+            prompt, params["melody_key"] = with_melody_key(prompt, melody_key_id, args.quiet)
         if interpolating:
             audios = pipe.interpolate(
                 prompt, args.interpolate_to, seed_start=args.seed, seed_end=args.interpolate_seed,
@@ -634,7 +641,8 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
             ).audios
             # an interpolation keeps its loudness changes: one gain for the whole walk (before
             # --skip-existing leaves out the points already made, so a finished run's gain is the same)
-            walk_gain = level_output(torch.cat([audio.cpu() for audio in audios], dim=-1), args.normalize, args.level)[1]
+            walk = torch.cat([audio.cpu() for audio in audios], dim=-1)
+            walk_gain = level_output(walk, args.normalize, args.level)[1]
             wanted = {job.path.stem.rsplit("_interp", 1)[-1].split("-")[0] for job in prompt_jobs}
             audios = [audio for index, audio in enumerate(audios) if str(index) in wanted]
             params.update(interpolate_to=args.interpolate_to, interpolate_seed=args.interpolate_seed,
@@ -680,12 +688,13 @@ def generate_long_form(args, jobs: list[Job], pipe, common: dict, steps: int):
     from audiodit.prompt_attributes import parse_bpm, with_attributes
 
     common = {name: value for name, value in common.items() if name not in ("audio_start_in_s", "num_inference_steps")}
+    piece_key = None if common.get("melody") is None else tune_key(pipe, common["melody"])
     for job in jobs:
         started = time.perf_counter()
         sections = [(0.0, job.prompt), *args.sections]
         melody_key = None
-        if common.get("melody") is not None:  # one key for the piece (as generate_long reads it): section 0's or the tune's
-            _, melody_key = with_melody_key(job.prompt, common["melody"], pipe.vae.latent_rate, args.quiet)
+        if common.get("melody") is not None:  # one key for the piece (generate_long's): section 0's or the tune's
+            _, melody_key = with_melody_key(job.prompt, piece_key, args.quiet)
             sections = [(start, with_attributes(prompt, None, melody_key["key"]) if melody_key["from"] == "melody"
                          else prompt) for start, prompt in sections]
         window = long_window_seconds(pipe, args.window, parse_bpm(job.prompt))

@@ -7,8 +7,8 @@ the text still hold?
 
 `--num-prompts` held-out score clips (`audiodit.evaluate.select_prompts`: test split, then valid;
 never trained on; `--split train` takes a seeded sample of the train split instead, for choosing a
-default melody scale without looking at held-out clips) give each a caption and a reference tune: the clip's own dominant pitch class per
-latent frame (`audiodit.melody.melody_ids`). From each reference a hum is sung
+default melody scale without looking at held-out clips) give each a caption and a reference tune:
+the clip's own dominant pitch class per latent frame (`audiodit.melody.melody_ids`). From each reference a hum is sung
 (`melody.notes_from_ids` -> `melody.synth_hum`: a near-sine voice in G3-F#4 with vibrato, 0-30 cents
 off pitch), since no recording of a person humming exists here. Every clip is generated with the
 same noise (CPU generator seeded `--seed + i`) for its caption
@@ -66,6 +66,7 @@ from audiodit.melody import (
 )
 from benchmarks.machine import cpu_model, emit_report
 
+SPLIT_WORDS = {"train": "train-split", "valid": "valid-split"}  # the report's word for the captions' split
 ADHERENCE = ("key_accuracy", "mode_accuracy", "tempo_accuracy_octave", "instrument_accuracy")
 
 
@@ -174,7 +175,7 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
     # text adherence, with and without a melody
     chosen = {p["audio_path"] for p in prompts}
     train = [r for r in load_split(data_dir, "train") if r["audio_path"] not in chosen]
-    train = [train[i] for i in sorted(np.random.default_rng(seed).permutation(len(train))[:train_clips])]
+    train = sample_records(train, train_clips, seed)
     classifier = fit_instrument_classifier(np.stack([clip_features(load_clip(r, seconds)) for r in train]),
                                            [r["instrument_family"] for r in train], seed)
     analyses = {}
@@ -196,7 +197,8 @@ def run(pipe, data_dir, num_prompts: int, seconds: float, steps: int, scales: li
 def format_report(result: dict) -> str:
     rows = result["chroma_cosine"]
     lines = [f"# Melody conditioning: {result['model']}", "",
-             f"{len(result['prompts'])} {'held-out' if result['split'] == 'test' else result['split'] + '-split'} score captions of `{result['data']}`, {result['seconds']:g} s, "
+             f"{len(result['prompts'])} {SPLIT_WORDS.get(result['split'], 'held-out')} score captions of "
+             f"`{result['data']}`, {result['seconds']:g} s, "
              f"{result['steps']} steps, seed {result['seed']}; {result['cpu']}; generation "
              f"{result['generation_s']:.0f} s.", "",
              "Chroma cosine (share of the tune's pitched frames whose dominant pitch class the output shares):", "",

@@ -62,16 +62,14 @@ def merge_latents(out_dir, sources: list[tuple[Path, float]], seed: int = 0) -> 
         if bool(index.get("melody", False)) != bool(first.get("melody", False)):
             raise ValueError(f"{folder} has melody={bool(index.get('melody', False))} but {sources[0][0]} has "
                              f"melody={bool(first.get('melody', False))}; pre-encode both alike (--melody)")
-    rng = np.random.default_rng(seed)
     if out_dir.exists():
         out_dir.rmdir()  # empty (checked above): made whole beside it and renamed into place
     with staged_directory(out_dir) as staging:  # a failed merge leaves nothing behind
-        summary = _write_merge(staging, sources, indexes, first, rng, seed)
-    return summary
+        return _write_merge(staging, sources, indexes, seed)
 
 
-def _write_merge(out_dir: Path, sources: list[tuple[Path, float]], indexes: list[dict], first: dict,
-                 rng: np.random.Generator, seed: int) -> dict:
+def _write_merge(out_dir: Path, sources: list[tuple[Path, float]], indexes: list[dict], seed: int) -> dict:
+    first, rng = indexes[0], np.random.default_rng(seed)
     (out_dir / "sources").mkdir()
     rows, report, counts = [], SkipReport(), []
     for number, ((folder, weight), index) in enumerate(zip(sources, indexes)):
@@ -79,14 +77,14 @@ def _write_merge(out_dir: Path, sources: list[tuple[Path, float]], indexes: list
         # relative, between resolved paths: valid after the rename (same parent) and when the tree moves
         os.symlink(os.path.relpath(folder.resolve(), link.parent.resolve()), link)
         report.merge(index.get("report", {}))
-        listed = 0
-        for row, times in zip(index["samples"], repeats(len(index["samples"]), weight, rng)):
-            for copy in range(int(times)):
-                rows.append({**row, "id": row["id"] if copy == 0 else f"{row['id']}#{copy}",
-                             "shard": f"sources/{number}/{row['shard']}"})
-                listed += 1
-        counts.append({"path": str(folder), "weight": weight, "rows": len(index["samples"]), "listed": listed})
-    merged = {"version": INDEX_VERSION, "vae": first["vae"], "captions": None, "melody": bool(first.get("melody", False)),
+        times = repeats(len(index["samples"]), weight, rng)
+        for row, copies in zip(index["samples"], times):
+            rows += [{**row, "id": row["id"] if copy == 0 else f"{row['id']}#{copy}",
+                      "shard": f"sources/{number}/{row['shard']}"} for copy in range(int(copies))]
+        counts.append({"path": str(folder), "weight": weight, "rows": len(index["samples"]),
+                       "listed": int(times.sum())})
+    merged = {"version": INDEX_VERSION, "vae": first["vae"], "captions": None,
+              "melody": bool(first.get("melody", False)),
               "samples": rows, "report": report.to_dict()}
     summary = {"sources": counts, "seed": seed, "rows": len(rows)}
     atomic_write_text(out_dir / "merge.json", json.dumps(summary, indent=1) + "\n")

@@ -52,6 +52,11 @@ def drift(rng: np.random.Generator, length: int, rate_hz: float, low: float = 0.
     return knots[whole] * (1 - ease) + knots[whole + 1] * ease
 
 
+def normalised(audio: np.ndarray) -> np.ndarray:
+    """`audio` with its peak at 1 (a whisker under, so silence stays finite)."""
+    return audio / (np.abs(audio).max() + 1e-9)
+
+
 def decay(length: int, seconds: float, attack_s: float = 0.001) -> np.ndarray:
     """An envelope with a linear `attack_s` rise and an exponential fall of time constant `seconds`."""
     time = np.arange(length) / SAMPLE_RATE

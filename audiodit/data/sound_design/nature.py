@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from audiodit.data.sound_design.dsp import (
-    SAMPLE_RATE, band, bubble, chirp, coloured, decay, drift, modes, pan_of, pick, poisson_onsets, room,
+    SAMPLE_RATE, band, bubble, chirp, coloured, decay, drift, modes, normalised, pan_of, pick, poisson_onsets, room,
     room_tone, samples, scatter, white, wide,
 )
 
@@ -41,7 +41,7 @@ def rain(rng, seconds):
     hits = scatter(drops, onsets, rng.uniform(0.05, 1.0, onsets.size) ** 2, rng.uniform(-1, 1, onsets.size), length)
     hiss_level = {"light": 0.05, "steady": 0.12, "heavy": 0.3}[strength]
     hiss = wide(rng, lambda r: band(coloured(r, length, 1.0), 500.0, 9000.0), 0.9) * hiss_level
-    audio = hits / (np.abs(hits).max() + 1e-9) + hiss
+    audio = normalised(hits) + hiss
     thunder_too = rng.random() < 0.2
     if thunder_too:
         audio = audio + 0.8 * thunder_clap(rng, length, distant=True)
@@ -59,10 +59,10 @@ def thunder_clap(rng, length: int, distant: bool) -> np.ndarray:
     clap = rumble * swells
     if not distant:  # the crack of a near strike
         crack = band(white(rng, roll), 800.0, None) * decay(roll, 0.08, 0.001)
-        clap = clap + 0.6 * crack / (np.abs(crack).max() + 1e-9) * np.abs(clap).max()
+        clap = clap + 0.6 * normalised(crack) * np.abs(clap).max()
     out = np.zeros((2, length))
     end = min(length, start + roll)
-    out[:, start:end] = clap[: end - start] / (np.abs(clap).max() + 1e-9)
+    out[:, start:end] = normalised(clap)[: end - start]
     return out
 
 
@@ -125,7 +125,7 @@ def stream(rng, seconds):
     bubbles = [bubble(rng, 400.0, 3000.0) for _ in range(32)]
     onsets = poisson_onsets(rng, rate * drift(rng, length, 2.0, 0.5, 1.5), length)
     audio = scatter(bubbles, onsets, rng.uniform(0.1, 1.0, onsets.size), rng.uniform(-0.8, 0.8, onsets.size), length)
-    audio = audio / (np.abs(audio).max() + 1e-9)
+    audio = normalised(audio)
     rush = 0.5 if size == "a fast-flowing river" else 0.08
     audio = audio + rush * wide(rng, lambda r: band(coloured(r, length, 1.0), 200.0, 6000.0), 0.8)
     phrases = [size, "flowing water", "a stream of water"]
@@ -148,7 +148,7 @@ def fire(rng, seconds):
     pop_onsets = poisson_onsets(rng, rng.uniform(0.3, 1.5), length)
     pop_gains, pop_pans = rng.uniform(0.3, 1.0, pop_onsets.size), rng.uniform(-0.5, 0.5, pop_onsets.size)
     audio = audio + 0.5 * scatter(pops, pop_onsets, pop_gains, pop_pans, length)
-    audio = audio / (np.abs(audio).max() + 1e-9) + roar_level * roar / (np.abs(roar).max() + 1e-9)
+    audio = normalised(audio) + roar_level * normalised(roar)
     phrases = [place, "a fire crackling", "fire"]
     return audio, {"phrases": phrases, "kind": place}
 
@@ -192,7 +192,7 @@ def birds(rng, seconds):
         distance = rng.uniform(0.2, 1.0)
         audio += scatter(motif, onsets, np.full(onsets.size, distance), np.full(onsets.size, pan_of(rng)), length)
     audio = room(rng, audio, 0.3, 0.25)
-    audio = audio / (np.abs(audio).max() + 1e-9)
+    audio = normalised(audio)
     audio += 0.03 * wide(rng, lambda r: band(coloured(r, length, 1.0), 200.0, 4000.0), 0.9)
     many = count > 2
     phrases = ["birds chirping in a forest" if many else "a bird singing", "birdsong",

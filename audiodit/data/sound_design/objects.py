@@ -11,12 +11,9 @@ import math
 import numpy as np
 
 from audiodit.data.sound_design.dsp import (
-    SAMPLE_RATE, band, coloured, decay, drift, modes, pan_of, pick, room, room_tone, samples, scatter, white,
+    SAMPLE_RATE, band, coloured, decay, drift, modes, normalised, pan_of, pick, room, room_tone, samples, scatter,
+    white,
 )
-
-
-def _normalised(audio: np.ndarray) -> np.ndarray:
-    return audio / (np.abs(audio).max() + 1e-9)
 
 
 #################################################################################
@@ -41,7 +38,7 @@ def _step(rng, surface: str) -> np.ndarray:
     if grit:  # crunch: many tiny grains over the step
         low = 2000.0 if surface == "gravel" else 500.0
         grains = band(white(rng, length), low, low * 3) * (rng.random(length) < 0.02) * decay(length, 0.06, 0.01)
-        thud = (1 - grit) * _normalised(thud) + grit * _normalised(grains)
+        thud = (1 - grit) * normalised(thud) + grit * normalised(grains)
     heel_toe = np.zeros(samples(seconds + 0.08))
     heel_toe[:length] += thud
     toe = samples(rng.uniform(0.04, 0.08))
@@ -80,7 +77,7 @@ def door(rng, seconds):
         latch = np.zeros(samples(1.0))
         click = samples(rng.uniform(0.02, 0.06))
         latch[click:click + samples(0.01)] = band(white(rng, samples(0.01)), 2000.0, None) * 0.4
-        event = _normalised(body) + 0.5 * _normalised(crack) + latch
+        event = normalised(body) + 0.5 * normalised(crack) + latch
         wet, reverb = rng.uniform(0.3, 0.5), rng.uniform(0.4, 0.9)
         phrases = ["a door slamming shut", "a door slam", "slamming a door"]
     elif kind == "knock":
@@ -103,7 +100,7 @@ def door(rng, seconds):
         phrases = ["a creaking door opening slowly", "a creaky door", "a door creaking"]
     end = min(length, start + event.size)
     angle = (pan + 1.0) * math.pi / 4
-    audio[:, start:end] = np.outer([math.cos(angle), math.sin(angle)], _normalised(event)[: end - start])
+    audio[:, start:end] = np.outer([math.cos(angle), math.sin(angle)], normalised(event)[: end - start])
     audio = room(rng, audio, reverb, wet) + room_tone(rng, length)
     return audio, {"phrases": phrases, "kind": kind}
 
@@ -184,7 +181,7 @@ def engine(rng, seconds):
     pulses = np.maximum(0.0, np.sin(2 * math.pi * phase)) ** 8  # one pulse per firing
     body = band(pulses + 0.3 * white(rng, length) * pulses, 30.0, 1500.0)
     rumble = band(coloured(rng, length, 2.0), 30.0, 300.0)
-    mono = _normalised(body) + 0.3 * _normalised(rumble)
+    mono = normalised(body) + 0.3 * normalised(rumble)
     if kind == "idling":
         audio = np.stack([mono, mono]) + 0.02 * white(rng, 2 * length).reshape(2, length)
         phrases = ["a car engine idling", "an engine running", "a car engine"]
@@ -195,7 +192,7 @@ def engine(rng, seconds):
         doppler = 1.0 + 0.06 * np.tanh(-(time - centre) * 2.0)
         warped = np.interp(np.cumsum(doppler) - doppler[0], np.arange(length), mono)
         tyres = band(coloured(rng, length, 1.0), 300.0, 5000.0)
-        mono = (warped + 0.4 * _normalised(tyres)) / distance
+        mono = (warped + 0.4 * normalised(tyres)) / distance
         side = np.tanh((time - centre) * 1.5) * rng.choice([-1.0, 1.0])
         angle = (side * 0.8 + 1.0) * math.pi / 4
         audio = np.stack([mono * np.cos(angle), mono * np.sin(angle)])
@@ -258,7 +255,7 @@ def helicopter(rng, seconds):
     chop = np.maximum(0.0, np.sin(2 * math.pi * blades * time)) ** 6
     thump = band(white(rng, length), 60.0, 800.0) * chop
     turbine = 0.05 * np.sin(2 * math.pi * rng.uniform(3000.0, 6000.0) * time)
-    mono = _normalised(thump) + turbine + 0.2 * _normalised(band(coloured(rng, length, 1.0), 100.0, 3000.0))
+    mono = normalised(thump) + turbine + 0.2 * normalised(band(coloured(rng, length, 1.0), 100.0, 3000.0))
     overhead = np.interp(time, [0, seconds * 0.5, seconds], [0.3, 1.0, 0.3])
     angle = (np.linspace(-0.8, 0.8, length) * rng.choice([-1.0, 1.0]) + 1.0) * math.pi / 4
     audio = np.stack([mono * np.cos(angle), mono * np.sin(angle)]) * overhead
@@ -293,8 +290,8 @@ def explosion(rng, seconds):
         sweep = signal_sweep(blast, rng) if big else blast
         thump = modes([rng.uniform(35.0, 60.0)], [0.25 if big else 0.04], [1.0], event_s)
         rumble = band(coloured(rng, event_length, 2.0), 20.0, 200.0) * decay(event_length, 1.0, 0.05) if big else 0
-        mono = _normalised(sweep) + (1.0 if big else 0.4) * _normalised(thump) + 0.6 * (
-            _normalised(rumble) if big else 0)
+        mono = normalised(sweep) + (1.0 if big else 0.4) * normalised(thump) + 0.6 * (
+            normalised(rumble) if big else 0)
         distant = bool(big and rng.random() < 0.3)
         if distant:
             mono = band(mono, None, 600.0)
