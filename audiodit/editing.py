@@ -1,9 +1,10 @@
-"""Editing on top of `AudioDiTPipeline.__call__`: the seam mask of inpainting, continuation past the
-model's maximum length, and interpolation between two prompts and seeds.
+"""The generation modes beside text-to-audio: the seam mask of inpainting, continuation,
+inputs longer than the model, and interpolation between two prompts and seeds.
 
-`AudioEditingMixin` holds the methods that build on `__call__` (`_continue`, `interpolate`,
-`generate_long`); the pipeline inherits them, so they are called as `pipe.interpolate(...)`,
-`pipe.generate_long(...)` and `pipe(..., continuation_in_s=...)`.
+`AudioEditingMixin` holds one public method per mode (`inpaint`, `continuation`, `audio_to_audio`,
+`interpolate`, `generate_long`); the pipeline inherits them. Each reaches the pipeline's one-window
+path (`AudioDiTPipeline._generate`, the one denoising loop) directly, never through `__call__`,
+which keeps diffusers' keyword form (`pipe(..., continuation_in_s=...)`) by dispatching to them.
 """
 
 from __future__ import annotations
@@ -90,17 +91,42 @@ def seam_keep_mask(num_frames: int, keep_ranges: list[tuple[int, int]], device, 
 
 
 class AudioEditingMixin:
-    """Continuation and interpolation for `AudioDiTPipeline` (needs its `__call__` and components)."""
+    """The mode methods of `AudioDiTPipeline` (need its `_generate` and components)."""
 
-    def _continue(
-        self, prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
-        negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-        callback_on_step_end, bpm=None, key=None, key_guidance_scale=None, key_classifier_scale=None,
-        context_in_s=None, melody=None, melody_guidance_scale=None,
-    ):
+    def _continuation(self, prompt, initial_audio, continuation_in_s, audio_start_in_s=0.0, audio_end_in_s=None,
+                      strength=1.0, inpaint_range=None, latents=None, prompt_embeds=None,
+                      callback_on_step_end_tensor_inputs=None, **sampling):
+        """`continuation` and `__call__(continuation_in_s=...)`: a continuation longer than one
+        window adds goes window by window (`_edit_long`), a shorter one is one window (`_continue`)
+        once its inputs are checked. `sampling`: `__call__`'s generation arguments."""
+        if self._long_edit(initial_audio, continuation_in_s):
+            return self._edit_long(prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s,
+                                   latents=latents, prompt_embeds=prompt_embeds, **sampling)
+        steps = sampling.get("num_inference_steps")
+        steps = self.default_num_inference_steps if steps is None else steps
+        guidance = sampling.get("guidance_scale")
+        guidance = self.default_guidance_scale if guidance is None else guidance
+        if initial_audio is not None:
+            audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
+        elif audio_end_in_s is None:
+            audio_end_in_s = audio_start_in_s + min(10.0, self.max_audio_length_s)
+        self.check_inputs(
+            prompt, audio_start_in_s, audio_end_in_s, steps, guidance, sampling.get("negative_prompt"), strength,
+            initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
+            callback_on_step_end_tensor_inputs, self.resolve_key_guidance_scale(sampling.get("key_guidance_scale"), guidance),
+            self.resolve_key_classifier_scale(sampling.get("key_classifier_scale")), sampling.get("guidance_rescale", 0.0),
+        )
+        for name, value in (("latents", latents), ("prompt_embeds", prompt_embeds)):
+            if value is not None:
+                raise ValueError(f"`{name}` is not taken by continuation (its window is the clip's end and new frames).")
+        return self._continue(prompt, initial_audio, continuation_in_s, audio_start_in_s, **sampling)
+
+    def _continue(self, prompt, initial_audio, continuation_in_s, audio_start_in_s, context_in_s=None,
+                  output_type="pt", return_dict=True, melody=None, **generation):
         """Extend `initial_audio` by `continuation_in_s`: inpaint a window made of the clip's last
         seconds (the context: `context_in_s`, else as much as the model's maximum leaves) followed
-        by new frames, then splice the new part after the clip.
+        by new frames, then splice the new part after the clip. `generation`: the other arguments of
+        that one window (`_generate`'s).
 
         The new frames start as the context's last second mirrored, not as silence: the VAE encoder
         sees a little past the context's end, and with zeros there the last kept latents decoded
@@ -124,13 +150,9 @@ class AudioEditingMixin:
             new_from = int(context_s * self.vae.latent_rate)  # the first regenerated frame, as inpaint_range's
             melody = torch.cat([torch.full((new_from,), MELODY_ABSENT, dtype=torch.long),
                                 self._fit_melody(melody, window_frames - new_from)])  # (T_window,)
-        generated = self(
-            prompt=prompt, audio_start_in_s=window_start_s, audio_end_in_s=window_start_s + window_s,
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
-            guidance_rescale=guidance_rescale, num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator,
-            initial_audio=window, inpaint_range=(context_s, window_s), output_type="pt",
-            callback_on_step_end=callback_on_step_end, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
-            key_classifier_scale=key_classifier_scale, melody=melody, melody_guidance_scale=melody_guidance_scale,
+        generated = self._generate(
+            prompt, window_start_s, window_start_s + window_s, initial_audio=window, inpaint_range=(context_s, window_s),
+            output_type="pt", melody=melody, **generation,
         ).audios  # (B, 2, S_window)
         # The context comes back as its VAE reconstruction: keep the original clip, cross-fade its
         # last JOIN_CROSSFADE_SECONDS into that reconstruction, and append the new seconds.
@@ -148,6 +170,19 @@ class AudioEditingMixin:
         return AudioPipelineOutput(audios=audios) if return_dict else (audios,)
 
     # ------------------------------------------------------------------ inputs longer than the model
+    def _any_length(self, prompt, initial_audio=None, audio_start_in_s=0.0, strength=1.0, inpaint_range=None,
+                    **generation):
+        """Text-to-audio, audio-to-audio (`strength` < 1) or inpainting (`inpaint_range`): one window
+        (`_generate`), or window by window for an input longer than the model (`_edit_long`, which
+        takes the input's length as the output's: `audio_end_in_s` does not apply)."""
+        if initial_audio is not None and initial_audio.dim() == 2:
+            initial_audio = initial_audio.unsqueeze(0)
+        if self._long_edit(initial_audio, None):
+            generation.pop("audio_end_in_s", None)
+            return self._edit_long(prompt, initial_audio, strength, inpaint_range, None, audio_start_in_s, **generation)
+        return self._generate(prompt, audio_start_in_s, initial_audio=initial_audio, strength=strength,
+                              inpaint_range=inpaint_range, **generation)
+
     def _long_edit(self, initial_audio, continuation_in_s) -> bool:
         """Whether an edit works window by window: an input longer than the model's maximum, or a
         continuation longer than one window adds (its maximum less the default context)."""
@@ -160,7 +195,7 @@ class AudioEditingMixin:
         return initial_audio.shape[-1] > round(self.max_audio_length_s * self.sampling_rate)
 
     def _edit_long(self, prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s,
-                   generator, num_waveforms_per_prompt, output_type, return_dict, **call):
+                   generator=None, num_waveforms_per_prompt=1, output_type="pt", return_dict=True, **call):
         """Audio-to-audio, inpainting and continuation of inputs longer than the model's maximum,
         one waveform at a time (each prompt x `num_waveforms_per_prompt`, with its generator):
 
@@ -276,9 +311,9 @@ class AudioEditingMixin:
             crop_start, crop_s = first / rate, (last - first) / rate
             timing = model_start_seconds(crop_start, crop_s, total_s, self.max_audio_length_s, period)
             tune = None if melody is None else melody[int(crop_start * self.vae.latent_rate):]  # the crop's stretch
-            generated = self(prompt, initial_audio=edited[..., first:last], inpaint_range=(position - crop_start, stop - crop_start),
-                             audio_start_in_s=timing, audio_end_in_s=timing + crop_s, generator=generator,
-                             output_type="pt", melody=tune, **call).audios.to(edited)  # (1, 2, last - first)
+            generated = self._generate(prompt, timing, timing + crop_s, initial_audio=edited[..., first:last],
+                                       inpaint_range=(position - crop_start, stop - crop_start), generator=generator,
+                                       output_type="pt", melody=tune, **call).audios.to(edited)  # (1, 2, last - first)
             edited[..., first:last] = splice(edited[..., first:last], generated,
                                              int(round((position - crop_start) * rate)), int(round((stop - crop_start) * rate)),
                                              int(JOIN_FADE_SECONDS * rate))
@@ -286,22 +321,27 @@ class AudioEditingMixin:
         return edited
 
     # ------------------------------------------------------------------ one public method per mode
+    @torch.no_grad()
     def inpaint(self, prompt, initial_audio: torch.Tensor, inpaint_range: tuple[float, float], **kwargs):
         """Regenerate `inpaint_range` (start_s, end_s) of `initial_audio` ((2, S) or (B, 2, S), stereo
         48 kHz) and keep the rest; any length (longer inputs go window by window). Other arguments
         as `__call__`'s. Returns `AudioPipelineOutput(audios=(B, 2, S))`."""
-        return self(prompt, initial_audio=initial_audio, inpaint_range=inpaint_range, **kwargs)
+        return self._any_length(prompt, initial_audio, inpaint_range=inpaint_range, **kwargs)
 
+    @torch.no_grad()
     def continuation(self, prompt, initial_audio: torch.Tensor, continuation_in_s: float, **kwargs):
         """`initial_audio` followed by `continuation_in_s` new seconds that go on from its end (the
         clip is kept bit-exact up to a short cross-fade); any length. Other arguments as `__call__`'s.
         Returns `AudioPipelineOutput(audios=(B, 2, S + new))`."""
-        return self(prompt, initial_audio=initial_audio, continuation_in_s=continuation_in_s, **kwargs)
+        if initial_audio is not None and initial_audio.dim() == 2:
+            initial_audio = initial_audio.unsqueeze(0)
+        return self._continuation(prompt, initial_audio, continuation_in_s, **kwargs)
 
+    @torch.no_grad()
     def audio_to_audio(self, prompt, initial_audio: torch.Tensor, strength: float = 0.6, **kwargs):
         """`initial_audio` remade after the prompt: noised to `strength` in (0, 1] (1 ignores it) and
         denoised; any length. Other arguments as `__call__`'s."""
-        return self(prompt, initial_audio=initial_audio, strength=strength, **kwargs)
+        return self._any_length(prompt, initial_audio, strength=strength, **kwargs)
 
     def generate_long(self, prompt: str | None = None, seconds: float = 60.0, **kwargs):
         """Yield a piece of any length (beyond `max_audio_length_s`), (1, channels, samples) part by
@@ -357,7 +397,7 @@ class AudioEditingMixin:
                 mask=ends.mask[:1] | ends.mask[1:],
                 pooled=torch.lerp(ends.pooled[:1], ends.pooled[1:], float(weight)),
             )
-            out = self(
+            out = self._generate(
                 prompt_embeds=embeds, latents=slerp(noises[0], noises[1], float(weight)),
                 audio_end_in_s=audio_end_in_s, output_type="pt", **kwargs,
             )

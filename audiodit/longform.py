@@ -405,9 +405,9 @@ def generate_long(pipe, prompt: str | None, seconds: float, *, sections: list[tu
                 edit["initial_audio"] = initial_audio[..., window.start * hop:window.end * hop]
             if tune is not None:  # and of the tune
                 edit["melody"] = tune[window.start:window.end]
-            latents = pipe(section_prompt(sections, new_start_s), audio_start_in_s=model_start,
-                           audio_end_in_s=model_start + length_s, latents=noise, num_inference_steps=steps,
-                           output_type="latent", callback_on_step_end=on_step, **edit, **call_kwargs).audios
+            latents = pipe._generate(section_prompt(sections, new_start_s), model_start, model_start + length_s,
+                                     latents=noise, num_inference_steps=steps, output_type="latent",
+                                     callback_on_step_end=on_step, **edit, **call_kwargs).audios
             previous = latents[..., :window.keep]
             # The window's end, made again by the next one, is pushed as a guess to fade out of.
             audio = decoder.push(latents[..., window.context:], provisional=window.frames - window.keep)

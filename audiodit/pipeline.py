@@ -406,44 +406,55 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         Returns:
             `AudioPipelineOutput(audios=...)` or a tuple `(audios,)`.
         """
+        if initial_audio is not None and initial_audio.dim() == 2:
+            initial_audio = initial_audio.unsqueeze(0)
+        sampling = dict(  # what every mode passes on to the window(s) it generates
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
+            guidance_rescale=guidance_rescale, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
+            key_classifier_scale=key_classifier_scale, melody=melody, melody_guidance_scale=melody_guidance_scale,
+            callback_on_step_end=callback_on_step_end, num_waveforms_per_prompt=num_waveforms_per_prompt,
+            generator=generator, output_type=output_type, return_dict=return_dict,
+        )
+        if continuation_in_s is not None:
+            return self._continuation(prompt, initial_audio, continuation_in_s, audio_start_in_s, audio_end_in_s,
+                                      strength, inpaint_range, latents, prompt_embeds,
+                                      callback_on_step_end_tensor_inputs, **sampling)
+        return self._any_length(prompt, initial_audio, audio_start_in_s, strength, inpaint_range,
+                                audio_end_in_s=audio_end_in_s, latents=latents, prompt_embeds=prompt_embeds,
+                                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, **sampling)
+
+    # ------------------------------------------------------------------ one window, every mode
+    @torch.no_grad()
+    def _generate(
+        self, prompt=None, audio_start_in_s: float = 0.0, audio_end_in_s: float | None = None, *,
+        num_inference_steps: int | None = None, guidance_scale: float | None = None, negative_prompt=None,
+        guidance_rescale: float = 0.0, num_waveforms_per_prompt: int = 1, generator=None, latents=None,
+        prompt_embeds: TextEncoderOutput | None = None, initial_audio: torch.Tensor | None = None,
+        strength: float = 1.0, inpaint_range: tuple[float, float] | None = None, bpm=None, key=None,
+        key_guidance_scale: float | None = None, key_classifier_scale: float | None = None, melody=None,
+        melody_guidance_scale: float | None = None, output_type: str = "pt", return_dict: bool = True,
+        callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ):
+        """One window of at most the model's length, in any mode but continuation: text-to-audio,
+        audio-to-audio (`strength` < 1) and inpainting (`inpaint_range`). Every mode method, long-form
+        window and interpolation point comes here, never through `__call__`; arguments and defaults
+        are `__call__`'s."""
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         key_guidance_scale = self.resolve_key_guidance_scale(key_guidance_scale, guidance_scale)
         key_classifier_scale = self.resolve_key_classifier_scale(key_classifier_scale)
-        default_duration = min(10.0, self.max_audio_length_s)
         if initial_audio is not None and initial_audio.dim() == 2:
             initial_audio = initial_audio.unsqueeze(0)
         if audio_end_in_s is None:
-            if initial_audio is not None:
-                audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate
-            else:
-                audio_end_in_s = audio_start_in_s + default_duration
-        if continuation_in_s is not None and initial_audio is not None:
-            audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
-
-        if self._long_edit(initial_audio, continuation_in_s):  # window by window (editing.py)
-            return self._edit_long(
-                prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s, generator,
-                num_waveforms_per_prompt, output_type, return_dict, num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale, negative_prompt=negative_prompt, guidance_rescale=guidance_rescale,
-                bpm=bpm, key=key, key_guidance_scale=key_guidance_scale, key_classifier_scale=key_classifier_scale,
-                latents=latents, prompt_embeds=prompt_embeds, callback_on_step_end=callback_on_step_end,
-                melody=melody, melody_guidance_scale=melody_guidance_scale,
-            )
+            clip_s = min(10.0, self.max_audio_length_s) if initial_audio is None else initial_audio.shape[-1] / self.sampling_rate
+            audio_end_in_s = audio_start_in_s + clip_s
 
         # 1. Check inputs
         self.check_inputs(
             prompt, audio_start_in_s, audio_end_in_s, num_inference_steps, guidance_scale, negative_prompt,
-            strength, initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
+            strength, initial_audio, inpaint_range, None, latents, prompt_embeds,
             callback_on_step_end_tensor_inputs, key_guidance_scale, key_classifier_scale, guidance_rescale,
         )
-        if continuation_in_s is not None:
-            return self._continue(
-                prompt, initial_audio, continuation_in_s, audio_start_in_s, num_inference_steps, guidance_scale,
-                negative_prompt, guidance_rescale, num_waveforms_per_prompt, generator, output_type, return_dict,
-                callback_on_step_end, bpm, key, key_guidance_scale, key_classifier_scale,
-                melody=melody, melody_guidance_scale=melody_guidance_scale,
-            )
         device = self._execution_device
 
         # 2. Conditioning: text, timing, tempo, key and guidance for every branch, built once

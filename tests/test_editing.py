@@ -1,6 +1,7 @@
 """The helpers under inpainting, continuation and interpolation (`audiodit.editing`); the editing
 modes themselves are exercised through the pipeline in test_pipeline.py."""
 
+import pytest
 import torch
 
 from audiodit.editing import SEAM_FRAMES, seam_keep_mask, slerp
@@ -59,3 +60,41 @@ def test_the_mode_methods_are_the_calls_they_name():
         assert torch.equal(method.audios, call.audios)
     assert pairs[1][0].audios.shape[-1] == 48000 + 24000
     assert not torch.equal(pairs[2][0].audios[..., :48000], clip.expand(1, -1, -1))  # it was remade
+
+
+def test_no_mode_goes_through_call(monkeypatch):
+    """Every mode method (and long inputs, long-form windows and interpolation points) reaches the
+    one-window path directly: with `__call__` made to fail, each still runs (issue 23)."""
+    from audiodit.pipeline import AudioDiTPipeline
+    from audiodit.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    max_samples = int(pipe.max_audio_length_s * 48000)
+    short = 0.2 * torch.randn(2, 48000, generator=torch.Generator().manual_seed(0))
+    long = 0.2 * torch.randn(2, max_samples + 48000, generator=torch.Generator().manual_seed(1))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a mode went through __call__")
+
+    monkeypatch.setattr(AudioDiTPipeline, "__call__", refuse)
+    common = dict(num_inference_steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(2))
+    for clip in (short, long):
+        assert pipe.inpaint("a bell", clip, (0.3, 0.6), **common).audios.shape[-1] == clip.shape[-1]
+        assert pipe.continuation("a bell", clip, 0.5, **common).audios.shape[-1] == clip.shape[-1] + 24000
+        assert pipe.audio_to_audio("a bell", clip, 0.5, **common).audios.shape[-1] == clip.shape[-1]
+    assert pipe.interpolate("a bell", "a drum", num_points=2, audio_end_in_s=0.5,
+                            num_inference_steps=2).audios.shape[0] == 2
+    parts = list(pipe.generate_long("a bell", seconds=pipe.max_audio_length_s + 1.0, num_inference_steps=2,
+                                    progress=False))
+    assert sum(part.shape[-1] for part in parts) == max_samples + 48000
+
+
+def test_continuation_refuses_what_it_cannot_take():
+    """`latents` and `prompt_embeds` were silently dropped by continuation; now one clear error."""
+    from audiodit.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    clip = torch.zeros(2, 48000)
+    noise = torch.randn(1, pipe.transformer.config.in_channels, 10)
+    with pytest.raises(ValueError, match="`latents` is not taken by continuation"):
+        pipe.continuation("a bell", clip, 0.5, latents=noise, num_inference_steps=2)

@@ -155,17 +155,17 @@ def test_a_long_piece_follows_each_window_s_stretch_of_the_melody(pipe):
 
     plain = piece()
     seen = []
-    original = type(pipe).__call__
+    original = type(pipe)._generate  # the one-window path each window takes
 
     def spy(self, *args, **kwargs):
         seen.append(kwargs.get("melody"))
         return original(self, *args, **kwargs)
 
-    type(pipe).__call__ = spy
+    type(pipe)._generate = spy
     try:
         tuned = piece(melody=late_tune)
     finally:
-        type(pipe).__call__ = original
+        type(pipe)._generate = original
     assert torch.cat(tuned, -1).shape == (1, 2, int(seconds * SR))
     rate = pipe.vae.latent_rate
     windows = plan_windows(frames, first, int(round(0.5 * rate)), int(round(default_drop(window_s) * rate)))

@@ -30,7 +30,11 @@ SR = 48000
 
 
 def machine() -> str:
-    return f"{cpu_model()} | torch {torch.__version__}"
+    """The CPU (its name, which a virtual machine may cut to "AMD EPYC", and the vector kernels torch
+    picks on it: the same name has run AVX2 and AVX512 kernels, whose sums differ in the last bits),
+    the thread count and the torch version."""
+    return (f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads) | "
+            f"torch {torch.__version__}")
 
 
 def build_pipeline():
