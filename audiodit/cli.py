@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiodit.configuration import atomic_write_text
-from audiodit.inputs import check_edits, check_inpaint_range, check_setting
+from audiodit.inputs import check_edits, check_guidance_interval, check_inpaint_range, check_setting
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "audiodit-small"
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus")  # --format; audiodit.audio.save_audio writes each
@@ -53,7 +53,7 @@ class UsageError(Exception):
 FLAG_NAMES = {
     "`initial_audio`": "--init-audio", "`continuation_in_s`": "--continue", "`strength`": "--strength",
     "`inpaint_range`": "--inpaint", "`guidance_scale`": "--guidance", "`guidance_rescale`": "--guidance-rescale",
-    "`key_guidance_scale`": "--key-guidance",
+    "`key_guidance_scale`": "--key-guidance", "`guidance_interval`": "--guidance-interval",
     "`key_classifier_scale`": "--key-classifier-scale", "`audio_start_in_s`": "--start",
     "`audio_end_in_s`": "--start + --duration", "`num_inference_steps`": "--steps",
     "`melody_guidance_scale`": "--melody-scale", "`melody`": "--melody",
@@ -103,6 +103,9 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     gen.add_argument("--steps", type=int, default=None, help=f"inference steps, at most {MAX_STEPS} (default: the model's)")
     gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     gen.add_argument("--guidance-rescale", type=float, default=0.0, help="guidance rescale in [0, 1]")
+    gen.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                     help="guide only at noise levels in [LOW, HIGH] (0 = clean, 1 = noise); the other steps "
+                          "run one transformer pass instead of one per guidance branch (default: every step)")
     gen.add_argument("--key-guidance", type=float, default=None,
                      help="key guidance scale for a key-conditioned model (default: the model's; 0 = off)")
     gen.add_argument("--key-classifier-scale", type=float, default=None,
@@ -235,6 +238,8 @@ def validate(args) -> None:
                      "continuation_in_s": args.continue_s is not None}, args.init_audio is not None)
         if args.inpaint is not None:
             check_inpaint_range(*args.inpaint)
+        if args.guidance_interval is not None:
+            check_guidance_interval(args.guidance_interval)
     except ValueError as err:
         raise UsageError(in_flag_terms(str(err))) from None
     if args.init_audio is not None and not args.init_audio.is_file():
@@ -606,6 +611,8 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
                   key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
                   negative_prompt=args.negative_prompt, audio_start_in_s=args.start)
+    if args.guidance_interval is not None:  # only when given: sidecars of runs without one stay as they were
+        common["guidance_interval"] = list(args.guidance_interval)
     melody = None
     if getattr(args, "melody", None) is not None:
         from audiodit.audio import load_audio

@@ -222,10 +222,10 @@ def load_clip(record: dict, seconds: float) -> np.ndarray:
 
 def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: float, seed: int,
              batch_size: int, out_dir: Path | None, key_guidance: float = 0.0,
-             key_classifier_scale: float = 0.0) -> list[np.ndarray]:
+             key_classifier_scale: float = 0.0, **settings) -> list[np.ndarray]:
     """One (2, S) clip per prompt; prompt i uses a CPU generator seeded `seed + i`, so a clip
     does not depend on the batch size. Clips are written to `out_dir` as 24-bit FLAC (None: not
-    written)."""
+    written). `settings`: further pipeline arguments (e.g. `guidance_interval`)."""
     import torch
 
     from audiodit.audio import save_audio
@@ -237,7 +237,7 @@ def generate(pipe, prompts: list[dict], seconds: float, steps: int, guidance: fl
         audios = pipe([record["caption"] for record in batch], audio_end_in_s=seconds, num_inference_steps=steps,
                       guidance_scale=guidance, key_guidance_scale=key_guidance,
                       key_classifier_scale=key_classifier_scale,
-                      generator=generators).audios  # (B, 2, S)
+                      generator=generators, **settings).audios  # (B, 2, S)
         for index, (record, audio) in enumerate(zip(batch, audios.float().cpu().numpy()), start):
             if out_dir is not None:
                 save_audio(out_dir / f"{index:03d}_{record['id']}.flac", audio, SAMPLE_RATE, "PCM_24", overwrite=True)

@@ -29,7 +29,7 @@ no extra transformer branch, only a classifier forward and backward per step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -62,10 +62,28 @@ class Conditioning:
     classifier_keys: torch.Tensor | None = None  # (B,) stated keys for key classifier guidance, or None
     key_classifier_scale: float = 0.0
     contrast_scales: tuple[float, ...] = ()  # scale of each branch after the conditional one (key, melody)
+    guidance_interval: tuple[float, float] | None = None  # noise levels (low, high) guided; None: every step
 
     @property
     def batch_size(self) -> int:
         return self.text.pooled.shape[0] // self.branches
+
+    def at(self, t: float) -> Conditioning:
+        """The conditioning of a step at noise level `t` in [0, 1]: all of it inside
+        `guidance_interval`, outside it the conditional branch alone (one transformer pass instead
+        of `branches`): guidance only over a range of noise levels, Kynkaanniemi et al. 2024,
+        "Applying Guidance in a Limited Interval Improves Sample and Distribution Quality"."""
+        if self.branches == 1 or self.guidance_interval is None:
+            return self
+        low, high = self.guidance_interval
+        if low <= t <= high:
+            return self
+        rows = slice(self.batch_size, 2 * self.batch_size)  # the conditional block, second in branch_count order
+        text = TextEncoderOutput(embeddings=self.text.embeddings[rows], mask=self.text.mask[rows],
+                                 pooled=self.text.pooled[rows])
+        return replace(self, text=text, seconds_start=self.seconds_start[rows], seconds_total=self.seconds_total[rows],
+                       extra={name: values[rows] for name, values in self.extra.items()}, branches=1,
+                       contrast_scales=(), guidance_interval=None)
 
 
 def branch_count(do_cfg: bool, key_guidance: bool, melody_guidance: bool = False) -> int:

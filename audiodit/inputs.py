@@ -43,6 +43,16 @@ def check_edits(used: dict[str, bool], has_initial_audio: bool) -> None:
         raise ValueError(f"use only one of {', '.join(modes)}")
 
 
+def check_guidance_interval(interval) -> None:
+    """ValueError unless `interval` is (low, high) noise levels with 0 <= low < high <= 1 (finite)."""
+    try:
+        low, high = (float(value) for value in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"`guidance_interval` must be two noise levels (low, high), got {interval!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and 0.0 <= low < high <= 1.0):
+        raise ValueError(f"`guidance_interval` must satisfy 0 <= low < high <= 1, got {low:g} {high:g}")
+
+
 def check_inpaint_range(start: float, end: float) -> None:
     """ValueError unless 0 <= start < end (finite)."""
     if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):

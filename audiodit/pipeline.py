@@ -32,7 +32,7 @@ from audiodit.editing import AudioEditingMixin, seam_keep_mask
 from audiodit.guidance import (Conditioning, add_contrast_branch, branch_count, check_beat_grid,
                                check_key_classifier, check_key_guidance, condition_branches, guided_velocity,
                                key_classifier_velocity, per_waveform_rows, stated_key_ids)
-from audiodit.inputs import check_edits, check_inpaint_range, check_setting
+from audiodit.inputs import check_edits, check_guidance_interval, check_inpaint_range, check_setting
 from audiodit.lora import AudioDiTLoraLoaderMixin
 from audiodit.models.dit import AudioDiTModel
 from audiodit.models.embedders import MELODY_ABSENT
@@ -354,6 +354,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         key_classifier_scale: float | None = None,
         melody: torch.Tensor | None = None,
         melody_guidance_scale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
         callback_on_step_end: Callable | None = None,
@@ -400,6 +401,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 as `key_guidance_scale` does for the key; 0 disables; None: the model's default
                 (`default_melody_guidance_scale`, chosen on train-split captions) while
                 classifier-free guidance is on (`guidance_scale` > 1), else 0.
+            guidance_interval: (low, high) noise levels in [0, 1] (1 is pure noise) at which the
+                guidances above apply; the steps outside run the conditional branch alone, one
+                transformer pass instead of one per branch (Kynkaanniemi et al. 2024). None: every step.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 
@@ -412,8 +416,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
             guidance_rescale=guidance_rescale, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
             key_classifier_scale=key_classifier_scale, melody=melody, melody_guidance_scale=melody_guidance_scale,
-            callback_on_step_end=callback_on_step_end, num_waveforms_per_prompt=num_waveforms_per_prompt,
-            generator=generator, output_type=output_type, return_dict=return_dict,
+            guidance_interval=guidance_interval, callback_on_step_end=callback_on_step_end,
+            num_waveforms_per_prompt=num_waveforms_per_prompt, generator=generator, output_type=output_type,
+            return_dict=return_dict,
         )
         if continuation_in_s is not None:
             return self._continuation(prompt, initial_audio, continuation_in_s, audio_start_in_s, audio_end_in_s,
@@ -432,8 +437,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         prompt_embeds: TextEncoderOutput | None = None, initial_audio: torch.Tensor | None = None,
         strength: float = 1.0, inpaint_range: tuple[float, float] | None = None, bpm=None, key=None,
         key_guidance_scale: float | None = None, key_classifier_scale: float | None = None, melody=None,
-        melody_guidance_scale: float | None = None, output_type: str = "pt", return_dict: bool = True,
-        callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: list[str] | None = None,
+        melody_guidance_scale: float | None = None, guidance_interval: tuple[float, float] | None = None,
+        output_type: str = "pt", return_dict: bool = True, callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ):
         """One window of at most the model's length, in any mode but continuation: text-to-audio,
         audio-to-audio (`strength` < 1) and inpainting (`inpaint_range`). Every mode method, long-form
@@ -461,7 +467,7 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         conditioning = self.prepare_conditioning(
             prompt, device, num_waveforms_per_prompt, guidance_scale, negative_prompt, prompt_embeds,
             audio_start_in_s, audio_end_in_s, bpm, key, key_guidance_scale, key_classifier_scale, guidance_rescale,
-            melody, melody_guidance_scale,
+            melody, melody_guidance_scale, guidance_interval,
         )
         batch_size = conditioning.batch_size
         dtype = self.transformer.dtype
@@ -510,12 +516,15 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         negative_prompt=None, prompt_embeds: TextEncoderOutput | None = None, audio_start_in_s: float = 0.0,
         audio_end_in_s: float = 10.0, bpm=None, key=None, key_guidance_scale: float = 0.0,
         key_classifier_scale: float = 0.0, guidance_rescale: float = 0.0, melody=None,
-        melody_guidance_scale: float | None = None,
+        melody_guidance_scale: float | None = None, guidance_interval: tuple[float, float] | None = None,
     ) -> Conditioning:
         """The `Conditioning` of one call: the text of every guidance branch (the unconditional one
         the null embedding or the negative prompt), its timing, and the tempo and key the model
         reads (given, or stated in the prompts; never in the unconditional branch)."""
         do_cfg = guidance_scale > 1.0
+        if guidance_interval is not None:
+            check_guidance_interval(guidance_interval)
+            guidance_interval = (float(guidance_interval[0]), float(guidance_interval[1]))
         key_guidance = do_cfg and key_guidance_scale > 0
         given = None if melody is None else torch.as_tensor(melody)
         if given is not None and not given.is_floating_point() and bool((given == MELODY_ABSENT).all()):
@@ -558,15 +567,16 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         seconds_total = torch.full((batch_size,), float(audio_end_in_s), device=device).repeat(branches)
         contrasts = (key_guidance_scale,) * key_guidance + (melody_guidance_scale,) * melody_guidance
         return Conditioning(text, seconds_start, seconds_total, extra, branches, guidance_scale, key_guidance_scale,
-                            guidance_rescale, classifier_keys, key_classifier_scale, contrasts)
+                            guidance_rescale, classifier_keys, key_classifier_scale, contrasts, guidance_interval)
 
     def velocity(self, latents: torch.Tensor, timestep: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
         """The guided velocity (B, C, T) at `latents` (B, C, T) and scheduler `timestep`: one
-        transformer pass over every branch, combined (`guided_velocity`), then moved by key
-        classifier guidance where the conditioning asks for it."""
+        transformer pass over every branch (the conditional one alone outside the conditioning's
+        guidance interval), combined (`guided_velocity`), then moved by key classifier guidance
+        where the conditioning asks for it."""
         t_scale = self._num_train_timesteps()
         dtype = self.transformer.dtype
-        c = conditioning
+        c = conditioning.at(float(timestep / t_scale))
         model_input = latents.repeat(c.branches, 1, 1)  # (branches * B, C, T)
         t_model = (timestep / t_scale).expand(model_input.shape[0]).to(dtype)
         velocity = self.transformer(

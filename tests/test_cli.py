@@ -181,3 +181,22 @@ def test_new_clips_are_levelled_and_edits_keep_their_level(model_dir, tmp_path, 
     assert "--level needs --normalize peak or rms" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "y.wav"), "--level", "3"]) == 2
     assert "--level must be a finite dBFS value <= 0" in capsys.readouterr().err
+
+
+def test_guidance_interval_reaches_the_pipeline_and_the_sidecar(model_dir, tmp_path, monkeypatch):
+    from audiodit.pipeline import AudioDiTPipeline
+
+    seen = []
+    original = AudioDiTPipeline.prepare_conditioning
+
+    def spy(self, *args, **kwargs):
+        conditioning = original(self, *args, **kwargs)
+        seen.append(conditioning.guidance_interval)
+        return conditioning
+
+    monkeypatch.setattr(AudioDiTPipeline, "prepare_conditioning", spy)
+    out = tmp_path / "a.wav"
+    assert main(["--model", str(model_dir), "--prompt", "organ", "--duration", "0.5", "--steps", "2",
+                 "--guidance", "3", "--guidance-interval", "0.2", "0.8", "--out", str(out), "--quiet"]) == 0
+    assert seen == [(0.2, 0.8)]
+    assert json.loads(out.with_suffix(".json").read_text())["guidance_interval"] == [0.2, 0.8]

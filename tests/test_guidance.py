@@ -142,3 +142,39 @@ def test_key_classifier_scale_needs_a_classifier_and_no_sign(classifier):
         check_key_classifier(None, 1.0)
     with pytest.raises(ValueError, match=">= 0"):
         check_key_classifier(classifier, -1.0)
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it(monkeypatch):
+    """Inside the interval every branch runs; outside, the conditional branch alone (one pass of B
+    rows). An interval holding every step is plain guidance; one holding none is no guidance at all,
+    bit for bit, with every condition (tempo, beat grid, key, key guidance) on."""
+    from audiodit.testing import tiny_pipeline
+
+    pipe = tiny_pipeline(seed=0, tempo_conditioning=True, beat_conditioning=True, key_conditioning=True)
+    rows = []
+    monkeypatch.setattr(pipe.transformer, "forward", _counting(pipe.transformer.forward, rows))
+
+    def run(**kwargs):
+        rows.clear()
+        audio = pipe(["a waltz in D minor, 90 BPM", "a march, 120 BPM"], audio_end_in_s=1.0, num_inference_steps=4,
+                     generator=[torch.Generator().manual_seed(k) for k in range(2)], **kwargs).audios
+        return audio, list(rows)
+
+    guided, guided_rows = run(guidance_scale=3.0, key_guidance_scale=1.0)
+    every, every_rows = run(guidance_scale=3.0, key_guidance_scale=1.0, guidance_interval=(0.0, 1.0))
+    assert torch.equal(guided, every) and guided_rows == every_rows == [6] * 4  # 3 branches x 2 prompts
+    plain, plain_rows = run(guidance_scale=1.0)
+    none, none_rows = run(guidance_scale=3.0, key_guidance_scale=1.0, guidance_interval=(0.0, 1e-6))
+    assert torch.equal(plain, none) and plain_rows == none_rows == [2] * 4
+    part, part_rows = run(guidance_scale=3.0, key_guidance_scale=1.0, guidance_interval=(0.3, 0.8))
+    levels = (pipe.scheduler.timesteps / 1000).tolist()  # the noise level of each step of that run
+    assert part_rows == [6 if 0.3 <= t <= 0.8 else 2 for t in levels] and 2 in part_rows and 6 in part_rows
+    assert not torch.equal(part, guided) and not torch.equal(part, plain)
+
+
+def _counting(forward, rows):
+    def counted(hidden_states, *args, **kwargs):
+        rows.append(hidden_states.shape[0])
+        return forward(hidden_states, *args, **kwargs)
+
+    return counted

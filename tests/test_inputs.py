@@ -67,3 +67,19 @@ def test_cli_names_the_edit_mode_without_audio():
                                           "--continue", "3"])
     with pytest.raises(cli.UsageError, match="^use only one of --strength, --continue$"):
         cli.validate(args)
+
+
+def test_guidance_interval_is_refused_alike_by_the_pipeline_and_the_cli(single_thread):
+    from audiodit.inputs import check_guidance_interval
+
+    check_guidance_interval((0.0, 1.0))
+    pipe = tiny_pipeline(seed=0)
+    for bad in [(0.6, 0.4), (-0.1, 0.5), (0.2, 1.5), (0.1, float("nan"))]:
+        with pytest.raises(ValueError, match="`guidance_interval` must satisfy 0 <= low < high <= 1") as from_pipeline:
+            pipe("a piano", audio_end_in_s=1.0, num_inference_steps=2, guidance_interval=bad)
+        args = cli.build_parser().parse_args(["--prompt", "a piano", "--guidance-interval", *map(str, bad)])
+        with pytest.raises(cli.UsageError) as from_cli:
+            cli.validate(args)
+        assert str(from_cli.value) == str(from_pipeline.value).replace("`guidance_interval`", "--guidance-interval")
+    with pytest.raises(ValueError, match="two noise levels"):
+        check_guidance_interval(0.5)
