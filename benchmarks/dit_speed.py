@@ -320,7 +320,7 @@ def gpu_benchmark(args) -> str:
         (v for k, v in PEAK_BF16.items() if k in name), None)
     torch.backends.cuda.matmul.allow_tf32 = True
     tokens, batch = args.gpu_tokens, args.gpu_batch
-    cfg = DiTConfig(**PRESETS[args.gpu_preset])
+    cfg = DiTConfig(**PRESETS[args.gpu_preset]).standalone()
     heads, head_dim, text_dim = cfg.num_heads, cfg.hidden_size // cfg.num_heads, cfg.cross_attention_dim
     # diffusers at the same depth/width/heads; at `base` this is Stable Audio Open 1.0's DiT
     # (24 layers, 24 heads x 64, 12 key/value heads in cross-attention, global input 1536).

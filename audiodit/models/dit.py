@@ -42,17 +42,25 @@ from audiodit.models.embedders import (TIMING_FREQUENCIES, TimingEmbedder, beat_
 from audiodit.models.patches import PatchGrid
 
 
+# Fields a training config leaves unset (None) to take from the VAE and text encoder it trains with
+# (`DiTConfig.with_widths`); a value that is set must agree with them.
+DERIVED = ("in_channels", "patch_channels", "cross_attention_dim", "pooled_dim", "latent_rate")
+# What a model built alone (a preset, a benchmark; no VAE or text encoder at hand) takes for them:
+# the small preset's, `AudioDiTModel.__init__`'s defaults (patch_channels: in_channels).
+STANDALONE = {"in_channels": 32, "cross_attention_dim": 128, "pooled_dim": 128, "latent_rate": 25.0}
+
+
 @dataclass
 class DiTConfig:
-    in_channels: int = 32  # latent channels of the VAE
+    in_channels: int | None = None  # latent channels of the VAE (None: the VAE's)
     patch_frames: int = 2  # latent frames per patch
-    patch_channels: int = 32  # latent channels per patch (== in_channels: whole-channel patches)
+    patch_channels: int | None = None  # latent channels per patch (None: in_channels, whole-channel patches)
     hidden_size: int = 256  # transformer width
     depth: int = 8  # number of blocks
     num_heads: int = 4  # attention heads (head width = hidden_size / num_heads, even for RoPE)
     mlp_ratio: float = 4.0  # MLP hidden width / hidden_size
-    cross_attention_dim: int = 128  # width of the text token embeddings
-    pooled_dim: int = 128  # width of the pooled text embedding
+    cross_attention_dim: int | None = None  # width of the text token embeddings (None: the text encoder's)
+    pooled_dim: int | None = None  # width of the pooled text embedding (None: the text encoder's)
     max_seconds: float = 30.0  # longest clip the timing conditioning is trained for
     qk_norm: bool = True  # RMSNorm on self-attention queries and keys (keeps bf16 logits bounded)
     rope_theta: float = 10000.0  # rotary base; positions are in latent frames
@@ -60,7 +68,7 @@ class DiTConfig:
     attention_backend: Literal["auto", "xformers", "sdpa"] = "auto"  # see models/attention.py
     tempo_conditioning: bool = False  # a numeric tempo (BPM) input beside the timing (see TempoEmbedder)
     beat_conditioning: bool = False  # each token also sees its phase on the tempo's beat grid (needs tempo)
-    latent_rate: float = 25.0  # latent frames per second of the VAE (beat conditioning: frames -> seconds)
+    latent_rate: float | None = None  # latent frames per second (None: the VAE's; the beat grid's frames -> seconds)
     key_conditioning: bool = False  # the prompt's key (tonic and mode) beside the text (see KeyEmbedder)
     melody_conditioning: bool = False  # a dominant pitch class per latent frame (see melody_features)
 
@@ -70,15 +78,42 @@ class DiTConfig:
                               "must be an even integer (rotary embeddings rotate channel pairs)")
         if self.patch_frames < 1:
             raise ConfigError(f"dit.patch_frames must be >= 1, got {self.patch_frames}")
-        if self.patch_channels < 1 or self.in_channels % self.patch_channels:
+        if self.patch_channels is not None and (self.patch_channels < 1 or (
+                self.in_channels is not None and self.in_channels % self.patch_channels)):
             raise ConfigError(f"dit.patch_channels ({self.patch_channels}) must divide "
                               f"dit.in_channels ({self.in_channels})")
         if self.beat_conditioning and not self.tempo_conditioning:
             raise ConfigError("dit.beat_conditioning needs dit.tempo_conditioning: true (the beat grid is the tempo's)")
-        if self.latent_rate <= 0:
+        if self.latent_rate is not None and self.latent_rate <= 0:
             raise ConfigError(f"dit.latent_rate must be positive, got {self.latent_rate}")
         if self.max_seconds <= 0 or self.mlp_ratio <= 0 or self.depth < 1:
             raise ConfigError("dit.max_seconds and dit.mlp_ratio must be positive and dit.depth >= 1")
+
+
+    def with_widths(self, vae, text_encoder) -> DiTConfig:
+        """This config with every `DERIVED` field that is None taken from the `vae` (latent
+        channels and frame rate; whole-channel patches) and `text_encoder` (token and pooled
+        widths); a field that is set must agree with them (ValueError naming it) except
+        `patch_channels` (any divisor of the channels) and `latent_rate` without a beat grid (it is
+        read only there)."""
+        found = {"in_channels": vae.latent_channels, "cross_attention_dim": text_encoder.hidden_size,
+                 "pooled_dim": text_encoder.pooled_dim, "latent_rate": float(vae.latent_rate)}
+        values = {}
+        for name, value in found.items():
+            given = getattr(self, name)
+            agrees = given is None or given == value or (name == "latent_rate" and not self.beat_conditioning)
+            if not agrees:
+                raise ValueError(f"dit.{name}={given} does not match the VAE/text encoder ({value}); "
+                                 f"leave dit.{name} unset to take it from them")
+            values[name] = value if given is None else given
+        values["patch_channels"] = values["in_channels"] if self.patch_channels is None else self.patch_channels
+        return dataclasses.replace(self, **values)
+
+    def standalone(self) -> DiTConfig:
+        """This config with unset widths as a model built alone takes them (`STANDALONE`)."""
+        values = {name: value if getattr(self, name) is None else getattr(self, name) for name, value in STANDALONE.items()}
+        values["patch_channels"] = values["in_channels"] if self.patch_channels is None else self.patch_channels
+        return dataclasses.replace(self, **values)
 
 
 # Field overrides of the defaults (= small, the bundled model: depth 8, width 256, 11M parameters,
@@ -267,7 +302,7 @@ class AudioDiTModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
     def from_preset(cls, name: str, **overrides) -> "AudioDiTModel":
         if name not in PRESETS:
             raise ValueError(f"unknown DiT preset {name!r}; choose from {sorted(PRESETS)}")
-        return cls(**dataclasses.asdict(DiTConfig(**{**PRESETS[name], **overrides})))
+        return cls(**dataclasses.asdict(DiTConfig(**{**PRESETS[name], **overrides}).standalone()))
 
     @property
     def dit_config(self) -> DiTConfig:
@@ -564,6 +599,7 @@ def dit_flops(config: DiTConfig, num_tokens: int, text_tokens: int) -> int:
     its null key). Elementwise work (norms, activations, RoPE) is left out, as in MFU accounting
     (PaLM, Appendix B). Training ~ 3x forward. A packed batch: sum over its clips.
     """
+    config = config.standalone()  # unset widths as a model built alone takes them
     d, n, keys = config.hidden_size, num_tokens, text_tokens + 1
     token_dim = config.patch_frames * config.patch_channels
     hidden = int(d * config.mlp_ratio)

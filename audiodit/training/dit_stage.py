@@ -86,9 +86,10 @@ class DiTStage(Stage):
         lora = cfg.training.lora
         # The text tower runs inside the trained module when it trains: wholly, or through its adapters.
         self.text_trained = bool(lora.text_target_modules) if lora.enabled else cfg.text.trainable
-        dit_cfg = dataclasses.asdict(cfg.dit)
-        _check_widths(dit_cfg, self.vae, self.text_encoder)
-        transformer = AudioDiTModel(**dit_cfg)
+        # widths left unset come from the VAE and text encoder (set ones must agree); every later
+        # use of cfg.dit (architecture checks, exports, config.yaml on resume) sees the filled-in values
+        cfg.dit = cfg.dit.with_widths(self.vae, self.text_encoder)
+        transformer = AudioDiTModel(**dataclasses.asdict(cfg.dit))
         self._init_pipe = None  # the pipeline adapters adapt, loaded once (training.lora)
         self.base_fingerprints: dict[str, str] = {}
         if lora.enabled:
@@ -405,18 +406,3 @@ def _added_conditioning(dit_cfg, saved) -> tuple[str, ...]:
     matters with beat conditioning, so a model without it may take any."""
     names = tuple(condition.switch for condition in switched_on(dit_cfg))
     return names + (() if saved.get("beat_conditioning", False) else ("latent_rate",))
-
-
-def _check_widths(dit_cfg: dict, vae: AudioVAE, text_encoder) -> None:
-    """The DiT's input widths must match the VAE and the text encoder it is trained with."""
-    expected = {
-        "in_channels": vae.latent_channels,
-        "cross_attention_dim": text_encoder.hidden_size,
-        "pooled_dim": text_encoder.pooled_dim,
-    }
-    if dit_cfg.get("beat_conditioning"):
-        expected["latent_rate"] = float(vae.latent_rate)
-    for name, value in expected.items():
-        if dit_cfg.get(name) != value:
-            raise ValueError(f"dit.{name}={dit_cfg.get(name)} does not match the VAE/text encoder "
-                             f"({value}); set dit.{name}={value}")

@@ -485,3 +485,28 @@ def test_packed_forward_of_a_melody_model_without_melody_matches_batched():
     batched = model(**kw).sample
     for i in range(2):
         torch.testing.assert_close(packed[i], batched[i], atol=1e-5, rtol=1e-5)
+
+
+def test_widths_come_from_the_vae_and_text_encoder_unless_set_and_must_agree():
+    from types import SimpleNamespace
+
+    from audiodit.models.dit import DERIVED
+
+    vae = SimpleNamespace(latent_channels=8, latent_rate=50.0)
+    text = SimpleNamespace(hidden_size=48, pooled_dim=40)
+    filled = DiTConfig().with_widths(vae, text)
+    assert (filled.in_channels, filled.patch_channels, filled.cross_attention_dim, filled.pooled_dim,
+            filled.latent_rate) == (8, 8, 48, 40, 50.0)
+    assert all(getattr(DiTConfig(), name) is None for name in DERIVED)
+    assert DiTConfig(patch_channels=4).with_widths(vae, text).patch_channels == 4  # any divisor, kept
+    with pytest.raises(ValueError, match=r"dit.in_channels=32 does not match the VAE/text encoder \(8\); leave"):
+        DiTConfig(in_channels=32).with_widths(vae, text)
+    with pytest.raises(ValueError, match="dit.pooled_dim"):
+        DiTConfig(pooled_dim=128).with_widths(vae, text)
+    # the frame rate is read only by the beat grid: another one is kept without it, refused with it
+    assert DiTConfig(latent_rate=25.0).with_widths(vae, text).latent_rate == 25.0
+    with pytest.raises(ValueError, match="dit.latent_rate"):
+        DiTConfig(latent_rate=25.0, tempo_conditioning=True, beat_conditioning=True).with_widths(vae, text)
+    # a model built from such a config has the VAE's and text encoder's widths
+    model = AudioDiTModel(**dataclasses.asdict(DiTConfig(**PRESETS["tiny"]).with_widths(vae, text)))
+    assert model.dit_config == DiTConfig(**PRESETS["tiny"]).with_widths(vae, text)
