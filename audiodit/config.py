@@ -191,8 +191,27 @@ class TrainingConfig:
 
 
 @dataclass
+class KeyClassifierConfig:
+    # The latent key classifier (audiodit.models.key_classifier) and its noising in training.
+    width: int = 128  # channels of its convolutions
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 1, 2])  # one residual block each
+    max_t: float = 0.9  # largest noise level trained on (the sampler asks about every level it passes)
+    clean_fraction: float = 0.3  # share of crops trained clean (t = 0)
+
+    def __post_init__(self):
+        _require("key_classifier", {
+            "width": (self.width, self.width >= 1, ">= 1"),
+            "dilations": (self.dilations, len(self.dilations) >= 1 and all(d >= 1 for d in self.dilations),
+                          "a non-empty list of integers >= 1"),
+            "max_t": (self.max_t, _finite(self.max_t) and 0 <= self.max_t < 1, "in [0, 1)"),
+            "clean_fraction": (self.clean_fraction, _finite(self.clean_fraction) and 0 <= self.clean_fraction <= 1,
+                               "in [0, 1]"),
+        })
+
+
+@dataclass
 class Config:
-    stage: Literal["vae", "dit"] = "dit"  # which model train.py trains
+    stage: Literal["vae", "dit", "key_classifier"] = "dit"  # which model train.py trains
     audio: AudioConfig = field(default_factory=AudioConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
@@ -200,6 +219,7 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    key_classifier: KeyClassifierConfig = field(default_factory=KeyClassifierConfig)
     vae_path: str = ""  # dit stage: directory of a trained VAE (save_pretrained format)
 
 

@@ -40,6 +40,7 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
     from audiodit.inputs import check_setting
     from audiodit.guidance import check_key_classifier, check_key_guidance
     from audiodit.models.key_classifier import LatentKeyClassifier
+    from audiodit.training.checkpoints import resolve_export
     from audiodit.models.vae import check_output_phase
     from audiodit.pipeline import AudioDiTPipeline
 
@@ -71,7 +72,11 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
         check_output_phase(output_phase, "--output-phase")
         pipe.vae.register_to_config(output_phase=output_phase)
     if key_classifier is not None:
-        folder = key_classifier / "key_classifier" if (key_classifier / "key_classifier").is_dir() else key_classifier
+        folder = key_classifier / "key_classifier"
+        if not folder.is_dir() and (key_classifier / "checkpoints").is_dir():  # a key_classifier training run
+            folder = resolve_export(key_classifier, "--key-classifier", ("key_classifier",))
+        elif not folder.is_dir():
+            folder = key_classifier
         if not (folder / "config.json").is_file():
             raise ValueError(f"--key-classifier {key_classifier}: no LatentKeyClassifier there (config.json missing)")
         classifier = LatentKeyClassifier.from_pretrained(folder, torch_dtype=torch.float32)

@@ -12,6 +12,7 @@ import importlib
 
 _EXPORTS = {
     "DiTStage": "audiodit.training.dit_stage",
+    "KeyClassifierStage": "audiodit.training.key_classifier_stage",
     "VAEStage": "audiodit.training.vae_stage",
     "NonFiniteLossError": "audiodit.training.trainer",
     "Trainer": "audiodit.training.trainer",
@@ -24,7 +25,8 @@ __all__ = ["STAGES", *sorted(_EXPORTS)]
 
 def __getattr__(name: str):
     if name == "STAGES":
-        value = {"vae": __getattr__("VAEStage"), "dit": __getattr__("DiTStage")}
+        value = {"vae": __getattr__("VAEStage"), "dit": __getattr__("DiTStage"),
+                 "key_classifier": __getattr__("KeyClassifierStage")}
     elif name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     else:

@@ -1,44 +1,38 @@
-"""Train the latent key classifier that key classifier guidance uses.
+"""Train the latent key classifier that key classifier guidance uses, in one command.
 
     python -m audiodit.training.key_classifier --train LATENTS_DIR [--val LATENTS_DIR] --out DIR \\
         [--steps 3000] [--batch-size 32] [--clip-seconds 10] [--lr 1e-3] [--width 128] [--seed 0]
 
-LATENTS_DIR holds shards written by `python -m audiodit.data.preencode` (with the pipeline's own
-VAE; the scaling factor in their index is applied here, as the DiT stage does). Labels are the key
-each caption states (`audiodit.prompt_attributes.parse_key`); clips whose caption states none are
-left out. Each step trains on random crops at random noise levels: `x_t = (1 - t) x0 + t noise`
-with `t` uniform in [0, `--max-t`], and `--clean-fraction` of the crops clean (t = 0), because the
-sampler asks about every noise level it passes through.
-
-Writes DIR/key_classifier/ (`LatentKeyClassifier.save_pretrained`: config and safetensors) and
-DIR/report.json (settings, loss, and key and mode accuracy on `--val` at t = 0, 0.5 and 0.8). A
-fixed number of steps, no early stopping: the validation split only reports. DIR must not exist;
-the files are written beside it and renamed into place.
+A front end to the `key_classifier` training stage (`audiodit.training.key_classifier_stage`,
+which documents the data and the noising): it runs the shared trainer with DIR as the run
+directory (as `python train.py --config configs/key_classifier_small.yaml data.train_dir=LATENTS_DIR
+training.output_dir=DIR` does, with the settings below: checkpoints, config.yaml, exact resume with
+`python train.py --config DIR/config.yaml --resume latest`), then writes DIR/key_classifier/ (the
+last checkpoint's export, what `python -m audiodit.export --key-classifier DIR` adds) and
+DIR/report.json (settings, and key and mode accuracy on `--val` at t = 0, 0.5 and 0.8). A fixed
+number of steps, no early stopping: the validation split only reports. DIR must not exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from audiodit.configuration import staged_directory
+from audiodit.config import Config, DataConfig, KeyClassifierConfig, TrainingConfig
+from audiodit.configuration import atomic_write_text, staged_directory
 from audiodit.data.latents import LatentDataset, collate_latents
 from audiodit.diffusion import FlowMatching
 from audiodit.models.key_classifier import LatentKeyClassifier
-from audiodit.prompt_attributes import NO_KEY, prompt_keys
+from audiodit.prompt_attributes import prompt_keys
+from audiodit.training.key_classifier_stage import labelled_indices
 
 REPORT_NOISE_LEVELS = (0.0, 0.5, 0.8)
-
-
-def labelled_indices(dataset: LatentDataset) -> list[int]:
-    """Indices of the samples whose caption states a key."""
-    keys = prompt_keys([sample["caption"] for sample in dataset.samples])
-    return [index for index, key in enumerate(keys.tolist()) if key != NO_KEY]
 
 
 def load_batch(dataset: LatentDataset, indices: list[int], epoch: int, scale: float):
@@ -81,7 +75,10 @@ def train_key_classifier(train_dir, out_dir, val_dir=None, steps: int = 3000, ba
                          clip_seconds: float = 10.0, lr: float = 1e-3, weight_decay: float = 0.05,
                          max_t: float = 0.9, clean_fraction: float = 0.3, width: int = 128, seed: int = 0,
                          log_every: int = 250) -> dict:
-    """Train and save a `LatentKeyClassifier`; returns the report written to `out_dir/report.json`."""
+    """Train a `LatentKeyClassifier` with the key_classifier stage into `out_dir` (module docstring);
+    returns the report written to `out_dir/report.json`."""
+    from audiodit.training.trainer import train
+
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists; choose a new --out (a trained classifier is never overwritten)")
@@ -89,51 +86,33 @@ def train_key_classifier(train_dir, out_dir, val_dir=None, steps: int = 3000, ba
         raise ValueError(f"--steps and --batch-size must be positive, got {steps} and {batch_size}")
     if not 0.0 <= max_t < 1.0 or not 0.0 <= clean_fraction <= 1.0:
         raise ValueError(f"--max-t must be in [0, 1) and --clean-fraction in [0, 1], got {max_t} and {clean_fraction}")
-    torch.manual_seed(seed)
-    train = LatentDataset(train_dir, clip_seconds=clip_seconds, seed=seed)
+    cfg = Config(
+        stage="key_classifier",
+        data=DataConfig(train_dir=str(train_dir), val_dir=str(val_dir or ""), format="latents",
+                        clip_seconds=clip_seconds, batch_size=batch_size),
+        key_classifier=KeyClassifierConfig(width=width, max_t=max_t, clean_fraction=clean_fraction),
+        training=TrainingConfig(output_dir=str(out_dir), seed=seed, max_steps=steps, lr=lr,
+                                weight_decay=weight_decay, warmup_steps=max(1, steps // 20), lr_schedule="cosine",
+                                ema_decay=0.0, checkpoint_every=steps, keep_checkpoints=1, log_every=log_every),
+    )
+    started = time.perf_counter()
+    result = train(cfg)
+    train_s = time.perf_counter() - started
+    model = LatentKeyClassifier.from_pretrained(str(result.last_checkpoint / "key_classifier"))
+    labelled = LatentDataset(train_dir, clip_seconds=clip_seconds)
+    scale = float(labelled.vae_info.get("scaling_factor", 1.0))
     val = LatentDataset(val_dir, clip_seconds=clip_seconds, random_crop=False) if val_dir else None
-    indices = labelled_indices(train)
-    if len(indices) < 2:
-        raise ValueError(f"{train_dir}: {len(indices)} clip(s) with a stated key in the caption; need at least 2")
-    scale = float(train.vae_info.get("scaling_factor", 1.0))
-    if val is not None and float(val.vae_info.get("scaling_factor", 1.0)) != scale:
-        raise ValueError(f"{val_dir}: latents scaled by {val.vae_info.get('scaling_factor')}, the training "
-                         f"latents by {scale}; pre-encode both with the same VAE")
-
-    model = LatentKeyClassifier(in_channels=int(train.vae_info["latent_channels"]), width=width)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
-    generator = torch.Generator().manual_seed(seed)
-    losses, log, started = [], [], time.perf_counter()
-    for step in range(1, steps + 1):
-        chosen = torch.randint(len(indices), (batch_size,), generator=generator).tolist()
-        latents, frame_mask, keys = load_batch(train, [indices[i] for i in chosen], step, scale)
-        t = torch.rand(batch_size, generator=generator) * max_t
-        t = torch.where(torch.rand(batch_size, generator=generator) < clean_fraction, torch.zeros_like(t), t)
-        logits = model(noise_to(latents, t, generator), t, frame_mask).logits  # (B, 24)
-        loss = torch.nn.functional.cross_entropy(logits, keys)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if step % log_every == 0 or step == steps:
-            entry = {"step": step, "loss": round(sum(losses[-log_every:]) / len(losses[-log_every:]), 4),
-                     "elapsed_s": round(time.perf_counter() - started, 1)}
-            log.append(entry)
-            print(f"[key_classifier] {json.dumps(entry)}", file=sys.stderr, flush=True)
-
     report = {"settings": {"train": str(train_dir), "val": str(val_dir) if val_dir else None, "steps": steps,
                            "batch_size": batch_size, "clip_seconds": clip_seconds, "lr": lr,
                            "weight_decay": weight_decay, "max_t": max_t, "clean_fraction": clean_fraction,
-                           "width": width, "seed": seed, "scaling_factor": scale},
-              "train_clips": len(indices), "parameters": sum(p.numel() for p in model.parameters()),
-              "train_s": round(time.perf_counter() - started, 1), "log": log,
+                           "width": width, "seed": seed, "scaling_factor": scale, "stage": "key_classifier"},
+              "train_clips": len(labelled_indices(labelled)), "parameters": sum(p.numel() for p in model.parameters()),
+              "train_s": round(train_s, 1),
               "val": accuracy(model, val, scale, seed=seed) if val is not None else None,
               "val_clips": len(labelled_indices(val)) if val is not None else 0}
-    with staged_directory(out_dir) as staging:
-        model.save_pretrained(staging / "key_classifier")
-        (staging / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    with staged_directory(out_dir / "key_classifier") as staging:
+        shutil.copytree(result.last_checkpoint / "key_classifier", staging, dirs_exist_ok=True)
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1) + "\n")
     return report
 
 

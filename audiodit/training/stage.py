@@ -71,6 +71,17 @@ class Stage:
         `(index, epoch)` keys; an IterableDataset shards itself by `rank`/`world_size`."""
         raise NotImplementedError
 
+    def build_val_dataset(self, length_multiple: int):
+        """(dataset, collate_fn) of `data.val_dir` for validation: fixed crops (each file's start),
+        map-style with `buckets`. Default: a folder of audio."""
+        from audiodit.data.folder import AudioFolderDataset, collate
+
+        data, audio = self.cfg.data, self.cfg.audio
+        dataset = AudioFolderDataset(data.val_dir, audio.sample_rate, data.clip_seconds, data.min_seconds,
+                                     num_buckets=data.num_buckets, length_multiple=length_multiple,
+                                     random_crop=False, normalize=audio.normalize, target_db=audio.target_db)
+        return dataset, collate
+
     def prepare_batch(self, batch: dict) -> dict:
         """Move a collated batch to the device and do the frozen work (no gradients)."""
         raise NotImplementedError

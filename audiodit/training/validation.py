@@ -1,6 +1,7 @@
 """Validation loss on `data.val_dir`, computed at every checkpoint.
 
-Fixed crops (the start of each file), the first `training.val_batches` batches of each process,
+The stage builds the dataset (`Stage.build_val_dataset`: audio for the VAE and DiT stages, latents
+for the key classifier). Fixed crops (the start of each file), the first `training.val_batches` batches of each process,
 noise and timesteps from a fixed seed: the values are comparable from checkpoint to checkpoint.
 The caller runs it inside an isolated RNG, so validating never changes the training run.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from audiodit.data.folder import AudioFolderDataset, collate
 from audiodit.data.sampler import BucketBatchSampler
 
 
@@ -29,11 +29,7 @@ class Validator:
         if not self._built:
             self._built = True
             try:
-                dataset = AudioFolderDataset(
-                    data.val_dir, self.cfg.audio.sample_rate, data.clip_seconds, data.min_seconds,
-                    num_buckets=data.num_buckets, length_multiple=self.length_multiple, random_crop=False,
-                    normalize=self.cfg.audio.normalize, target_db=self.cfg.audio.target_db,
-                )
+                dataset, collate = self.stage.build_val_dataset(self.length_multiple)
                 sampler = BucketBatchSampler(dataset.buckets, data.batch_size, shuffle=False,
                                              rank=acc.process_index, world_size=acc.num_processes)
             except (OSError, ValueError) as err:  # a broken validation set must not end the run

@@ -50,10 +50,12 @@ def test_the_classifier_learns_keys_it_was_never_shown_this_noise_for(latent_dir
     assert report["val_clips"] == 24
     clean = report["val"]["t=0"]
     assert clean["key_accuracy"] >= 0.5, clean  # chance is 1/24
-    assert report["log"][-1]["loss"] < report["log"][0]["loss"]
     loaded = LatentKeyClassifier.from_pretrained(tmp_path / "out" / "key_classifier")
     assert loaded.config.in_channels == CHANNELS
     assert json.loads((tmp_path / "out" / "report.json").read_text())["val"] == report["val"]
+    # it ran through the shared trainer: a run directory with its config and a checkpoint's export
+    assert (tmp_path / "out" / "config.yaml").is_file()
+    assert (tmp_path / "out" / "checkpoints" / "step-00000150" / "key_classifier" / "config.json").is_file()
 
 
 def test_an_existing_output_directory_is_never_overwritten(latent_dirs, tmp_path, capsys):
@@ -72,3 +74,56 @@ def test_bad_settings_are_refused_before_training(latent_dirs, tmp_path):
     with pytest.raises(ValueError, match="--steps"):
         train_key_classifier(train, tmp_path / "b", steps=0)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_train_py_trains_it_as_a_stage_and_resumes_exactly(latent_dirs, tmp_path):
+    """`stage: key_classifier` through the shared trainer: a run killed after its first checkpoint
+    and resumed ends with the weights of the run that was never stopped; validation reads latents."""
+    from safetensors.torch import load_file
+
+    from audiodit.config import load_config
+    from audiodit.training.trainer import train
+
+    train_dir, val_dir = latent_dirs
+
+    def config(out):
+        return load_config("configs/key_classifier_small.yaml", [
+            f"data.train_dir={train_dir}", f"data.val_dir={val_dir}", "data.clip_seconds=1.0", "data.batch_size=8",
+            "key_classifier.width=16", "training.max_steps=6", "training.checkpoint_every=3",
+            "training.warmup_steps=1", f"training.output_dir={out}", "training.log_every=1"])
+
+    whole = train(config(tmp_path / "whole"))
+    first = config(tmp_path / "parts")
+    first.training.stop_at_step = 3
+    train(first)
+    resumed = train(config(tmp_path / "parts"), resume=tmp_path / "parts" / "checkpoints" / "step-00000003")
+    assert whole.step == resumed.step == 6
+    # the run directory is what export takes: its latest checkpoint's classifier joins a pipeline
+    from audiodit.export import export_pipeline
+    from audiodit.pipeline import AudioDiTPipeline
+    from audiodit.testing import tiny_pipeline
+
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "pipe")
+    export_pipeline(tmp_path / "pipe", tmp_path / "with_classifier", key_classifier=tmp_path / "whole")
+    attached = AudioDiTPipeline.from_pretrained(str(tmp_path / "with_classifier")).key_classifier
+    assert attached.config.width == 16
+    weights = [load_file(str(run.last_checkpoint / "key_classifier" / "diffusion_pytorch_model.safetensors"))
+               for run in (whole, resumed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
+def test_the_stage_refuses_audio_and_keyless_data(latent_dirs, tmp_path):
+    from audiodit.config import load_config
+    from audiodit.training.trainer import Trainer
+
+    train_dir, _ = latent_dirs
+    cfg = load_config("configs/key_classifier_small.yaml", [f"data.train_dir={train_dir}", "data.format=folder",
+                                                            f"training.output_dir={tmp_path / 'a'}"])
+    with pytest.raises(ValueError, match="pre-encoded latents: set data.format=latents"):
+        Trainer(cfg)
+    keyless = write_latents(tmp_path / "keyless", 0, seed=0, extra_captions=["rain", "wind", "a dog barking"])
+    cfg = load_config("configs/key_classifier_small.yaml", [f"data.train_dir={keyless}",
+                                                            f"training.output_dir={tmp_path / 'b'}"])
+    with pytest.raises(ValueError, match="0 clip\\(s\\) with a stated key"):
+        Trainer(cfg)
