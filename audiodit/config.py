@@ -157,6 +157,7 @@ class TrainingConfig:
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed, e.g. [vae.encoder] to fine-tune only the decoder
     log_sample_ids: bool = False  # write the clip ids each process trains on to output_dir/sample_ids/rank_R.txt
     lora: LoRAConfig = field(default_factory=LoRAConfig)  # dit stage: train low-rank adapters instead of the model
+    packed: bool = False  # dit stage: each batch's clips as one sequence of their real frames, no padding (forward_packed; NaViT)
 
     def __post_init__(self):
         # Each of these once ran as a silent no-op run that exited 0, or failed after set-up (issue 22).

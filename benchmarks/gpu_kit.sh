@@ -10,7 +10,7 @@
 #                     the 64 MiB that may travel)
 #   the device:  run(command="bash benchmarks/gpu_kit.sh run", carry=[".gpu_kit"], timeout_s=540)
 #                  -> $OUT/: nvidia_smi.txt, gpu_pytest.txt, dit_speed_gpu.md, generation_speed_gpu.json,
-#                     generation_speed_gpu_compiled.json (and the logs)
+#                     generation_speed_gpu_compiled.json, packed_training_gpu.md (and the logs)
 #
 # `run` does, each under its own time limit so one hang cannot eat the lease:
 #   1. the `gpu`-marked tests (xformers vs sdpa, packed and padded, fp32/bf16; auto backend on CUDA;
@@ -18,7 +18,9 @@
 #   2. python -m benchmarks.dit_speed --gpu: bf16 training steps of the `base` preset at 1024 tokens, ours
 #      with xformers and with sdpa, against diffusers' StableAudioDiTModel at the same size (MFU);
 #   3. python -m benchmarks.generation_speed --device cuda: the bundled model, 10 s of audio, bf16, eager and
-#      with --compile (the first call's time includes the compile).
+#      with --compile (the first call's time includes the compile);
+#   4. python -m benchmarks.packed_training --device cuda: a bf16 training step of mixed-length clips,
+#      padded against packed (training.packed: xformers' block-diagonal attention).
 # Dry run on a CPU with this project's Python 3.11 (tiny sizes; the gpu tests skip):
 #   GPU_KIT_DIR=/tmp/kit311 GPU_KIT_PYTHON=3.11 bash benchmarks/gpu_kit.sh fetch
 #   GPU_KIT_DIR=/tmp/kit311 PYTHON=.venv/bin/python DEVICE=cpu GPU_PRESET=tiny GPU_BATCH=1 GPU_TOKENS=64 \
@@ -72,7 +74,10 @@ run() {
     timeout 180 "$python" -m benchmarks.generation_speed --device "$device" --repeats 3 --compile \
         --out "$out/generation_speed_gpu_compiled.json" >>"$out/generation_speed_gpu.log" 2>&1 \
         || { failed=1; tail -20 "$out/generation_speed_gpu.log"; }
-    cat "$out/dit_speed_gpu.md" 2>/dev/null || true
+    timeout 90 "$python" -m benchmarks.packed_training --device "$device" --dtype bf16 --preset "$preset" \
+        --batch 16 --out "$out/packed_training_gpu.md" >"$out/packed_training_gpu.log" 2>&1 \
+        || { failed=1; tail -20 "$out/packed_training_gpu.log"; }
+    cat "$out/dit_speed_gpu.md" "$out/packed_training_gpu.md" 2>/dev/null || true
     return $failed
 }
 

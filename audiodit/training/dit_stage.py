@@ -58,11 +58,19 @@ class DiTTrainModule(nn.Module):
         self.transformer.enable_gradient_checkpointing()
 
     def forward(self, noisy, timesteps, seconds_start, seconds_total, frame_mask, text=None, tokens=None,
-                conditions=None, drop_ids=None):
-        """`conditions`: the transformer's global conditions by name (`models.conditions`)."""
+                conditions=None, drop_ids=None, packed: bool = False):
+        """`conditions`: the transformer's global conditions by name (`models.conditions`).
+        `packed` (`training.packed`): each clip's real frames only, all clips as one sequence with
+        block-diagonal attention (`forward_packed`); the padded frames of the result are zero."""
         if tokens is not None:
             # condition dropout happens inside (training mode), or where `drop_ids` says
             text = self.text_encoder(tokens, force_drop_ids=drop_ids)
+        if packed:
+            frames = frame_mask.sum(dim=1).tolist()  # real frames per clip
+            clips = [clip[:, :count] for clip, count in zip(noisy, frames)]  # S x (C, T_i)
+            out = self.transformer.forward_packed(clips, timesteps, text.embeddings, text.mask, text.pooled,
+                                                  seconds_start, seconds_total, **(conditions or {})).sample
+            return torch.stack([nn.functional.pad(clip, (0, noisy.shape[-1] - clip.shape[-1])) for clip in out])
         return self.transformer(
             noisy, timesteps, text.embeddings, text.mask, text.pooled,
             seconds_start, seconds_total, frame_mask=frame_mask, **(conditions or {}),
@@ -89,6 +97,9 @@ class DiTStage(Stage):
         # widths left unset come from the VAE and text encoder (set ones must agree); every later
         # use of cfg.dit (architecture checks, exports, config.yaml on resume) sees the filled-in values
         cfg.dit = cfg.dit.with_widths(self.vae, self.text_encoder)
+        if cfg.training.packed and switched_on(cfg.dit, "frames"):
+            raise ValueError("training.packed takes no per-frame condition (dit.melody_conditioning): "
+                             "forward_packed does not pack them yet; train padded")
         transformer = AudioDiTModel(**dataclasses.asdict(cfg.dit))
         self._init_pipe = None  # the pipeline adapters adapt, loaded once (training.lora)
         self.base_fingerprints: dict[str, str] = {}
@@ -330,7 +341,7 @@ class DiTStage(Stage):
                            inputs["frame_mask"], text=inputs.get("text"), tokens=inputs.get("tokens"),
                            conditions={c.name: inputs[c.name] for c in GLOBAL_CONDITIONS + FRAME_CONDITIONS
                                        if c.name in inputs},
-                           drop_ids=inputs.get("drop_ids"))
+                           drop_ids=inputs.get("drop_ids"), packed=self.cfg.training.packed)
         loss = self.flow.loss(prediction, x0, noise, inputs["frame_mask"])
         return {"loss": loss}
 

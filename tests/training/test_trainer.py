@@ -337,3 +337,52 @@ def test_a_checkpoint_in_accelerates_pickle_format_is_not_resumed(toy_data, tiny
     assert train_main(["--resume", "latest", f"training.output_dir={out}", "training.max_steps=2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pickle format" in err[0] and "training.init_from=" in err[0], err
+
+
+def test_packed_training_gives_the_padded_loss_and_gradients():
+    """training.packed runs each clip's real frames as one sequence (forward_packed): the velocity on
+    real frames, the masked loss and every gradient equal the padded batch's."""
+    from audiodit.diffusion import FlowMatching
+    from audiodit.testing import tiny_components
+    from audiodit.training.dit_stage import DiTTrainModule
+
+    parts = tiny_components(seed=0, tempo_conditioning=True, beat_conditioning=True, key_conditioning=True)
+    module = DiTTrainModule(parts["transformer"].train(), None)
+    generator = torch.Generator().manual_seed(0)
+    channels, frames = parts["vae"].latent_channels, 30
+    x0 = torch.randn(3, channels, frames, generator=generator)
+    noise = torch.randn(3, channels, frames, generator=generator)
+    frame_mask = torch.arange(frames)[None] < torch.tensor([30, 17, 9])[:, None]  # (B, T), three lengths
+    t = torch.tensor([0.2, 0.5, 0.9])
+    with torch.no_grad():  # a frozen tower's output, as the stage gives it
+        text = parts["text_encoder"].encode(["a waltz", "rain on a roof", "a drum loop"])
+    args = (FlowMatching.add_noise(x0, noise, t), t, torch.zeros(3), torch.tensor([30.0, 17.0, 9.0]) / 25,
+            frame_mask)
+    conditions = {"bpm": torch.tensor([90.0, float("nan"), 120.0]), "key_ids": torch.tensor([3, -1, 7])}
+    results = []
+    for packed in (False, True):
+        module.zero_grad()
+        velocity = module(*args, text=text, conditions=conditions, packed=packed)
+        loss = FlowMatching.loss(velocity, x0, noise, frame_mask)
+        loss.backward()
+        results.append((velocity * frame_mask[:, None], loss, {n: p.grad.clone() for n, p in module.named_parameters()
+                                                                if p.grad is not None}))
+    (padded, padded_loss, padded_grads), (packed, packed_loss, packed_grads) = results
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed_loss, padded_loss, atol=1e-6, rtol=1e-5)
+    assert packed_grads.keys() == padded_grads.keys() and packed_grads
+    for name in padded_grads:
+        torch.testing.assert_close(packed_grads[name], padded_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_packed_runs_train_and_melody_is_refused(toy_data, tiny_vae_dir, tmp_path, dit_config):
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "run", "training.max_steps=2", "training.packed=true",
+                     "data.num_buckets=4", "training.log_every=1")
+    result = train(cfg)
+    assert result.step == 2 and result.nonfinite_total == 0
+    from audiodit.training.trainer import Trainer
+
+    cfg = dit_config(toy_data, tiny_vae_dir, tmp_path / "melody", "training.packed=true",
+                     "dit.melody_conditioning=true")
+    with pytest.raises(ValueError, match="training.packed takes no per-frame condition"):
+        Trainer(cfg)
