@@ -13,10 +13,12 @@ Overrides follow nanoGPT's configurator idea, typed: `dit.depth=12`, `training.l
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 import types
 from pathlib import Path
@@ -287,3 +289,12 @@ __all__ = [
     "to_dict",
     "to_yaml",
 ]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (`error: ...`) and exit 2: the data tools' and
+    corpus builders' command lines."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)

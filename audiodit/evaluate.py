@@ -66,7 +66,7 @@ def load_split(data_dir, split: str) -> list[dict]:
 def select_prompts(data_dir, num_prompts: int, seed: int) -> list[dict]:
     """`num_prompts` held-out records, a seeded sample of the test split (then valid if short)."""
     if not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"corpus directory {data_dir} does not exist (python -m audiodit.data.music21_corpus)")
+        raise FileNotFoundError(f"corpus directory {data_dir} does not exist (python -m audiodit.corpora.music21_corpus)")
     chosen = []
     for split in HELD_OUT_SPLITS:
         records = load_split(data_dir, split)
@@ -448,7 +448,7 @@ def format_report(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audiodit.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="pipeline directory (save_pretrained)")
-    parser.add_argument("--data", required=True, help="corpus made by python -m audiodit.data.music21_corpus")
+    parser.add_argument("--data", required=True, help="corpus made by python -m audiodit.corpora.music21_corpus")
     parser.add_argument("--out", required=True, help="report directory (report.json, report.md, generated/)")
     parser.add_argument("--num-prompts", type=int, default=32, help="held-out prompts (test split, then valid)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per clip (default min(10, model max))")

@@ -27,7 +27,7 @@ MTT, MSD = "MTT_musicnn", "MSD_musicnn"
 Tag = tuple[str, str]  # (judge model, tag name)
 
 DRUM_TAGS: tuple[Tag, ...] = ((MTT, "drums"), (MTT, "beat"))
-# Genre family (audiodit.data.mma_styles) -> judge tags that name it. Left out for want of a tag:
+# Genre family (audiodit.corpora.mma_styles) -> judge tags that name it. Left out for want of a tag:
 # latin, reggae, ballad, waltz, march, show, sacred ("classical" or "oldies" would be guesses).
 GENRE_TAGS: dict[str, tuple[Tag, ...]] = {
     "rock": ((MSD, "rock"), (MTT, "rock")),
@@ -43,7 +43,7 @@ GENRE_TAGS: dict[str, tuple[Tag, ...]] = {
     "soul": ((MSD, "soul"), (MSD, "rnb")),
     "hip hop": ((MSD, "Hip-Hop"),),
 }
-# Mood word of a recording's caption (audiodit.data.recordings_captions.MOOD_WORDS, taken from the
+# Mood word of a recording's caption (audiodit.corpora.recordings_captions.MOOD_WORDS, taken from the
 # track's names, not heard) -> tags of how such music sounds. Left out: epic, tense, triumphant,
 # mysterious (no tag says them).
 MOOD_TAGS: dict[str, tuple[Tag, ...]] = {
@@ -52,14 +52,14 @@ MOOD_TAGS: dict[str, tuple[Tag, ...]] = {
     "ambient": ((MTT, "ambient"), (MSD, "ambient")),
     "sad": ((MSD, "sad"),),
 }
-# Instrument family of a score caption (audiodit.data.music21_corpus) -> the MTT instrument tags.
+# Instrument family of a score caption (audiodit.corpora.music21_corpus) -> the MTT instrument tags.
 # Left out: organ, brass, accordion, woodwinds, clarinet (MTT has no tag for them).
 INSTRUMENT_TAGS: dict[str, tuple[Tag, ...]] = {
     "piano": ((MTT, "piano"),), "harpsichord": ((MTT, "harpsichord"),), "harp": ((MTT, "harp"),),
     "flute": ((MTT, "flute"),), "violin": ((MTT, "violin"),), "strings": ((MTT, "strings"),),
     "guitar": ((MTT, "guitar"),), "choir": ((MTT, "choir"), (MTT, "choral")),
 }
-# Sound categories (audiodit.data.sound_names, and sound_library's Hydrogen "drum pattern"). Left out:
+# Sound categories (audiodit.corpora.sound_names, and sound_library's Hydrogen "drum pattern"). Left out:
 # instrument one-shots and music loops, which may be either.
 PERCUSSIVE_CATEGORIES = {"drum hit", "drum roll", "drum loop", "drum pattern"}
 NON_PERCUSSIVE_CATEGORIES = {"effect", "ambience", "animal", "human", "vocals"}

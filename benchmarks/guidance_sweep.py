@@ -71,7 +71,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="models/audiodit-small")
-    parser.add_argument("--data", required=True, help="corpus made by python -m audiodit.data.music21_corpus")
+    parser.add_argument("--data", required=True, help="corpus made by python -m audiodit.corpora.music21_corpus")
     parser.add_argument("--split", default="train", choices=("train", "valid", "test"))
     parser.add_argument("--num-prompts", type=int, default=64)
     parser.add_argument("--parameter", default="guidance_scale", choices=("guidance_scale", "key_classifier_scale", "guidance_interval"))

@@ -162,10 +162,10 @@ def test_fact_tables_use_only_the_judges_tag_names_each_value_its_own():
 
 
 def test_fact_tables_name_values_the_datasets_use():
-    from audiodit.data.mma_styles import FAMILIES
-    from audiodit.data.music21_corpus import INSTRUMENTS
-    from audiodit.data.recordings_captions import MOOD_WORDS
-    from audiodit.data.sound_names import CONTEXTS, TABLES
+    from audiodit.corpora.mma_styles import FAMILIES
+    from audiodit.corpora.music21_corpus import INSTRUMENTS
+    from audiodit.corpora.recordings_captions import MOOD_WORDS
+    from audiodit.corpora.sound_names import CONTEXTS, TABLES
 
     assert set(domain_facts.GENRE_TAGS) <= set(FAMILIES)
     assert set(domain_facts.INSTRUMENT_TAGS) <= set(INSTRUMENTS)

@@ -64,6 +64,18 @@ def test_models_import_only_models_and_their_helpers():
         assert not outside, f"{name} imports {sorted(outside)}"
 
 
+def test_nothing_in_the_library_imports_a_corpus_builder():
+    """Corpus builders (`audiodit.corpora`) are tools run once; the library's data loading,
+    training and generation never need them (issue 23)."""
+    for name, path in MODULES.items():
+        if name.startswith("audiodit.corpora"):
+            continue
+        used = {target for target in audiodit_imports(path, module_level_only=False)
+                if target.startswith("audiodit.corpora")}
+        assert not used, f"{name} imports {sorted(used)}"
+    assert any(name.startswith("audiodit.corpora.") for name in MODULES)  # the walk saw them
+
+
 BENCHMARKS = PACKAGE.parent / "benchmarks"
 PROBES = PACKAGE.parent / "experiments" / "probes"
 SCRIPT_PACKAGES = {"benchmarks": BENCHMARKS, "experiments.probes": PROBES}

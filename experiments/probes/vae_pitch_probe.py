@@ -64,7 +64,7 @@ def probe_rows(vae: AudioVAE, record: dict) -> tuple[np.ndarray, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("vae", type=Path, help="AudioVAE directory or pipeline directory")
-    parser.add_argument("corpus", type=Path, help="python -m audiodit.data.music21_corpus output")
+    parser.add_argument("corpus", type=Path, help="python -m audiodit.corpora.music21_corpus output")
     parser.add_argument("--train-clips", type=int, default=60)
     parser.add_argument("--test-clips", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")

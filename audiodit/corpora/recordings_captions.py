@@ -1,7 +1,7 @@
 """Captions for game-music clips: what the files and packages say, plus essentia's estimates.
 
 A caption is built from facts with a source and nothing else (see `make_caption`):
-- the game's name (audiodit.data.recordings.GAME_NAMES or the copyright file's Upstream-Name);
+- the game's name (audiodit.corpora.recordings.GAME_NAMES or the copyright file's Upstream-Name);
 - the track's title: its Vorbis/ID3 title tag, else the title in an album.json beside it, else the
   cleaned file name ("battle_theme_02.ogg" -> "Battle theme"); titles that say nothing ("Track 17")
   are left out;

@@ -1,4 +1,4 @@
-"""Recipes for weather, water, fire and animals (module docstring of `audiodit.data.sound_design`)."""
+"""Recipes for weather, water, fire and animals (module docstring of `audiodit.corpora.sound_design`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from audiodit.data.sound_design.dsp import (
+from audiodit.corpora.sound_design.dsp import (
     SAMPLE_RATE, band, bubble, chirp, coloured, decay, drift, modes, normalised, pan_of, pick, poisson_onsets, room,
     room_tone, samples, scatter, white, wide,
 )

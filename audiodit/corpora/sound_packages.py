@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import AUDIO_EXTENSIONS
-from audiodit.data import hydrogen_kits
-from audiodit.data.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, Match, is_machine_readable,
+from audiodit.corpora import hydrogen_kits
+from audiodit.corpora.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, Match, is_machine_readable,
                                             match_file, parse_copyright, usable_for_training)
-from audiodit.data.music21_works import split_of
-from audiodit.data.sound_names import CONTEXTS, Description, describe, words_of
+from audiodit.corpora.music21_works import split_of
+from audiodit.corpora.sound_names import CONTEXTS, Description, describe, words_of
 
 PATTERN_TARGET_SECONDS = 8.0  # drum patterns last whole bars, at least this
 HYDROGEN_LAYERS = 3  # velocity layers per instrument made into one-shots: softest, middle, loudest

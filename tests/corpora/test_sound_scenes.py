@@ -1,4 +1,4 @@
-"""Sound scenes (audiodit.data.sound_scenes): takes of one sound at irregular times, never across
+"""Sound scenes (audiodit.corpora.sound_scenes): takes of one sound at irregular times, never across
 splits or licences, seeded, resumable, credited."""
 
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodit.data import sound_scenes
-from audiodit.data.sound_scenes import (LAST_TAKE_SHARE, PAUSE_SECONDS, SCENE_SECONDS, SPEED_RANGE, build_scenes,
+from audiodit.corpora import sound_scenes
+from audiodit.corpora.sound_scenes import (LAST_TAKE_SHARE, PAUSE_SECONDS, SCENE_SECONDS, SPEED_RANGE, build_scenes,
                                         main, plan_scenes, read_library)
 
 RATE = 48000

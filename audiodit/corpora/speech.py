@@ -1,7 +1,7 @@
 """Speech: sentences this builder writes, read aloud by Debian's speech synthesisers, as captioned
 stereo 48 kHz clips.
 
-    python -m audiodit.data.speech --out data/speech --count 600 [--seed 0] [--workers 2]
+    python -m audiodit.corpora.speech --out data/speech --count 600 [--seed 0] [--workers 2]
         [--max-seconds 15] [--voices flite:slt,espeak:en-us+f2,...] [--list]
 
 No recording of a person speaking ships in a package this project may train on, and a sound
@@ -21,7 +21,7 @@ placement and a peak level. The caption states what was made:
 - "A woman's synthetic voice making a station announcement, slowly, placed left of centre."
 - "Speech: a man talking (a story), synthetic voice."
 
-Layout and resuming as every builder (`audiodit.data.builder`): `OUT/{train,valid,test}/<id>.flac`,
+Layout and resuming as every builder (`audiodit.corpora.builder`): `OUT/{train,valid,test}/<id>.flac`,
 `.txt`, `.json` (the words spoken are in `text`), `metadata.jsonl`, `failures.jsonl`,
 `render_config.json`. Splits 90/5/5 by a hash of the clip id. Licence: the words are this
 project's; the synthesisers are free software (Flite BSD-style, eSpeak NG GPL-3+) and what they
@@ -42,10 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
-from audiodit.data.builder import OneLineParser, claim_output, exit_status, finish_build, run_tasks
-from audiodit.data.music21_works import split_of
-from audiodit.data.sound_library import PLACEMENTS, place_in_stereo, trim_silence
-from audiodit.data.sound_packages import clip_rng
+from audiodit.configuration import OneLineParser
+from audiodit.corpora.builder import claim_output, exit_status, finish_build, run_tasks
+from audiodit.corpora.music21_works import split_of
+from audiodit.corpora.sound_library import PLACEMENTS, place_in_stereo, trim_silence
+from audiodit.corpora.sound_packages import clip_rng
 
 SAMPLE_RATE = 48000
 MIN_SECONDS = 6.0

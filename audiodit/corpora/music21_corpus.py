@@ -1,6 +1,6 @@
 """Render the music21 corpus to captioned stereo 48 kHz audio with FluidSynth.
 
-    python -m audiodit.data.music21_corpus --out data/music21 [--limit N] [--variants K]
+    python -m audiodit.corpora.music21_corpus --out data/music21 [--limit N] [--variants K]
         [--soundfont PATH] [--seed S] [--workers W] [--max-seconds SEC] [--collections a,b]
         [--works ID,ID]
 
@@ -11,7 +11,7 @@ rendered) under `OUT/{train,valid,test}/`; `OUT/metadata.jsonl` indexes every sa
 settings (a re-run with the same settings resumes; different settings need a new OUT).
 
 What counts as a work, and which split each work lands in (by work, 90/5/5, seed-independent):
-`audiodit.data.music21_works`.
+`audiodit.corpora.music21_works`.
 
 Truthful captions: the instrument program, tempo, transposition and panning are written into the
 MIDI file by this module, so they are facts about the audio, not guesses. The key is music21's
@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
-from audiodit.data.builder import claim_output, run_tasks, write_index
-from audiodit.data.music21_midi import (
+from audiodit.corpora.builder import claim_output, run_tasks, write_index
+from audiodit.corpora.music21_midi import (
     SAMPLE_RATE,
     TONIC_NAMES,
     analyse_key,
@@ -47,7 +47,7 @@ from audiodit.data.music21_midi import (
     render_midi,
     write_midi,
 )
-from audiodit.data.music21_works import (
+from audiodit.corpora.music21_works import (
     COLLECTIONS,
     Work,
     balanced_order,

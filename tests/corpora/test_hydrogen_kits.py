@@ -1,11 +1,11 @@
-"""Tests for audiodit/data/hydrogen_kits.py: drumkit.xml parsing (layered and old single-file
+"""Tests for audiodit/corpora/hydrogen_kits.py: drumkit.xml parsing (layered and old single-file
 instruments, with and without namespace), velocity layers, and patterns landing on their grid."""
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodit.data import hydrogen_kits as hk
+from audiodit.corpora import hydrogen_kits as hk
 
 KIT_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <drumkit_info xmlns="http://www.hydrogen-music.org/drumkit">

@@ -8,7 +8,6 @@ finished sample), `OUT/render_config.json`, `OUT/failures.jsonl` and `OUT/metada
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import sys
@@ -30,14 +29,6 @@ def claim_output(out_dir: str | Path, settings: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_path, json.dumps(settings) + "\n")
     return out_dir
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (`error: ...`) and exit 2, as the builders' own."""
-
-    def error(self, message):
-        sys.stderr.write(f"error: {message}\n")
-        sys.exit(2)
 
 
 def exit_status(summary: dict) -> int:

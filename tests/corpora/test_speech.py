@@ -1,4 +1,4 @@
-"""Tests for audiodit/data/speech.py: clip plans are seeded and cycle the voices, real Flite and
+"""Tests for audiodit/corpora/speech.py: clip plans are seeded and cycle the voices, real Flite and
 eSpeak NG voices give captioned 48 kHz stereo clips whose caption, words and stereo placement are the
 ones recorded, a re-run resumes, and bad settings are refused in one line."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from audiodit.audio import audio_info, load_audio
-from audiodit.data import speech
+from audiodit.corpora import speech
 
 VOICES = [speech.VOICES["flite:slt"], speech.VOICES["espeak:en-gb+m1"]]
 

@@ -1,4 +1,4 @@
-"""Tests for audiodit/data/sound_library.py and sound_packages.py: two fake installed packages (a
+"""Tests for audiodit/corpora/sound_library.py and sound_packages.py: two fake installed packages (a
 sound library with a drum hit, an animal, a loop, a music folder and a non-free file, and a Hydrogen kit) built from
 generated audio; one-shot padding and repetition, loop tiling, drum patterns on their grid, the
 layout, licence manifest, attribution, splits, resume and refusals. No Debian package is needed."""
@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 
 from audiodit.audio import audio_info, load_audio
-from audiodit.data import hydrogen_kits
-from audiodit.data import sound_library as sl
-from audiodit.data import sound_packages as sp
-from audiodit.data.music21_works import split_of
-from audiodit.data.sound_names import describe
+from audiodit.corpora import hydrogen_kits
+from audiodit.corpora import sound_library as sl
+from audiodit.corpora import sound_packages as sp
+from audiodit.corpora.music21_works import split_of
+from audiodit.corpora.sound_names import describe
 
 RATE = sl.SAMPLE_RATE
 COPYRIGHT = """\

@@ -1,6 +1,6 @@
 """Sound scenes: several takes of one kind of sound spread over seconds, made from a sound library.
 
-    python -m audiodit.data.sound_scenes --out data/scenes --source data/sounds_v4 --source data/sounds_extra
+    python -m audiodit.corpora.sound_scenes --out data/scenes --source data/sounds_v4 --source data/sounds_extra
         [--seed 0] [--workers 2] [--categories animal,human,effect,ambience] [--max-event-seconds 3]
 
 A sound library's effects are one-shots of about a second and a half; a scene is what ten seconds
@@ -26,7 +26,7 @@ scene's id (`scene-<anchor id>`), so resumed or parallel runs agree:
   * the caption: the anchor's phrase and how many takes ("A horse sound from a video game, heard
     5 times."); training's clause dropout leaves the phrase alone, which is what users type.
 
-Layout as the other builders (`audiodit.data.builder`): `OUT/{train,valid,test}/<id>.{flac,txt,json}`
+Layout as the other builders (`audiodit.corpora.builder`): `OUT/{train,valid,test}/<id>.{flac,txt,json}`
 (the record, with every take's source clip, onset, speed and gain, written last), `metadata.jsonl`,
 `failures.jsonl`, `render_config.json` (same settings resume; others need a new OUT) and
 `ATTRIBUTION.md` (every original file a scene uses, with its package, licence and copyright, as the
@@ -44,10 +44,11 @@ import numpy as np
 import soxr
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
-from audiodit.data.builder import (OneLineParser, claim_output, exit_status, run_tasks, write_attribution,
+from audiodit.configuration import OneLineParser
+from audiodit.corpora.builder import (claim_output, exit_status, run_tasks, write_attribution,
                                    write_index)
-from audiodit.data.sound_library import cut_with_fade, trim_silence
-from audiodit.data.sound_packages import RESERVED_PACKAGES, clip_rng
+from audiodit.corpora.sound_library import cut_with_fade, trim_silence
+from audiodit.corpora.sound_packages import RESERVED_PACKAGES, clip_rng
 
 SAMPLE_RATE = 48000
 SCENE_FORMAT = 2  # render_config.json: 2 = takes trimmed, no sliver of a last take, groups by holders too

@@ -1,9 +1,9 @@
-"""Tests for audiodit/data/sound_names.py: names split into words, the name -> phrase tables per
+"""Tests for audiodit/corpora/sound_names.py: names split into words, the name -> phrase tables per
 folder context, modifiers, and the fallback that quotes a name instead of guessing."""
 
 import pytest
 
-from audiodit.data.sound_names import CONTEXTS, TABLES, describe, with_modifiers, words_of
+from audiodit.corpora.sound_names import CONTEXTS, TABLES, describe, with_modifiers, words_of
 
 
 @pytest.mark.parametrize("name, words", [

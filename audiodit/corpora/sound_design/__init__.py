@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from audiodit.data.sound_design.dsp import SAMPLE_RATE, room_tone
-from audiodit.data.sound_design.nature import birds, crickets, dog, fire, rain, stream, thunderstorm, waves, wind
-from audiodit.data.sound_design.objects import (
+from audiodit.corpora.sound_design.dsp import SAMPLE_RATE, room_tone
+from audiodit.corpora.sound_design.nature import birds, crickets, dog, fire, rain, stream, thunderstorm, waves, wind
+from audiodit.corpora.sound_design.objects import (
     applause, clock, door, engine, explosion, footsteps, glass, heartbeat, helicopter, ringing, siren, typing,
 )
 

@@ -1,4 +1,4 @@
-"""Recipes for people, objects, machines and blasts (module docstring of `audiodit.data.sound_design`).
+"""Recipes for people, objects, machines and blasts (module docstring of `audiodit.corpora.sound_design`).
 
 Single events (a door slam, an explosion, a gunshot, breaking glass) happen once near the start and
 ring out into a quiet room, so that "a door slam" for ten seconds is one slam and its tail, not
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from audiodit.data.sound_design.dsp import (
+from audiodit.corpora.sound_design.dsp import (
     SAMPLE_RATE, band, coloured, decay, drift, modes, normalised, pan_of, pick, room, room_tone, samples, scatter,
     white,
 )

@@ -1,9 +1,9 @@
-"""Tests for audiodit/data/debian_copyright.py: DEP-5 parsing, matching installed paths to Files
+"""Tests for audiodit/corpora/debian_copyright.py: DEP-5 parsing, matching installed paths to Files
 stanzas (last match wins, suffix matching, dropped source folders) and the licence policy."""
 
 import pytest
 
-from audiodit.data.debian_copyright import (
+from audiodit.corpora.debian_copyright import (
     is_machine_readable,
     licence_verdict,
     match_file,

@@ -1,4 +1,4 @@
-"""Tests for audiodit/data/music21_corpus.py: render two short works with the small soundfont and
+"""Tests for audiodit/corpora/music21_corpus.py: render two short works with the small soundfont and
 check that the audio, captions, MIDI facts and splits agree (the listing and the split rule
 themselves: test_music21_works.py). FluidSynth is required (CI installs
 it): without it these tests fail, they do not skip."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from audiodit.audio import audio_info, load_audio
-from audiodit.data import music21_corpus as m21
+from audiodit.corpora import music21_corpus as m21
 
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # Debian timgm6mb-soundfont (6 MB)
 WORKS = ["bach/bwv66.6", "ryansMammoth/LanigansBallJig"]  # a 4-part chorale, a one-line jig

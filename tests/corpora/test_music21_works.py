@@ -1,7 +1,7 @@
-"""Tests for audiodit/data/music21_works.py: the corpus listing (one work per stem, merged ABC
+"""Tests for audiodit/corpora/music21_works.py: the corpus listing (one work per stem, merged ABC
 voices, no fixtures) and the split by work (fractions, groups that share a split, balanced order)."""
 
-from audiodit.data import music21_works as works_module
+from audiodit.corpora import music21_works as works_module
 
 
 def test_work_listing_and_splits():

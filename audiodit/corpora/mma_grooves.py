@@ -1,10 +1,10 @@
 """Render genre arrangements with drums from Debian's MMA grooves to captioned stereo 48 kHz audio.
 
-    python -m audiodit.data.mma_grooves --out data/grooves --count 2000 [--max-seconds 20]
+    python -m audiodit.corpora.mma_grooves --out data/grooves --count 2000 [--max-seconds 20]
         [--soundfonts A.sf2,B.sf3] [--seed S] [--workers W] [--families rock,funk] [--list]
 
 Each arrangement is a chord progression in a seeded key, played by one groove of an MMA style file
-(`audiodit.data.mma_styles.STYLES`: drums, bass and comping as the style's author wrote them) at a
+(`audiodit.corpora.mma_styles.STYLES`: drums, bass and comping as the style's author wrote them) at a
 seeded tempo, sometimes with a melody line (MMA's Aria track) on top, rendered by FluidSynth with a
 seeded General MIDI soundfont. Styles are drawn in turn from each genre family, so the mix is
 balanced across families rather than across MMA's 100-odd style files.
@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
-from audiodit.data.builder import claim_output, run_tasks, write_index
-from audiodit.data.general_midi import PROGRAM_NAMES, describe_midi, join_words
-from audiodit.data.mma_styles import FAMILIES, HARMONY, PROGRESSIONS, STYLES, Style
-from audiodit.data.music21_midi import SAMPLE_RATE, TONIC_NAMES, check_fluidsynth, render_midi
-from audiodit.data.music21_works import split_of
+from audiodit.corpora.builder import claim_output, run_tasks, write_index
+from audiodit.corpora.general_midi import PROGRAM_NAMES, describe_midi, join_words
+from audiodit.corpora.mma_styles import FAMILIES, HARMONY, PROGRESSIONS, STYLES, Style
+from audiodit.corpora.music21_midi import SAMPLE_RATE, TONIC_NAMES, check_fluidsynth, render_midi
+from audiodit.corpora.music21_works import split_of
 
 MMA_LIBRARY = Path("/usr/share/mma/lib")  # Debian package mma
 # MuseScore_General_Lite.sf3 sounds better than TimGM6mb, but FluidSynth decompresses all of it for
@@ -417,7 +417,7 @@ def _comma_list(text: str | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audiodit.data.mma_grooves", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m audiodit.corpora.mma_grooves", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--count", type=int, default=100, help="arrangements 0..count-1 (a re-run adds missing ones)")
     parser.add_argument("--soundfonts", default=None, help="comma-separated .sf2/.sf3 files, one drawn per arrangement")

@@ -1,4 +1,4 @@
-"""Tests for audiodit/data/mma_grooves.py (with mma_styles.py and general_midi.py): every listed
+"""Tests for audiodit/corpora/mma_grooves.py (with mma_styles.py and general_midi.py): every listed
 style file exists and has grooves; rendered arrangements have the layout, and their captions state
 the tempo, key and drums that the MIDI file and the audio really hold; resume and bad settings.
 MMA and FluidSynth are required (CI installs them): without them these tests fail, they do not skip."""
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from audiodit.audio import audio_info, load_audio
-from audiodit.data import mma_grooves as grooves
-from audiodit.data.general_midi import DRUM_GROUPS, PROGRAM_NAMES, describe_midi, join_words
-from audiodit.data.mma_styles import FAMILIES, HARMONY, PROGRESSIONS, STYLES
+from audiodit.corpora import mma_grooves as grooves
+from audiodit.corpora.general_midi import DRUM_GROUPS, PROGRAM_NAMES, describe_midi, join_words
+from audiodit.corpora.mma_styles import FAMILIES, HARMONY, PROGRESSIONS, STYLES
 from audiodit.prompt_attributes import parse_bpm, parse_key
 
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"  # Debian timgm6mb-soundfont (6 MB)

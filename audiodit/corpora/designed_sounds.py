@@ -1,16 +1,16 @@
 """Designed sounds: everyday sounds made by this project's procedural recipes, as captioned stereo
 48 kHz clips.
 
-    python -m audiodit.data.designed_sounds --out data/designed --count 1260 [--seed 0] [--workers 2]
+    python -m audiodit.corpora.designed_sounds --out data/designed --count 1260 [--seed 0] [--workers 2]
         [--recipes rain,wind,...] [--max-seconds 12] [--list]
 
-Why and how the sounds are made: `audiodit.data.sound_design`. Clip `i` (seeded by --seed and its
+Why and how the sounds are made: `audiodit.corpora.sound_design`. Clip `i` (seeded by --seed and its
 id, so resumed or parallel runs agree) takes recipe `i mod len(recipes)`, a length drawn from
 MIN_SECONDS to --max-seconds, a peak level between -6 and -1 dBFS, and one phrasing of what the
 recipe made: its most specific phrase half the time ("heavy rain falling on a tin roof"), else one
 of the shorter ones users type ("rain"). No caption states a tempo or a key.
 
-Layout and resuming as every builder (`audiodit.data.builder`): `OUT/{train,valid,test}/<id>.flac`,
+Layout and resuming as every builder (`audiodit.corpora.builder`): `OUT/{train,valid,test}/<id>.flac`,
 `.txt`, `.json` (the recipe, its drawn facts, `domain` "sound", `category`), `metadata.jsonl`,
 `failures.jsonl`, `render_config.json`. Splits 90/5/5 by a hash of the clip id. Licence: the
 recipes and every sample they make are this project's (the repository's licence); nothing recorded
@@ -27,10 +27,11 @@ from pathlib import Path
 
 from audiodit.audio import save_audio
 from audiodit.configuration import atomic_write_text
-from audiodit.data.builder import OneLineParser, claim_output, exit_status, finish_build, run_tasks
-from audiodit.data.music21_works import split_of
-from audiodit.data.sound_design import RECIPES, SAMPLE_RATE, design
-from audiodit.data.sound_packages import clip_rng
+from audiodit.configuration import OneLineParser
+from audiodit.corpora.builder import claim_output, exit_status, finish_build, run_tasks
+from audiodit.corpora.music21_works import split_of
+from audiodit.corpora.sound_design import RECIPES, SAMPLE_RATE, design
+from audiodit.corpora.sound_packages import clip_rng
 
 MIN_SECONDS = 4.0
 # render_config.json. Format 1 (model v2 phase 8's data) normalised the room's tail before filtering
@@ -38,7 +39,7 @@ MIN_SECONDS = 4.0
 # caption came out up to 75 % of the time.
 CLIP_FORMAT = 2
 SPECIFIC_SHARE = 0.5  # how often the caption is the recipe's most specific phrase
-LICENSE = "made by audiodit's sound-design recipes (audiodit.data.sound_design); the project's licence"
+LICENSE = "made by audiodit's sound-design recipes (audiodit.corpora.sound_design); the project's licence"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodit.data.designed_sounds import build_designed, main, plan_clips
-from audiodit.data.sound_design import RECIPES, SAMPLE_RATE, design
+from audiodit.corpora.designed_sounds import build_designed, main, plan_clips
+from audiodit.corpora.sound_design import RECIPES, SAMPLE_RATE, design
 from audiodit.prompt_attributes import parse_bpm, parse_key
 from audiodit.models.embedders import NO_KEY
 

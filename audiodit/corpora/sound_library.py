@@ -1,10 +1,10 @@
 """Sounds, not songs: drum hits, drum loops and patterns, instrument one-shots, sound effects and
 ambiences from Debian packages, as captioned stereo 48 kHz clips with a per-file licence manifest.
 
-    python -m audiodit.data.sound_library --out data/sounds [--packages hydrogen-drumkits,scratch,...]
+    python -m audiodit.corpora.sound_library --out data/sounds [--packages hydrogen-drumkits,scratch,...]
         [--seed 0] [--workers 2] [--max-seconds 15] [--patterns-per-kit 6] [--list]
 
-Layout (as audiodit.data.music21_corpus): every clip is `<id>.flac` (48 kHz stereo PCM_16),
+Layout (as audiodit.corpora.music21_corpus): every clip is `<id>.flac` (48 kHz stereo PCM_16),
 `<id>.txt` (caption) and `<id>.json` (the caption's facts as fields) under `OUT/{train,valid,test}/`;
 `OUT/metadata.jsonl` indexes every clip in OUT, `OUT/failures.jsonl` lists what this run could not
 build, `OUT/render_config.json` the settings (same settings resume, skipping finished clips; other
@@ -15,7 +15,7 @@ licence and copyright from the package's DEP-5 copyright file, used or not and w
 Which files: the folders each package's PACKAGES entry names (effects, not music; single-cycle
 waveforms and spoken lines left out, with the reason in licenses.jsonl), under a redistributable
 licence. RESERVED_PACKAGES are held out for evaluation and refused. Captions come from names
-(`audiodit.data.sound_names`): only what a name says is stated.
+(`audiodit.corpora.sound_names`): only what a name says is stated.
 
 What a clip is (seeded per clip by --seed and its id, so resumed or parallel runs agree):
   * a one-shot (under ONE_SHOT_SECONDS after trimming silence) is kept as it is (at least
@@ -26,10 +26,10 @@ What a clip is (seeded per clip by --seed and its id, so resumed or parallel run
   * a loop is tiled to about LOOP_TARGET_SECONDS ("played 4 times in a row"), with the BPM its
     name states ("loop_120bpm"), if any;
   * anything longer is kept whole, cut at --max-seconds with a short fade;
-  * per Hydrogen kit, --patterns-per-kit drum patterns (`audiodit.data.hydrogen_kits.PATTERNS`)
+  * per Hydrogen kit, --patterns-per-kit drum patterns (`audiodit.corpora.hydrogen_kits.PATTERNS`)
     played on the kit's kick, snare and hi-hat samples at a drawn tempo.
 A mono source is placed centre, left or right of centre (said in the caption); every clip's peak
-is drawn between -6 and -1 dBFS. Which files, licences and splits: `audiodit.data.sound_packages`.
+is drawn between -6 and -1 dBFS. Which files, licences and splits: `audiodit.corpora.sound_packages`.
 --patterns-per-kit is a selection, not a setting: pattern k is the same whatever the count.
 """
 
@@ -46,11 +46,12 @@ from pathlib import Path
 import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
-from audiodit.data import hydrogen_kits
-from audiodit.data.builder import (OneLineParser, claim_output, exit_status, run_tasks, write_attribution,
+from audiodit.corpora import hydrogen_kits
+from audiodit.configuration import OneLineParser
+from audiodit.corpora.builder import (claim_output, exit_status, run_tasks, write_attribution,
                                    write_index)
-from audiodit.data.sound_names import Description
-from audiodit.data.sound_packages import (
+from audiodit.corpora.sound_names import Description
+from audiodit.corpora.sound_packages import (
     PACKAGES,
     RESERVED_PACKAGES,
     Job,

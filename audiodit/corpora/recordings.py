@@ -1,9 +1,9 @@
 """Music shipped in installed Debian game packages, cut into captioned 48 kHz stereo clips.
 
-    python -m audiodit.data.recordings --out data/recordings --packages warzone2100-music,naev-data
+    python -m audiodit.corpora.recordings --out data/recordings --packages warzone2100-music,naev-data
         [--max-seconds 30] [--min-seconds 4] [--workers 2] [--limit N] [--list]
 
-Layout (as audiodit.data.music21_corpus): every clip is `<id>.flac` (48 kHz stereo PCM_16),
+Layout (as audiodit.corpora.music21_corpus): every clip is `<id>.flac` (48 kHz stereo PCM_16),
 `<id>.txt` (caption) and `<id>.json` (`Clip`'s fields) under `OUT/{train,valid,test}/`;
 `OUT/metadata.jsonl` indexes every clip in OUT, `OUT/failures.jsonl` lists the tracks this run
 could not cut, `OUT/render_config.json` the settings (a re-run with the same settings resumes,
@@ -14,7 +14,7 @@ track in OUT by package, licence and copyright holder.
 Which files: the package's audio files (also those inside zip/pk3 archives, whose members are
 placed at the archive's folder, as Quake-engine games mount them) that lie under a folder named
 `music`; sound effects and speech of game data packages are another builder's. A file's licence is
-the package's DEP-5 copyright file's verdict (`audiodit.data.debian_copyright`); a free-form file
+the package's DEP-5 copyright file's verdict (`audiodit.corpora.debian_copyright`); a free-form file
 counts only for the packages in FREEFORM_LICENSES, read by hand. Only redistributable licences are
 used; RESERVED_PACKAGES (held out for evaluation) are refused outright.
 
@@ -24,7 +24,7 @@ is skipped, the rest cut into consecutive clips of `--max-seconds`; a last clip 
 FADE_SECONDS. One gain per track puts the track's peak at TARGET_PEAK_DB, so a quiet intro stays
 quieter than the climax. Only one clip of a track is decoded at a time.
 
-Captions (`audiodit.data.recordings_captions`) state what the package says (the game, the
+Captions (`audiodit.corpora.recordings_captions`) state what the package says (the game, the
 track's title from its tags, an album.json or its cleaned file name, a genre tag), mood words that
 the track's own names imply, and, when essentia is installed, the key and tempo it estimates for
 each clip (the tempo only when the beat tracker is confident). Every clip of a track shares the
@@ -52,12 +52,12 @@ import numpy as np
 import soundfile as sf
 
 from audiodit.audio import AUDIO_EXTENSIONS, load_audio, save_audio
-from audiodit.data import recordings_manifest
-from audiodit.data.builder import claim_output, exit_status, run_tasks, write_index
-from audiodit.data.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, is_machine_readable, match_file,
+from audiodit.corpora import recordings_manifest
+from audiodit.corpora.builder import claim_output, exit_status, run_tasks, write_index
+from audiodit.corpora.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, is_machine_readable, match_file,
                                             parse_copyright, usable_for_training)
-from audiodit.data.music21_works import split_of
-from audiodit.data.recordings_captions import analyse, describe_track, make_caption
+from audiodit.corpora.music21_works import split_of
+from audiodit.corpora.recordings_captions import analyse, describe_track, make_caption
 
 SAMPLE_RATE = 48000
 FRAME_SECONDS = 0.05  # silence is judged per frame of this length

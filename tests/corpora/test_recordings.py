@@ -1,4 +1,4 @@
-"""Tests for audiodit/data/recordings.py (with recordings_captions.py and recordings_manifest.py):
+"""Tests for audiodit/corpora/recordings.py (with recordings_captions.py and recordings_manifest.py):
 a fake installed package with two short generated tones (.ogg with silence around it, a tagged
 mono .flac at 32 kHz), a sound effect and a non-free track is cut into clips; the layout, splits,
 clip cutting, manifest, captions and resume are checked. No Debian game package is needed; the
@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 
 from audiodit.audio import audio_info, load_audio
-from audiodit.data import recordings as rec
-from audiodit.data.music21_works import split_of
-from audiodit.data.recordings_captions import clean_genre, clean_title, make_caption, moods_of, usable_title
+from audiodit.corpora import recordings as rec
+from audiodit.corpora.music21_works import split_of
+from audiodit.corpora.recordings_captions import clean_genre, clean_title, make_caption, moods_of, usable_title
 
 COPYRIGHT = """\
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -241,7 +241,7 @@ def test_mood_words_and_caption_with_estimates():
 
 def test_analysis_estimates_key_and_gates_tempo():
     pytest.importorskip("essentia")
-    from audiodit.data.recordings_captions import analyse
+    from audiodit.corpora.recordings_captions import analyse
 
     rate = 48000
     time = np.arange(4 * rate) / rate
