@@ -386,10 +386,20 @@ class AudioVAE(ModelMixin, ConfigMixin):
         standardised with `audio`'s statistics (`set_encoder_input_statistics`). Returns the
         (ch, bins) log-magnitudes set."""
         log_magnitude = self.mean_log_magnitude(audio, lengths)
+        moments = self.encoder_input_moments(audio, lengths) if self.config.encoder_input == "log_magnitude" else None
+        self.initialize_from_statistics(log_magnitude, moments)
+        return log_magnitude
+
+    def initialize_from_statistics(self, log_magnitude: torch.Tensor, moments: torch.Tensor | None = None) -> None:
+        """The data-dependent initialisation from statistics already gathered (the training stage
+        averages them over batches and processes): the decoder's mean output spectrum
+        `log_magnitude` (ch, bins) and, for log-magnitude encoder inputs, the input `moments`
+        (2, features) of `encoder_input_moments`."""
         self.set_output_log_magnitude(log_magnitude)
         if self.config.encoder_input == "log_magnitude":
-            self.set_encoder_input_statistics(self.encoder_input_moments(audio, lengths))
-        return log_magnitude
+            if moments is None:
+                raise ValueError("a log-magnitude encoder input needs its moments (encoder_input_moments)")
+            self.set_encoder_input_statistics(moments)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -88,12 +88,12 @@ class VAEStage(Stage):
         if total is None:
             return
         log_magnitude = self.accelerator.reduce(total / count, reduction="mean")  # same on every rank
-        vae.set_output_log_magnitude(log_magnitude)
-        self.accelerator.print(f"vae: decoder output initialised at the data's mean log-magnitude "
-                               f"({float(log_magnitude.mean()):.2f} over {count} batch(es) per process)")
         if standardise:
-            vae.set_encoder_input_statistics(self.accelerator.reduce(moments / count, reduction="mean"))
-            self.accelerator.print("vae: encoder input standardised with the same batches' statistics")
+            moments = self.accelerator.reduce(moments / count, reduction="mean")
+        vae.initialize_from_statistics(log_magnitude, moments)  # as initialize_from_audio, over batches and ranks
+        self.accelerator.print(f"vae: decoder output initialised at the data's mean log-magnitude "
+                               f"({float(log_magnitude.mean()):.2f} over {count} batch(es) per process)"
+                               + ("; encoder input standardised with the same batches' statistics" if standardise else ""))
 
     def initialize_from(self, path, first_batches):
         """Start from a trained VAE (a VAE directory, a pipeline's `vae/`, or a vae/dit run's latest
