@@ -8,6 +8,7 @@ off, in the same run. Default: the bundled model.
     python -m benchmarks.generation_speed [--model DIR] [--seconds 10] [--repeats 3] [--out FILE]
     python -m benchmarks.generation_speed --device cuda     # bf16 there, as sample.py uses
     python -m benchmarks.generation_speed --compile         # first_call_s then includes the compile
+    python -m benchmarks.generation_speed --guidance-interval 0.2 1   # also timed with guidance only there
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def describe_device(device: str) -> str:
     return device if device != "cpu" else f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=default_model_dir())
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -59,8 +60,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
                         help="as sample.py's: auto = bf16 on CUDA, fp32 elsewhere")
     parser.add_argument("--compile", action="store_true", help="as sample.py --compile: torch.compile the DiT")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="also time the same call with guidance only at these noise levels")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     device, dtype = pick_device_and_dtype(args.device, args.dtype)
     pipe = load_pipeline(args.model, device, dtype, compile_transformer=args.compile)  # as sample.py loads it
@@ -97,6 +100,12 @@ def main() -> None:
         without = timed(lambda: generate(key_classifier_scale=0.0), args.repeats)
         extra = {"wall_s_without_key_classifier": round(without, 3),
                  "key_classifier_params_m": round(sum(p.numel() for p in pipe.key_classifier.parameters()) / 1e6, 3)}
+    if args.guidance_interval is not None:
+        interval = tuple(args.guidance_interval)
+        extra["guidance_interval"] = list(interval)
+        extra["wall_s_with_guidance_interval"] = round(timed(lambda: generate(guidance_interval=interval),
+                                                             args.repeats), 3)
+        extra["wall_s_again"] = round(timed(generate, args.repeats, warmup=False), 3)  # the default, after it
     result = {
         "device": describe_device(device),
         "dtype": str(dtype).replace("torch.", ""),
