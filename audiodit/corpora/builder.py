@@ -36,6 +36,18 @@ def exit_status(summary: dict) -> int:
     return 0 if summary["clips"] or not summary["failed"] else 1
 
 
+def run_main(work: Callable[[], dict | None], errors: tuple[type[Exception], ...] = (ValueError,)) -> int:
+    """A builder's command once its arguments are parsed: `work()` builds and returns its summary
+    (exit 0, or 1 when everything failed: `exit_status`), or None after listing what it would make
+    (`--list`, exit 0); a bad setting (one of `errors`) is one line, `error: ...`, and exit 2."""
+    try:
+        summary = work()
+    except errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0 if summary is None else exit_status(summary)
+
+
 def run_tasks(task: Callable, arguments: Iterable, workers: int, chunksize: int = 1,
               maxtasksperchild: int = 50) -> list:
     """`[task(a) for a in arguments]`, in `workers` processes when more than one (same order)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from audiodit.audio import save_audio
 from audiodit.configuration import atomic_write_text
 from audiodit.configuration import OneLineParser
-from audiodit.corpora.builder import claim_output, exit_status, finish_build, run_tasks
+from audiodit.corpora.builder import claim_output, finish_build, run_main, run_tasks
 from audiodit.corpora.music21_works import split_of
 from audiodit.corpora.sound_design import RECIPES, SAMPLE_RATE, design
 from audiodit.corpora.sound_packages import clip_rng
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=12.0, help="longest clip")
     parser.add_argument("--list", action="store_true", help="print the clips to make and exit")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
         recipes = [name.strip() for name in args.recipes.split(",") if name.strip()]
@@ -158,13 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             for clip in plan_clips(args.count, recipes, args.seed, args.max_seconds):
                 print(f"{clip.id}\t{clip.split}\t{clip.recipe}\t{clip.seconds}")
-            return 0
-        summary = build_designed(args.out, args.count, recipes, seed=args.seed, workers=args.workers,
-                                 max_seconds=args.max_seconds)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return exit_status(summary)
+            return None
+        return build_designed(args.out, args.count, recipes, seed=args.seed, workers=args.workers,
+                              max_seconds=args.max_seconds)
+
+    return run_main(work)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ import soundfile as sf
 
 from audiodit.audio import AUDIO_EXTENSIONS, load_audio, save_audio
 from audiodit.corpora import recordings_manifest
-from audiodit.corpora.builder import claim_output, exit_status, run_tasks, write_index
+from audiodit.corpora.builder import claim_output, run_main, run_tasks, write_index
 from audiodit.corpora.debian_copyright import (FREEFORM_LICENSES, RESERVED_PACKAGES, is_machine_readable, match_file,
                                             parse_copyright, usable_for_training)
 from audiodit.corpora.music21_works import split_of
@@ -424,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N usable tracks (round-robin over packages)")
     parser.add_argument("--list", action="store_true", help="print every audio file, its licence and verdict; exit")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         names = [name.strip() for name in args.packages.split(",") if name.strip()]
         if not names:
             raise ValueError("--packages names no package")
@@ -436,15 +437,13 @@ def main(argv: list[str] | None = None) -> int:
                 where = track.path + (f"!{track.member}" if track.member else "")
                 verdict = "use" if track.usable else "skip"
                 print(f"{track.package}\t{where}\t{track.license}\t{verdict}\t{track.reason}")
-            return 0
+            return None
         if not args.out:
             raise ValueError("--out is required unless --list is given")
-        summary = build_recordings(args.out, packages, max_seconds=args.max_seconds,
-                                   min_seconds=args.min_seconds, workers=args.workers, limit=args.limit)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return exit_status(summary)
+        return build_recordings(args.out, packages, max_seconds=args.max_seconds,
+                                min_seconds=args.min_seconds, workers=args.workers, limit=args.limit)
+
+    return run_main(work)
 
 
 if __name__ == "__main__":

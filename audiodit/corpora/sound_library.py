@@ -48,8 +48,7 @@ import numpy as np
 from audiodit.audio import load_audio, normalize_audio, save_audio, trim_trailing_silence
 from audiodit.corpora import hydrogen_kits
 from audiodit.configuration import OneLineParser
-from audiodit.corpora.builder import (claim_output, exit_status, run_tasks, write_attribution,
-                                   write_index)
+from audiodit.corpora.builder import claim_output, run_main, run_tasks, write_attribution, write_index
 from audiodit.corpora.sound_names import Description
 from audiodit.corpora.sound_packages import (
     PACKAGES,
@@ -344,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patterns-per-kit", type=int, default=6, help="drum patterns per Hydrogen kit")
     parser.add_argument("--list", action="store_true", help="print the clips to make and exit")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         if args.packages:
             packages = check_packages([name.strip() for name in args.packages.split(",") if name.strip()])
         else:
@@ -357,13 +357,11 @@ def main(argv: list[str] | None = None) -> int:
             for package in packages:
                 for job in list_package(package, args.seed, args.patterns_per_kit)[0]:
                     print(f"{job.id}\t{job.split}\t{job.description.category}\t{job.license}\t{job.sources[0]}")
-            return 0
-        summary = build_library(args.out, packages, seed=args.seed, workers=args.workers,
-                                max_seconds=args.max_seconds, patterns_per_kit=args.patterns_per_kit)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return exit_status(summary)
+            return None
+        return build_library(args.out, packages, seed=args.seed, workers=args.workers,
+                             max_seconds=args.max_seconds, patterns_per_kit=args.patterns_per_kit)
+
+    return run_main(work)
 
 
 if __name__ == "__main__":

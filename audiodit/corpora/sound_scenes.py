@@ -45,8 +45,7 @@ import soxr
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
 from audiodit.configuration import OneLineParser
-from audiodit.corpora.builder import (claim_output, exit_status, run_tasks, write_attribution,
-                                   write_index)
+from audiodit.corpora.builder import claim_output, run_main, run_tasks, write_attribution, write_index
 from audiodit.corpora.sound_library import cut_with_fade, trim_silence
 from audiodit.corpora.sound_packages import RESERVED_PACKAGES, clip_rng
 
@@ -244,16 +243,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated sound categories whose one-shots anchor scenes")
     parser.add_argument("--max-event-seconds", type=float, default=3.0, help="longest one-shot used as a take")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
         categories = tuple(name.strip() for name in args.categories.split(",") if name.strip())
-        summary = build_scenes(args.out, [Path(s) for s in args.source], seed=args.seed, workers=args.workers,
-                               categories=categories, max_event_seconds=args.max_event_seconds)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return exit_status(summary)
+        return build_scenes(args.out, [Path(s) for s in args.source], seed=args.seed, workers=args.workers,
+                            categories=categories, max_event_seconds=args.max_event_seconds)
+
+    return run_main(work, (ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

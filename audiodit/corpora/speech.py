@@ -43,7 +43,7 @@ import numpy as np
 
 from audiodit.audio import load_audio, normalize_audio, save_audio
 from audiodit.configuration import OneLineParser
-from audiodit.corpora.builder import claim_output, exit_status, finish_build, run_tasks
+from audiodit.corpora.builder import claim_output, finish_build, run_main, run_tasks
 from audiodit.corpora.music21_works import split_of
 from audiodit.corpora.sound_library import PLACEMENTS, place_in_stereo, trim_silence
 from audiodit.corpora.sound_packages import clip_rng
@@ -326,20 +326,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=15.0, help="longest clip")
     parser.add_argument("--list", action="store_true", help="print the clips to make and exit")
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         if args.workers < 1:
             raise ValueError("--workers must be >= 1")
         voices = check_voices([key.strip() for key in args.voices.split(",") if key.strip()])
         if args.list:
             for clip in plan_clips(args.count, voices, args.seed, args.max_seconds):
                 print(f"{clip.id}\t{clip.split}\t{clip.talk}\t{clip.seconds}\t{clip.sentences[0]}")
-            return 0
-        summary = build_speech(args.out, args.count, voices, seed=args.seed, workers=args.workers,
-                               max_seconds=args.max_seconds)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return exit_status(summary)
+            return None
+        return build_speech(args.out, args.count, voices, seed=args.seed, workers=args.workers,
+                            max_seconds=args.max_seconds)
+
+    return run_main(work)
 
 
 if __name__ == "__main__":
