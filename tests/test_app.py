@@ -26,6 +26,12 @@ def test_form_values_become_sample_py_arguments():
          "sections": "60 the march on brass\n\n90  a quiet end"}))
     assert long.window == 20 and long.window_context == 4 and long.format == "flac"
     assert long.section == [["60", "the march on brass"], ["90", "a quiet end"]]
+    guided = cli.build_parser().parse_args(app.generation_arguments(
+        {"prompt": "a march", "duration": 5, "seed": 0, "guidance_interval": "0.2, 1"}))
+    assert guided.guidance_interval == [0.2, 1.0]
+    with pytest.raises(cli.UsageError, match="--guidance-interval"):  # one number: a message on the page
+        cli.build_parser(app._Parser).parse_args(app.generation_arguments(
+            {"prompt": "a march", "duration": 5, "seed": 0, "guidance_interval": "0.2"}))
     # a prompt that states its tempo and key keeps them
     from audiodit.prompt_attributes import with_attributes
 
