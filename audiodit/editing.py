@@ -32,10 +32,14 @@ JOIN_CROSSFADE_SECONDS = 0.02
 JOIN_FADE_SECONDS = 0.1
 
 
+PER_PROMPT = ("negative_prompt", "bpm", "key")  # arguments that may hold one entry per prompt
+
+
 def _for_prompt(call: dict, which: int, prompts: int) -> dict:
-    """`call` for the `which`-th of `prompts` prompts: per-prompt lists (negative prompt, bpm, key)
-    cut to that prompt's entry."""
-    return {name: (value[which] if isinstance(value, list) and len(value) == prompts and prompts > 1 else value)
+    """`call` for the `which`-th of `prompts` prompts: the per-prompt lists of `PER_PROMPT` cut to
+    that prompt's entry (any other list, e.g. a `guidance_interval`, is one value for all)."""
+    return {name: (value[which] if name in PER_PROMPT and isinstance(value, list) and len(value) == prompts
+                   and prompts > 1 else value)
             for name, value in call.items()}
 
 
@@ -119,6 +123,8 @@ class AudioEditingMixin:
         for name, value in (("latents", latents), ("prompt_embeds", prompt_embeds)):
             if value is not None:
                 raise ValueError(f"`{name}` is not taken by continuation (its window is the clip's end and new frames).")
+        if "context_in_s" in sampling:  # set by long continuation for each call, not a public argument
+            raise TypeError("continuation() got an unexpected keyword argument 'context_in_s'")
         return self._continue(prompt, initial_audio, continuation_in_s, audio_start_in_s, **sampling)
 
     def _continue(self, prompt, initial_audio, continuation_in_s, audio_start_in_s, context_in_s=None,

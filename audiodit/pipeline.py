@@ -401,9 +401,11 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
                 as `key_guidance_scale` does for the key; 0 disables; None: the model's default
                 (`default_melody_guidance_scale`, chosen on train-split captions) while
                 classifier-free guidance is on (`guidance_scale` > 1), else 0.
-            guidance_interval: (low, high) noise levels in [0, 1] (1 is pure noise) at which the
-                guidances above apply; the steps outside run the conditional branch alone, one
-                transformer pass instead of one per branch (Kynkaanniemi et al. 2024). None: every step.
+            guidance_interval: (low, high) noise levels in [0, 1] (1 is pure noise) at which
+                classifier-free guidance (and key and melody guidance, its extra branches) applies;
+                the steps outside run the conditional branch alone, one transformer pass instead of
+                one per branch (Kynkaanniemi et al. 2024). Key classifier guidance applies at every
+                step. None: every step.
             output_type: "pt" (torch (B, 2, S)), "np" (numpy) or "latent" (scaled latents (B, C, T)).
             callback_on_step_end: `fn(pipe, step, timestep, callback_kwargs) -> dict`.
 

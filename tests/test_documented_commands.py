@@ -50,11 +50,11 @@ RULES = [
     ("covered", r"^python train\.py --config configs/finetune_(dit|vae)_small\.yaml data\.train_dir=my_audio "
                 r"training\.output_dir=runs/my_(finetune|decoder)$",
      "tests/training/test_finetune.py::test_the_readmes_finetuning_commands_run_on_the_bundled_model"),
-    ("covered", r"^python -m audiodit\.data\.recordings ",
+    ("covered", r"^python -m audiodit\.corpora\.recordings ",
      "tests/corpora/test_recordings.py::test_layout_and_audio_format"),
-    ("covered", r"^python -m audiodit\.data\.sound_library ",
+    ("covered", r"^python -m audiodit\.corpora\.sound_library ",
      "tests/corpora/test_sound_library.py::test_layout_audio_and_records"),
-    ("covered", r"^python -m audiodit\.data\.sound_scenes ", "tests/corpora/test_sound_scenes.py::test_the_command_builds_scenes"),
+    ("covered", r"^python -m audiodit\.corpora\.sound_scenes ", "tests/corpora/test_sound_scenes.py::test_the_command_builds_scenes"),
     ("covered", r"^python -m audiodit\.evaluate ", "tests/test_evaluate.py::test_command_end_to_end_on_tiny_pipeline"),
     ("covered", r"^python -m audiodit\.word_vectors --glove ", "tests/test_word_vectors.py::test_table_round_trip_and_refusals"),
     ("covered", r"^python -m audiodit\.app", "tests/test_app.py::test_the_page_generates_shows_edits_and_answers_bad_input"),
@@ -64,8 +64,8 @@ RULES = [
      "tests/test_export.py::test_export_ships_a_decoder_with_the_models_encoder_and_refuses_another"),
     ("run", r"^python (sample|train)\.py ", ""),
     ("covered", r"^python -m audiodit\.data\.merge_latents ", "tests/data/test_merge_latents.py::test_cli_errors_are_one_line"),
-    ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix|mma_grooves|music21_corpus|speech"
-            r"|designed_sounds)"
+    ("run", r"^python -m audiodit\.(data\.(synthetic|preencode|webdataset|mix)"
+            r"|corpora\.(mma_grooves|music21_corpus|speech|designed_sounds)"
             r"|training\.key_classifier|export) ", ""),
 ]
 

@@ -98,3 +98,21 @@ def test_continuation_refuses_what_it_cannot_take():
     noise = torch.randn(1, pipe.transformer.config.in_channels, 10)
     with pytest.raises(ValueError, match="`latents` is not taken by continuation"):
         pipe.continuation("a bell", clip, 0.5, latents=noise, num_inference_steps=2)
+
+
+def test_only_per_prompt_arguments_are_split_between_prompts():
+    """A long edit of two prompts runs each alone: bpm, key and negative prompt lists are cut to the
+    prompt's entry; a two-number guidance interval (a list, as sample.py and sidecars give it) is not."""
+    from audiodit.editing import _for_prompt
+
+    call = {"guidance_interval": [0.2, 0.85], "bpm": [90.0, 120.0], "key": ["D minor", None], "guidance_scale": 3.0}
+    assert _for_prompt(call, 1, 2) == {"guidance_interval": [0.2, 0.85], "bpm": 120.0, "key": None,
+                                       "guidance_scale": 3.0}
+    assert _for_prompt(call, 0, 1) == call  # one prompt: nothing to split
+
+
+def test_continuation_keeps_its_window_context_to_itself():
+    from audiodit.testing import tiny_pipeline
+
+    with pytest.raises(TypeError, match="context_in_s"):
+        tiny_pipeline(seed=0).continuation("a bell", torch.zeros(2, 48000), 0.5, context_in_s=0.2, num_inference_steps=2)

@@ -95,7 +95,7 @@ class DiTStage(Stage):
         # The text tower runs inside the trained module when it trains: wholly, or through its adapters.
         self.text_trained = bool(lora.text_target_modules) if lora.enabled else cfg.text.trainable
         # widths left unset come from the VAE and text encoder (set ones must agree); every later
-        # use of cfg.dit (architecture checks, exports, config.yaml on resume) sees the filled-in values
+        # use of cfg.dit (architecture checks, exports, the run's config.yaml) sees the filled-in values
         cfg.dit = cfg.dit.with_widths(self.vae, self.text_encoder)
         if cfg.training.packed and switched_on(cfg.dit, "frames"):
             raise ValueError("training.packed takes no per-frame condition (dit.melody_conditioning): "

@@ -86,6 +86,12 @@ def train_key_classifier(train_dir, out_dir, val_dir=None, steps: int = 3000, ba
         raise ValueError(f"--steps and --batch-size must be positive, got {steps} and {batch_size}")
     if not 0.0 <= max_t < 1.0 or not 0.0 <= clean_fraction <= 1.0:
         raise ValueError(f"--max-t must be in [0, 1) and --clean-fraction in [0, 1], got {max_t} and {clean_fraction}")
+    scale = float(LatentDataset(train_dir, clip_seconds=clip_seconds).vae_info.get("scaling_factor", 1.0))
+    if val_dir is not None:  # checked here: the trainer's validation only warns, and the report would be wrong
+        val_scale = float(LatentDataset(val_dir, clip_seconds=clip_seconds).vae_info.get("scaling_factor", 1.0))
+        if val_scale != scale:
+            raise ValueError(f"{val_dir}: latents scaled by {val_scale}, the training latents by {scale}; "
+                             "pre-encode both with the same VAE")
     cfg = Config(
         stage="key_classifier",
         data=DataConfig(train_dir=str(train_dir), val_dir=str(val_dir or ""), format="latents",

@@ -67,6 +67,8 @@ class KeyClassifierStage(Stage):
         self.train_latents = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
                                            num_buckets=data.num_buckets, seed=cfg.training.seed)
         self.scale = float(self.train_latents.vae_info.get("scaling_factor", 1.0))
+        if cfg.training.packed:
+            raise ValueError("training.packed is the dit stage's (the key classifier's clips are convolved, not attended)")
         kcfg = cfg.key_classifier
         self.model = LatentKeyClassifier(in_channels=int(self.train_latents.vae_info["latent_channels"]),
                                          width=kcfg.width, dilations=tuple(kcfg.dilations))
@@ -100,10 +102,12 @@ class KeyClassifierStage(Stage):
         t = torch.where(clean, torch.zeros_like(t), t)
         noisy = FlowMatching.add_noise(latents, torch.randn_like(latents), t)  # (B, C, T)
         logits = model(noisy, t, inputs["frame_mask"]).logits  # (B, 24)
-        loss = torch.nn.functional.cross_entropy(logits.float(), keys)
-        predicted = logits.argmax(-1)  # (B,)
-        return {"loss": loss, "key_accuracy": (predicted == keys).float().mean().detach(),
-                "mode_accuracy": ((predicted >= 12) == (keys >= 12)).float().mean().detach()}
+        # a damaged shard's item is replaced by the dataset's next one, which may state no key: not scored
+        loss = torch.nn.functional.cross_entropy(logits.float(), keys, ignore_index=NO_KEY)
+        predicted, labelled = logits.argmax(-1), (keys != NO_KEY).float()  # (B,)
+        count = labelled.sum().clamp_min(1.0)
+        return {"loss": loss, "key_accuracy": ((predicted == keys).float() * labelled).sum().detach() / count,
+                "mode_accuracy": (((predicted >= 12) == (keys >= 12)).float() * labelled).sum().detach() / count}
 
     # ------------------------------------------------------------------ export
     def export(self, model_state, out_dir: Path) -> None:

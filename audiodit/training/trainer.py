@@ -120,6 +120,8 @@ class Trainer:
         # Build models: identical initial weights on every process (DDP also broadcasts rank 0's)
         set_seed(tcfg.seed)
         self.stage = STAGES[cfg.stage](cfg, acc)
+        if acc.is_main_process and resume is None:  # again: the stage fills in what the config left unset (dit widths)
+            save_yaml(cfg, self.output_dir / "config.yaml")
         if tcfg.freeze:
             frozen = freeze_parameters(self.stage.model, list(tcfg.freeze))
             acc.print(f"training.freeze: {frozen} parameter tensors fixed ({', '.join(tcfg.freeze)})")

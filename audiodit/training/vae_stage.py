@@ -54,6 +54,8 @@ class VAEStage(Stage):
 
     def __init__(self, cfg, accelerator):
         super().__init__(cfg, accelerator)
+        if cfg.training.packed:
+            raise ValueError("training.packed is the dit stage's (the VAE convolves its clips, it does not attend)")
         if cfg.vae.sampling_rate != cfg.audio.sample_rate:
             raise ValueError(f"vae.sampling_rate ({cfg.vae.sampling_rate}) must equal audio.sample_rate "
                              f"({cfg.audio.sample_rate})")

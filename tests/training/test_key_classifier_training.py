@@ -68,12 +68,21 @@ def test_an_existing_output_directory_is_never_overwritten(latent_dirs, tmp_path
 
 
 def test_bad_settings_are_refused_before_training(latent_dirs, tmp_path):
-    train, _ = latent_dirs
+    train, val = latent_dirs
+    rescaled = tmp_path / "rescaled"
+    import shutil
+
+    shutil.copytree(val, rescaled)
+    index = json.loads((rescaled / "index.json").read_text())
+    index["vae"]["scaling_factor"] = 2.0
+    (rescaled / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="latents scaled by 2.0, the training latents by 1.0"):
+        train_key_classifier(train, tmp_path / "c", rescaled, steps=1)
     with pytest.raises(ValueError, match="--max-t"):
         train_key_classifier(train, tmp_path / "a", max_t=1.0, steps=1)
     with pytest.raises(ValueError, match="--steps"):
         train_key_classifier(train, tmp_path / "b", steps=0)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
 
 
 def test_train_py_trains_it_as_a_stage_and_resumes_exactly(latent_dirs, tmp_path):

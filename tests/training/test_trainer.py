@@ -52,6 +52,8 @@ def test_dit_one_epoch_exports_a_pipeline_that_generates(toy_data, tiny_vae_dir,
                      f"data.val_dir={toy_data}", "training.val_batches=2")
     result = train(cfg)
     assert result.step == 4  # 8 clips / batch 2, one epoch
+    saved = load_config(tmp_path / "run" / "config.yaml")  # the widths the stage took from the VAE/text tower
+    assert (saved.dit.in_channels, saved.dit.patch_channels) == (8, 8) and saved.dit.cross_attention_dim == 32
     assert result.last_checkpoint.name == "step-00000004"
     pipe = _load_pipeline(result.last_checkpoint / "pipeline")
     assert pipe.vae.config.scaling_factor != 1.0  # estimated from the first batches
