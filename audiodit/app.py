@@ -257,7 +257,8 @@ def build_app(studio: Studio):
                     key_classifier = gr.Number(None, label="Key classifier scale")
                 with gr.Row():
                     guidance_rescale = gr.Number(None, label="Guidance rescale (0-1)")
-                    guidance_interval = gr.Textbox("", label="Guidance interval 'LOW HIGH' (noise levels; empty: every step)")
+                    guidance_interval = gr.Textbox(
+                        "", label="Guidance interval 'LOW HIGH' (noise levels; empty: every step)")
                     start = gr.Number(None, label="Start (s; timing)")
                     fmt = gr.Dropdown(list(cli.FORMATS), value=None, label="Format (empty: wav)")
                     output_phase = gr.Dropdown(["decoder", "magnitude", "rebuilt"], value=None,
@@ -308,7 +309,8 @@ def build_app(studio: Studio):
         fields = {"prompt": prompt, "negative_prompt": negative, "duration": duration, "seed": seed,
                   "variations": variations, "steps": steps, "guidance": guidance, "scheduler": scheduler, "bpm": bpm,
                   "key": key, "key_guidance": key_guidance, "key_classifier_scale": key_classifier,
-                  "guidance_rescale": guidance_rescale, "guidance_interval": guidance_interval, "start": start, "format": fmt, "output_phase": output_phase,
+                  "guidance_rescale": guidance_rescale, "guidance_interval": guidance_interval, "start": start,
+                  "format": fmt, "output_phase": output_phase,
                   "window": window, "window_context": window_context, "sections": sections, "lora": lora, "vae": vae,
                   "interpolate_to": interpolate_to, "interpolate_seed": interpolate_seed,
                   "interpolation_steps": interpolation_steps}

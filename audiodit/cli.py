@@ -601,13 +601,11 @@ def generate(args, jobs: list[Job], pipe, init_audio=None):
 
     from audiodit.audio import level_output
 
-    steps = args.steps or pipe.default_num_inference_steps
-    guidance = pipe.default_guidance_scale if args.guidance is None else args.guidance
     pipe.set_progress_bar_config(disable=args.quiet)
-    # The scales a call resolves to (the model's defaults where not given), so the sidecars hold the
+    # The settings a call resolves to (the model's defaults where not given), so the sidecars hold the
     # values that were used.
-    key_guidance = pipe.resolve_key_guidance_scale(args.key_guidance, guidance)
-    key_classifier_scale = pipe.resolve_key_classifier_scale(args.key_classifier_scale)
+    steps, guidance, key_guidance, key_classifier_scale = pipe.resolve_settings(
+        args.steps or None, args.guidance, args.key_guidance, args.key_classifier_scale)
     common = dict(num_inference_steps=steps, guidance_scale=guidance, guidance_rescale=args.guidance_rescale,
                   key_guidance_scale=key_guidance, key_classifier_scale=key_classifier_scale,
                   negative_prompt=args.negative_prompt, audio_start_in_s=args.start)

@@ -32,6 +32,11 @@ JOIN_CROSSFADE_SECONDS = 0.02
 JOIN_FADE_SECONDS = 0.1
 
 
+def as_batch(audio: torch.Tensor | None) -> torch.Tensor | None:
+    """An input waveform as a batch: (2, S) -> (1, 2, S); (B, 2, S) and None as they are."""
+    return audio.unsqueeze(0) if audio is not None and audio.dim() == 2 else audio
+
+
 PER_PROMPT = ("negative_prompt", "bpm", "key")  # arguments that may hold one entry per prompt
 
 
@@ -103,13 +108,13 @@ class AudioEditingMixin:
         """`continuation` and `__call__(continuation_in_s=...)`: a continuation longer than one
         window adds goes window by window (`_edit_long`), a shorter one is one window (`_continue`)
         once its inputs are checked. `sampling`: `__call__`'s generation arguments."""
+        initial_audio = as_batch(initial_audio)
         if self._long_edit(initial_audio, continuation_in_s):
             return self._edit_long(prompt, initial_audio, strength, inpaint_range, continuation_in_s, audio_start_in_s,
                                    latents=latents, prompt_embeds=prompt_embeds, **sampling)
-        steps = sampling.get("num_inference_steps")
-        steps = self.default_num_inference_steps if steps is None else steps
-        guidance = sampling.get("guidance_scale")
-        guidance = self.default_guidance_scale if guidance is None else guidance
+        steps, guidance, key_guidance, classifier_scale = self.resolve_settings(
+            sampling.get("num_inference_steps"), sampling.get("guidance_scale"), sampling.get("key_guidance_scale"),
+            sampling.get("key_classifier_scale"))
         if initial_audio is not None:
             audio_end_in_s = audio_start_in_s + initial_audio.shape[-1] / self.sampling_rate + continuation_in_s
         elif audio_end_in_s is None:
@@ -117,8 +122,7 @@ class AudioEditingMixin:
         self.check_inputs(
             prompt, audio_start_in_s, audio_end_in_s, steps, guidance, sampling.get("negative_prompt"), strength,
             initial_audio, inpaint_range, continuation_in_s, latents, prompt_embeds,
-            callback_on_step_end_tensor_inputs, self.resolve_key_guidance_scale(sampling.get("key_guidance_scale"), guidance),
-            self.resolve_key_classifier_scale(sampling.get("key_classifier_scale")), sampling.get("guidance_rescale", 0.0),
+            callback_on_step_end_tensor_inputs, key_guidance, classifier_scale, sampling.get("guidance_rescale", 0.0),
         )
         for name, value in (("latents", latents), ("prompt_embeds", prompt_embeds)):
             if value is not None:
@@ -181,8 +185,7 @@ class AudioEditingMixin:
         """Text-to-audio, audio-to-audio (`strength` < 1) or inpainting (`inpaint_range`): one window
         (`_generate`), or window by window for an input longer than the model (`_edit_long`, which
         takes the input's length as the output's: `audio_end_in_s` does not apply)."""
-        if initial_audio is not None and initial_audio.dim() == 2:
-            initial_audio = initial_audio.unsqueeze(0)
+        initial_audio = as_batch(initial_audio)
         if self._long_edit(initial_audio, None):
             generation.pop("audio_end_in_s", None)
             return self._edit_long(prompt, initial_audio, strength, inpaint_range, None, audio_start_in_s, **generation)
@@ -339,8 +342,6 @@ class AudioEditingMixin:
         """`initial_audio` followed by `continuation_in_s` new seconds that go on from its end (the
         clip is kept bit-exact up to a short cross-fade); any length. Other arguments as `__call__`'s.
         Returns `AudioPipelineOutput(audios=(B, 2, S + new))`."""
-        if initial_audio is not None and initial_audio.dim() == 2:
-            initial_audio = initial_audio.unsqueeze(0)
         return self._continuation(prompt, initial_audio, continuation_in_s, **kwargs)
 
     @torch.no_grad()

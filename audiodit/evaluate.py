@@ -303,10 +303,9 @@ def evaluate(model_dir, data_dir, out_dir, num_prompts: int = 32, seconds: float
     seconds = float(seconds or min(10.0, pipe.max_audio_length_s))
     if not 0 < seconds <= pipe.max_audio_length_s:
         raise ValueError(f"--seconds must be in (0, {pipe.max_audio_length_s:g}] for this model, got {seconds:g}")
-    steps = int(steps or pipe.default_num_inference_steps)
-    guidance = float(pipe.default_guidance_scale if guidance is None else guidance)
-    key_guidance = pipe.resolve_key_guidance_scale(key_guidance, guidance)
-    key_classifier_scale = pipe.resolve_key_classifier_scale(key_classifier_scale)
+    steps, guidance, key_guidance, key_classifier_scale = pipe.resolve_settings(
+        steps or None, guidance, key_guidance, key_classifier_scale)
+    steps, guidance = int(steps), float(guidance)
     _log(f"{len(prompts)} prompts x {seconds:g} s, {steps} steps, guidance {guidance:g}, "
          f"key guidance {key_guidance:g}, key classifier {key_classifier_scale:g}, on {device}")
     clock = time.perf_counter()

@@ -40,9 +40,9 @@ def export_pipeline(source: Path, destination: Path, dtype: str = "float16", ste
     from audiodit.inputs import check_setting
     from audiodit.guidance import check_key_classifier, check_key_guidance
     from audiodit.models.key_classifier import LatentKeyClassifier
-    from audiodit.training.checkpoints import resolve_export
     from audiodit.models.vae import check_output_phase
     from audiodit.pipeline import AudioDiTPipeline
+    from audiodit.training.checkpoints import resolve_export
 
     if not (source / "model_index.json").is_file():
         raise ValueError(f"{source} is not a pipeline directory (model_index.json missing)")

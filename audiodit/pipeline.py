@@ -28,7 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from audiodit.conditioners import TextConditioner, TextEncoderOutput, pad_and_concat
 from audiodit.diffusion import FlowMatching, next_noise_level, repaint, start_step
-from audiodit.editing import AudioEditingMixin, seam_keep_mask
+from audiodit.editing import AudioEditingMixin, as_batch, seam_keep_mask
 from audiodit.guidance import (Conditioning, add_contrast_branch, branch_count, check_beat_grid,
                                check_key_classifier, check_key_guidance, condition_branches, guided_velocity,
                                key_classifier_velocity, per_waveform_rows, stated_key_ids)
@@ -150,6 +150,15 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
     def resolve_key_classifier_scale(self, key_classifier_scale: float | None) -> float:
         """The key classifier guidance a call uses: the given scale, else the model's default."""
         return float(self.default_key_classifier_scale if key_classifier_scale is None else key_classifier_scale)
+
+    def resolve_settings(self, num_inference_steps: int | None, guidance_scale: float | None,
+                         key_guidance_scale: float | None, key_classifier_scale: float | None) -> tuple:
+        """(steps, guidance, key guidance, key classifier scale) a call uses: each given value, else
+        the model's default (`resolve_key_guidance_scale`, `resolve_key_classifier_scale`)."""
+        steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        return (steps, guidance, self.resolve_key_guidance_scale(key_guidance_scale, guidance),
+                self.resolve_key_classifier_scale(key_classifier_scale))
 
     def resolve_key_guidance_scale(self, key_guidance_scale: float | None, guidance_scale: float) -> float:
         """The key guidance a call uses: the given scale, else the model's default while classifier-free
@@ -412,8 +421,6 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         Returns:
             `AudioPipelineOutput(audios=...)` or a tuple `(audios,)`.
         """
-        if initial_audio is not None and initial_audio.dim() == 2:
-            initial_audio = initial_audio.unsqueeze(0)
         sampling = dict(  # what every mode passes on to the window(s) it generates
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, negative_prompt=negative_prompt,
             guidance_rescale=guidance_rescale, bpm=bpm, key=key, key_guidance_scale=key_guidance_scale,
@@ -447,12 +454,9 @@ class AudioDiTPipeline(AudioEditingMixin, AudioDiTLoraLoaderMixin, DiffusionPipe
         audio-to-audio (`strength` < 1) and inpainting (`inpaint_range`). Every mode method, long-form
         window and interpolation point comes here, never through `__call__`; arguments and defaults
         are `__call__`'s."""
-        num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
-        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
-        key_guidance_scale = self.resolve_key_guidance_scale(key_guidance_scale, guidance_scale)
-        key_classifier_scale = self.resolve_key_classifier_scale(key_classifier_scale)
-        if initial_audio is not None and initial_audio.dim() == 2:
-            initial_audio = initial_audio.unsqueeze(0)
+        num_inference_steps, guidance_scale, key_guidance_scale, key_classifier_scale = self.resolve_settings(
+            num_inference_steps, guidance_scale, key_guidance_scale, key_classifier_scale)
+        initial_audio = as_batch(initial_audio)
         if audio_end_in_s is None:
             clip_s = min(10.0, self.max_audio_length_s) if initial_audio is None else initial_audio.shape[-1] / self.sampling_rate
             audio_end_in_s = audio_start_in_s + clip_s

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiodit.configuration import atomic_write_text, staged_directory
-from audiodit.configuration import OneLineParser
+from audiodit.configuration import OneLineParser, atomic_write_text, staged_directory
 from audiodit.data.latents import INDEX, INDEX_VERSION, read_index
 from audiodit.data.mix import parse_source, repeats
 from audiodit.data.report import SkipReport

@@ -30,7 +30,7 @@ from audiodit.data.latents import LatentDataset, collate_latents
 from audiodit.diffusion import FlowMatching
 from audiodit.models.key_classifier import LatentKeyClassifier
 from audiodit.prompt_attributes import prompt_keys
-from audiodit.training.key_classifier_stage import labelled_indices
+from audiodit.training.key_classifier_stage import check_same_scale, labelled_indices, latent_scale
 
 REPORT_NOISE_LEVELS = (0.0, 0.5, 0.8)
 
@@ -86,12 +86,11 @@ def train_key_classifier(train_dir, out_dir, val_dir=None, steps: int = 3000, ba
         raise ValueError(f"--steps and --batch-size must be positive, got {steps} and {batch_size}")
     if not 0.0 <= max_t < 1.0 or not 0.0 <= clean_fraction <= 1.0:
         raise ValueError(f"--max-t must be in [0, 1) and --clean-fraction in [0, 1], got {max_t} and {clean_fraction}")
-    scale = float(LatentDataset(train_dir, clip_seconds=clip_seconds).vae_info.get("scaling_factor", 1.0))
-    if val_dir is not None:  # checked here: the trainer's validation only warns, and the report would be wrong
-        val_scale = float(LatentDataset(val_dir, clip_seconds=clip_seconds).vae_info.get("scaling_factor", 1.0))
-        if val_scale != scale:
-            raise ValueError(f"{val_dir}: latents scaled by {val_scale}, the training latents by {scale}; "
-                             "pre-encode both with the same VAE")
+    train_latents = LatentDataset(train_dir, clip_seconds=clip_seconds)
+    scale = latent_scale(train_latents)
+    val = LatentDataset(val_dir, clip_seconds=clip_seconds, random_crop=False) if val_dir else None
+    if val is not None:  # checked here: the trainer's validation only warns, and the report would be wrong
+        check_same_scale(val, scale)
     cfg = Config(
         stage="key_classifier",
         data=DataConfig(train_dir=str(train_dir), val_dir=str(val_dir or ""), format="latents",
@@ -105,14 +104,11 @@ def train_key_classifier(train_dir, out_dir, val_dir=None, steps: int = 3000, ba
     result = train(cfg)
     train_s = time.perf_counter() - started
     model = LatentKeyClassifier.from_pretrained(str(result.last_checkpoint / "key_classifier"))
-    labelled = LatentDataset(train_dir, clip_seconds=clip_seconds)
-    scale = float(labelled.vae_info.get("scaling_factor", 1.0))
-    val = LatentDataset(val_dir, clip_seconds=clip_seconds, random_crop=False) if val_dir else None
     report = {"settings": {"train": str(train_dir), "val": str(val_dir) if val_dir else None, "steps": steps,
                            "batch_size": batch_size, "clip_seconds": clip_seconds, "lr": lr,
                            "weight_decay": weight_decay, "max_t": max_t, "clean_fraction": clean_fraction,
                            "width": width, "seed": seed, "scaling_factor": scale, "stage": "key_classifier"},
-              "train_clips": len(labelled_indices(labelled)), "parameters": sum(p.numel() for p in model.parameters()),
+              "train_clips": len(labelled_indices(train_latents)), "parameters": sum(p.numel() for p in model.parameters()),
               "train_s": round(train_s, 1),
               "val": accuracy(model, val, scale, seed=seed) if val is not None else None,
               "val_clips": len(labelled_indices(val)) if val is not None else 0}

@@ -33,6 +33,18 @@ def labelled_indices(dataset: LatentDataset) -> list[int]:
     return [index for index, key in enumerate(keys.tolist()) if key != NO_KEY]
 
 
+def latent_scale(dataset: LatentDataset) -> float:
+    """The scaling factor a pre-encoded folder's index records (1 when none)."""
+    return float(dataset.vae_info.get("scaling_factor", 1.0))
+
+
+def check_same_scale(val: LatentDataset, scale: float) -> None:
+    """ValueError unless the held-out latents `val` are scaled as the training latents (`scale`)."""
+    if latent_scale(val) != scale:
+        raise ValueError(f"{val.root}: latents scaled by {latent_scale(val)}, the training latents by {scale}; "
+                         "pre-encode both with the same VAE")
+
+
 class LabelledLatents(Dataset):
     """The samples of a `LatentDataset` whose caption states a key, with their length buckets;
     keys are `(index, epoch)` or a plain index, as the trainer's sampler gives them."""
@@ -64,11 +76,12 @@ class KeyClassifierStage(Stage):
         if data.format != "latents":
             raise ValueError("the key_classifier stage trains on pre-encoded latents: set data.format=latents "
                              "(python -m audiodit.data.preencode writes them)")
+        if cfg.training.packed:
+            raise ValueError("training.packed is the dit stage's (the key classifier's clips are convolved, "
+                             "not attended)")
         self.train_latents = LatentDataset(data.train_dir, clip_seconds=data.clip_seconds,
                                            num_buckets=data.num_buckets, seed=cfg.training.seed)
-        self.scale = float(self.train_latents.vae_info.get("scaling_factor", 1.0))
-        if cfg.training.packed:
-            raise ValueError("training.packed is the dit stage's (the key classifier's clips are convolved, not attended)")
+        self.scale = latent_scale(self.train_latents)
         kcfg = cfg.key_classifier
         self.model = LatentKeyClassifier(in_channels=int(self.train_latents.vae_info["latent_channels"]),
                                          width=kcfg.width, dilations=tuple(kcfg.dilations))
@@ -81,9 +94,7 @@ class KeyClassifierStage(Stage):
         data = self.cfg.data
         val = LatentDataset(data.val_dir, clip_seconds=data.clip_seconds, num_buckets=data.num_buckets,
                             random_crop=False)
-        if float(val.vae_info.get("scaling_factor", 1.0)) != self.scale:
-            raise ValueError(f"latents scaled by {val.vae_info.get('scaling_factor')}, the training latents by "
-                             f"{self.scale}; pre-encode both with the same VAE")
+        check_same_scale(val, self.scale)
         return LabelledLatents(val), collate_latents
 
     def prepare_batch(self, batch: dict) -> dict:
